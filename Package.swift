@@ -1,0 +1,48 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// Kernels and the trainer are pointer-heavy numeric code split over two worker threads by hand;
+// Swift 5 mode keeps them free of Sendable ceremony around raw pointers.
+let swiftSettings: [SwiftSetting] = [.swiftLanguageMode(.v5)]
+let fastMath: [SwiftSetting] = swiftSettings + [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
+
+let package = Package(
+    name: "polyak",
+    platforms: [.macOS(.v14)],
+    products: [.executable(name: "polyak", targets: ["polyak"])],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+    ],
+    targets: [
+        // A few lines of C over libxsmm: its JIT kernel pointers are C-variadic, which Swift cannot call.
+        .target(
+            name: "CXSMM",
+            cSettings: [.unsafeFlags(["-O2"])],
+            linkerSettings: [
+                .linkedLibrary("xsmm"), .linkedLibrary("xsmmnoblas"),
+                .linkedLibrary("dl"), .linkedLibrary("pthread"), .linkedLibrary("m"),
+            ]),
+        .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+        .target(name: "Kernels", dependencies: ["CXSMM"], swiftSettings: fastMath),
+        .target(name: "Network", dependencies: ["Kernels"], swiftSettings: fastMath),
+        .target(name: "Datasets", dependencies: ["CZlib"], swiftSettings: fastMath),
+        .target(name: "Experiments", swiftSettings: swiftSettings),
+        .target(
+            name: "Training", dependencies: ["Kernels", "Network", "Datasets", "Experiments"],
+            swiftSettings: fastMath),
+        .executableTarget(
+            name: "polyak",
+            dependencies: [
+                "Training", "Experiments", "Datasets", "Network", "Kernels",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: swiftSettings),
+        .testTarget(name: "KernelsTests", dependencies: ["Kernels"], swiftSettings: swiftSettings),
+        .testTarget(name: "NetworkTests", dependencies: ["Network", "Kernels"], swiftSettings: swiftSettings),
+        .testTarget(name: "DatasetsTests", dependencies: ["Datasets"], swiftSettings: swiftSettings),
+        .testTarget(name: "ExperimentsTests", dependencies: ["Experiments"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "TrainingTests", dependencies: ["Training", "Network", "Datasets", "Experiments"],
+            swiftSettings: swiftSettings),
+    ]
+)
