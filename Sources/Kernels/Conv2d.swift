@@ -1,0 +1,277 @@
+/// The shape of one 2-D convolution: `kernel × kernel` taps, `stride` 1 or 2, zero padding `kernel / 2`
+/// (so 3×3 convs pad 1 and 1×1 convs pad 0, as in ResNet), no bias.
+///
+/// Weights are kept as `[kh][kw][cin][cout]` (HWIO): each tap is one column-major `cout × cin` matrix,
+/// the A operand of the forward GEMM. Export converts to PyTorch's OIHW.
+public struct ConvGeometry: Hashable, Sendable {
+    public let cin: Int
+    public let cout: Int
+    public let kernel: Int
+    public let stride: Int
+    public let input: ActivationShape
+
+    public init(cin: Int, cout: Int, kernel: Int, stride: Int, input: ActivationShape) {
+        precondition(kernel == 1 || kernel == 3, "only 1×1 and 3×3 convolutions")
+        precondition(stride == 1 || stride == 2, "only strides 1 and 2")
+        precondition(input.c == cin, "input has \(input.c) channels, conv expects \(cin)")
+        self.cin = cin
+        self.cout = cout
+        self.kernel = kernel
+        self.stride = stride
+        self.input = input
+    }
+
+    public var pad: Int { kernel / 2 }
+    public var taps: Int { kernel * kernel }
+    public var outH: Int { (input.h + 2 * pad - kernel) / stride + 1 }
+    public var outW: Int { (input.w + 2 * pad - kernel) / stride + 1 }
+    public var output: ActivationShape { ActivationShape(n: input.n, h: outH, w: outW, c: cout) }
+    public var weightCount: Int { taps * cin * cout }
+    /// Multiply-adds × 2 of the forward pass (the backward passes cost the same each).
+    public var forwardFLOPs: Double { 2 * Double(input.n * outH * outW) * Double(cout * cin * taps) }
+
+    /// Offset of tap (kh, kw) in HWIO weights.
+    @inline(__always) public func tapOffset(_ t: Int) -> Int { t * cin * cout }
+}
+
+/// A direct NHWC convolution whose every output row is one batch-reduce GEMM over the filter taps
+/// (oneDNN's brgemm convolutions, libxsmm's "single building block"): no im2col, no transposes of
+/// activations. Forward, input gradient and weight gradient, split over the workers by rows.
+///
+/// All activations carry a one-pixel zero border (`ActivationShape`), which is the padding.
+public final class Conv2d: @unchecked Sendable {
+    public let geometry: ConvGeometry
+    public let workers: Workers
+
+    private let forwardGEMM: BatchReduceGEMM
+    private let weightGradGEMM: BatchReduceGEMM
+    /// Input-gradient kernels, one per column phase (input columns iw ≡ φ mod stride), overwriting
+    /// or accumulating (a downsample's gradient adds onto the main path's).
+    private let dataGEMMs: [(n: Int, overwrite: BatchReduceGEMM, accumulate: BatchReduceGEMM)]
+    /// Weights transposed per tap to `[kh][kw][cout][cin]` for the input gradient.
+    private let transposed: FloatBuffer
+    /// One weight-gradient partial sum per worker, added in worker order (deterministic).
+    private let partials: FloatBuffer
+    /// Per worker: pointer lists for the weight-gradient reduction over its rows.
+    private let aLists: UnsafeMutablePointer<UnsafePointer<Float>?>
+    private let bLists: UnsafeMutablePointer<UnsafePointer<Float>?>
+    private let listCapacity: Int
+
+    public init(_ geometry: ConvGeometry, workers: Workers) {
+        self.geometry = geometry
+        self.workers = workers
+        let g = geometry
+        forwardGEMM = BatchReduceGEMM(
+            m: g.cout, n: g.outW, k: g.cin, lda: g.cout, ldb: g.stride * g.cin, ldc: g.cout, beta: 0)
+        weightGradGEMM = BatchReduceGEMM(
+            m: g.cout, n: g.cin, k: g.outW, lda: g.cout, ldb: g.stride * g.cin, ldc: g.cout, beta: 1,
+            transB: true)
+        let s = g.stride
+        dataGEMMs = (0..<s).map { phi in
+            let n = (g.input.w - phi + s - 1) / s
+            func make(_ beta: Float) -> BatchReduceGEMM {
+                BatchReduceGEMM(m: g.cin, n: max(n, 1), k: g.cout, lda: g.cin, ldb: g.cout, ldc: s * g.cin, beta: beta)
+            }
+            return (n, make(0), make(1))
+        }
+        transposed = FloatBuffer(count: g.weightCount)
+        partials = FloatBuffer(count: g.weightCount * workers.count)
+        listCapacity = (g.input.n * g.outH + workers.count) / workers.count + 1
+        aLists = .allocate(capacity: listCapacity * workers.count)
+        bLists = .allocate(capacity: listCapacity * workers.count)
+    }
+
+    deinit {
+        aLists.deallocate()
+        bLists.deallocate()
+    }
+
+    /// Whether libxsmm runs the forward kernel (false: Swift loops).
+    public var isJIT: Bool { forwardGEMM.isJIT }
+
+    /// y = conv(x, w). x: (n, h, w, cin) padded; w: HWIO; y: (n, outH, outW, cout) padded.
+    public func forward(_ x: Activation, _ w: UnsafePointer<Float>, _ y: Activation) {
+        let g = geometry
+        precondition(x.shape == g.input && y.shape == g.output)
+        let xs = x.shape, ys = y.shape
+        let xp = UnsafePointer(x.pointer), yp = y.pointer
+        let gemm = forwardGEMM
+        workers.forEachSlice(xs.n * g.outH) { rows in
+            withUnsafeTemporaryAllocation(of: UnsafePointer<Float>?.self, capacity: 18) { lists in
+                let a = lists.baseAddress!, b = a + 9
+                for r in rows {
+                    let img = r / g.outH, oh = r % g.outH
+                    for t in 0..<g.taps {
+                        let kh = t / g.kernel, kw = t % g.kernel
+                        a[t] = w + g.tapOffset(t)
+                        // padded input row/col of output (oh, 0) at this tap
+                        b[t] = xp + xs.paddedOffset(img, g.stride * oh + kh - g.pad + 1, kw - g.pad + 1)
+                    }
+                    gemm(a, b, yp + ys.offset(img, oh, 0), count: g.taps)
+                }
+            }
+        }
+    }
+
+    /// dx (+)= ∂L/∂x given dy = ∂L/∂y. Each input row is a batch-reduce over the taps that reach it;
+    /// a stride-2 conv splits each row into its even and odd columns (ldc = 2·cin), whose taps differ.
+    public func backwardData(_ dy: Activation, _ w: UnsafePointer<Float>, _ dx: Activation, accumulate: Bool) {
+        let g = geometry
+        precondition(dy.shape == g.output && dx.shape == g.input)
+        transposeWeights(w)
+        let s = g.stride, p = g.pad, k = g.kernel
+        let xs = dx.shape, ys = dy.shape
+        let wt = UnsafePointer(transposed.pointer)
+        let dyp = UnsafePointer(dy.pointer), dxp = dx.pointer
+        let phases = dataGEMMs
+        workers.forEachSlice(xs.n * xs.h) { rows in
+            withUnsafeTemporaryAllocation(of: UnsafePointer<Float>?.self, capacity: 18) { lists in
+                let a = lists.baseAddress!, b = a + 9
+                for r in rows {
+                    let img = r / xs.h, ih = r % xs.h
+                    for phi in 0..<s where phases[phi].n > 0 {
+                        var count = 0
+                        // Taps reaching input (ih, iw = s·j + φ): s·oh + kh − p = ih, s·ow + kw − p = iw.
+                        for kh in 0..<k where (ih + p - kh).isMultiple(of: s) {
+                            let oh = floorDivide(ih + p - kh, s)  // may be −1 or outH: the zero border
+                            for kw in 0..<k where (phi + p - kw).isMultiple(of: s) {
+                                let ow0 = floorDivide(phi + p - kw, s)
+                                a[count] = wt + g.tapOffset(kh * k + kw)
+                                b[count] = dyp + ys.paddedOffset(img, oh + 1, ow0 + 1)
+                                count += 1
+                            }
+                        }
+                        let c = dxp + xs.offset(img, ih, phi)
+                        if count > 0 {
+                            (accumulate ? phases[phi].accumulate : phases[phi].overwrite)(a, b, c, count: count)
+                        } else if !accumulate {
+                            for j in 0..<phases[phi].n { (c + j * s * g.cin).update(repeating: 0, count: g.cin) }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// dw = ∂L/∂w (overwritten), a reduction over every output row: each worker sums its rows per
+    /// tap into its own partial, then the partials are added in worker order.
+    public func backwardWeights(_ dy: Activation, _ x: Activation, _ dw: UnsafeMutablePointer<Float>) {
+        let g = geometry
+        precondition(dy.shape == g.output && x.shape == g.input)
+        let xs = x.shape, ys = dy.shape
+        let xp = UnsafePointer(x.pointer), dyp = UnsafePointer(dy.pointer)
+        let gemm = weightGradGEMM
+        let total = xs.n * g.outH
+        let wc = g.weightCount
+        partials.zero()
+        workers.run { worker in
+            let rows = workers.range(worker, of: total)
+            if rows.isEmpty { return }
+            let a = aLists + worker * listCapacity, b = bLists + worker * listCapacity
+            let part = partials.pointer + worker * wc
+            for t in 0..<g.taps {
+                let kh = t / g.kernel, kw = t % g.kernel
+                for (i, r) in rows.enumerated() {
+                    a[i] = dyp + ys.offset(r / g.outH, r % g.outH, 0)
+                    b[i] = xp + xs.paddedOffset(r / g.outH, g.stride * (r % g.outH) + kh - g.pad + 1, kw - g.pad + 1)
+                }
+                gemm(a, b, part + g.tapOffset(t), count: rows.count)
+            }
+        }
+        dw.update(from: partials.pointer, count: wc)
+        for worker in 1..<workers.count {
+            let part = partials.pointer + worker * wc
+            for i in 0..<wc { dw[i] += part[i] }
+        }
+    }
+
+    private func transposeWeights(_ w: UnsafePointer<Float>) {
+        let g = geometry
+        let wt = transposed.pointer
+        for t in 0..<g.taps {
+            let src = w + g.tapOffset(t), dst = wt + g.tapOffset(t)
+            for i in 0..<g.cin {
+                for o in 0..<g.cout { dst[o * g.cin + i] = src[i * g.cout + o] }
+            }
+        }
+    }
+}
+
+@inline(__always)
+private func floorDivide(_ a: Int, _ b: Int) -> Int {
+    let q = a / b
+    return (a % b != 0 && (a < 0) != (b < 0)) ? q - 1 : q
+}
+
+/// Plain-loop convolution over logical (unpadded) coordinates: the tests' oracle.
+public enum ReferenceConv {
+    public static func forward(_ g: ConvGeometry, _ x: Activation, _ w: UnsafePointer<Float>, _ y: Activation) {
+        let xs = g.input
+        for b in 0..<xs.n {
+            for oy in 0..<g.outH {
+                for ox in 0..<g.outW {
+                    for o in 0..<g.cout {
+                        var sum: Double = 0
+                        for kh in 0..<g.kernel {
+                            for kw in 0..<g.kernel {
+                                let iy = g.stride * oy + kh - g.pad, ix = g.stride * ox + kw - g.pad
+                                if iy < 0 || iy >= xs.h || ix < 0 || ix >= xs.w { continue }
+                                for i in 0..<g.cin {
+                                    sum += Double(w[((kh * g.kernel + kw) * g.cin + i) * g.cout + o]) * Double(x[b, iy, ix, i])
+                                }
+                            }
+                        }
+                        y[b, oy, ox, o] = Float(sum)
+                    }
+                }
+            }
+        }
+    }
+
+    public static func backwardData(_ g: ConvGeometry, _ dy: Activation, _ w: UnsafePointer<Float>, _ dx: Activation) {
+        dx.zeroInterior()
+        let xs = g.input
+        for b in 0..<xs.n {
+            for oy in 0..<g.outH {
+                for ox in 0..<g.outW {
+                    for kh in 0..<g.kernel {
+                        for kw in 0..<g.kernel {
+                            let iy = g.stride * oy + kh - g.pad, ix = g.stride * ox + kw - g.pad
+                            if iy < 0 || iy >= xs.h || ix < 0 || ix >= xs.w { continue }
+                            for i in 0..<g.cin {
+                                var sum: Float = 0
+                                for o in 0..<g.cout {
+                                    sum += w[((kh * g.kernel + kw) * g.cin + i) * g.cout + o] * dy[b, oy, ox, o]
+                                }
+                                dx[b, iy, ix, i] += sum
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    public static func backwardWeights(_ g: ConvGeometry, _ dy: Activation, _ x: Activation, _ dw: UnsafeMutablePointer<Float>) {
+        let xs = g.input
+        for kh in 0..<g.kernel {
+            for kw in 0..<g.kernel {
+                for i in 0..<g.cin {
+                    for o in 0..<g.cout {
+                        var sum: Double = 0
+                        for b in 0..<xs.n {
+                            for oy in 0..<g.outH {
+                                for ox in 0..<g.outW {
+                                    let iy = g.stride * oy + kh - g.pad, ix = g.stride * ox + kw - g.pad
+                                    if iy < 0 || iy >= xs.h || ix < 0 || ix >= xs.w { continue }
+                                    sum += Double(dy[b, oy, ox, o]) * Double(x[b, iy, ix, i])
+                                }
+                            }
+                        }
+                        dw[((kh * g.kernel + kw) * g.cin + i) * g.cout + o] = Float(sum)
+                    }
+                }
+            }
+        }
+    }
+}
