@@ -148,12 +148,13 @@ public enum JSONValue: Equatable, Sendable {
         }
     }
 
-    /// A number as JSON text: integers below 2^53 without a fraction, others in Swift's shortest
-    /// round-tripping form (`0.999`, `1e-05`), non-finite ones as the quoted strings.
+    /// A number as JSON text: integral values below 10^18 without a fraction (`3`, not `3.0`),
+    /// others in Swift's shortest round-tripping form (`0.999`, `1e-05`), non-finite ones as the
+    /// quoted strings.
     static func format(_ x: Double) -> String {
         if x.isNaN { return "\"NaN\"" }
         if x.isInfinite { return x < 0 ? "\"-Infinity\"" : "\"Infinity\"" }
-        if x == x.rounded(), abs(x) < 9_007_199_254_740_992 {
+        if x == x.rounded(), abs(x) < 1e18 {
             // -0.0 is written as 0: JSON readers do not agree on "-0".
             return String(Int64(x))
         }
