@@ -7,7 +7,7 @@ import Darwin
 #endif
 
 /// Grey-scale images of one size with one class label each.
-public struct ImageSet {
+public struct ImageSet: Sendable {
     /// Number of images.
     public let count: Int
     public let height: Int

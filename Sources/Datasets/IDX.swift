@@ -11,7 +11,7 @@ import Darwin
 /// A problem with a data file (or with a restored RNG state). `description` starts with the file's
 /// path when there is one, then says what is wrong, e.g.
 /// `/x/train-images-idx3-ubyte.gz: truncated: expected 47040000 bytes of data, found 1000`.
-public struct DatasetError: Error, CustomStringConvertible, Equatable {
+public struct DatasetError: Error, CustomStringConvertible, Equatable, Sendable {
     /// The file concerned, or `nil` when the error is not about a file.
     public let path: String?
     /// What is wrong, without the path.
@@ -30,7 +30,7 @@ public struct DatasetError: Error, CustomStringConvertible, Equatable {
 
 /// The contents of an IDX file of unsigned bytes (type code 0x08): its dimensions, outermost first,
 /// and the row-major payload (`dims.reduce(1, *)` bytes).
-public struct IDXArray {
+public struct IDXArray: Sendable {
     public let dims: [Int]
     public let bytes: [UInt8]
 
@@ -152,6 +152,7 @@ final class ByteSource {
     private let inputCapacity = 1 << 16
     private var inputEOF = false
     private var memberEnded = false
+    private var startedNewMember = false
     /// True when the compressed input ended before a gzip member's end marker.
     private(set) var endedEarly = false
     let path: String
@@ -215,6 +216,20 @@ final class ByteSource {
         return n > 0
     }
 
+    /// After a gzip member: skips zero bytes. Returns false at the end of the file, true when
+    /// another (non-zero) byte follows.
+    private func skipZeroPadding() throws -> Bool {
+        guard let s = stream else { return false }
+        while try refill() {
+            while s.pointee.avail_in > 0 {
+                if s.pointee.next_in.pointee != 0 { return true }
+                s.pointee.next_in += 1
+                s.pointee.avail_in -= 1
+            }
+        }
+        return false
+    }
+
     /// Reads up to `buffer.count` bytes; returns 0 only at the end of the data.
     func read(into buffer: UnsafeMutableRawBufferPointer, path: String) throws -> Int {
         guard buffer.count > 0, let base = buffer.baseAddress else { return 0 }
@@ -230,10 +245,12 @@ final class ByteSource {
         let wanted = Int(s.pointee.avail_out)
         while s.pointee.avail_out > 0 {
             if memberEnded {
-                // Another gzip member may follow (as `cat a.gz b.gz` makes); anything else is an error.
-                guard try refill() else { break }
+                // Another gzip member may follow (as `cat a.gz b.gz` makes). Zero padding after the
+                // last member is skipped, as Python's gzip module does; anything else is an error.
+                guard try skipZeroPadding() else { break }
                 inflateReset(s)
                 memberEnded = false
+                startedNewMember = true
             }
             if s.pointee.avail_in == 0 {
                 guard try refill() else {
@@ -244,6 +261,7 @@ final class ByteSource {
             let rc = inflate(s, Z_NO_FLUSH)
             switch rc {
             case Z_OK:
+                startedNewMember = false
                 continue
             case Z_STREAM_END:
                 memberEnded = true
@@ -254,6 +272,9 @@ final class ByteSource {
                 throw DatasetError(path: path, "out of memory while decompressing")
             default:
                 let detail = s.pointee.msg.map { String(cString: $0) } ?? "zlib error \(rc)"
+                if startedNewMember {
+                    throw DatasetError(path: path, "not valid gzip: unexpected bytes after the end of the gzip stream (\(detail))")
+                }
                 throw DatasetError(path: path, "not valid gzip: \(detail)")
             }
         }

@@ -52,7 +52,7 @@ public struct ImageDestination {
 }
 
 /// The affine map from pixel values to network inputs: (v/255 − mean)/std.
-public struct Normalization {
+public struct Normalization: Sendable {
     public let mean: Float
     public let std: Float
     /// Multiplier applied to a raw byte value: 1/(255·std).
@@ -77,7 +77,7 @@ public struct Normalization {
 }
 
 /// A rectangle of an image, in pixels.
-public struct CropBox: Equatable, CustomStringConvertible {
+public struct CropBox: Equatable, CustomStringConvertible, Sendable {
     public var top: Int
     public var left: Int
     public var height: Int

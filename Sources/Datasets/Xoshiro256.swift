@@ -4,7 +4,7 @@
 /// restoring them with `init(state:)` continues the exact same stream. No derived method caches
 /// anything (for example `nextGaussian()` throws its second Box–Muller value away), so this
 /// holds at any point of the stream.
-public struct Xoshiro256: RandomNumberGenerator {
+public struct Xoshiro256: RandomNumberGenerator, Sendable {
     @usableFromInline var s0: UInt64
     @usableFromInline var s1: UInt64
     @usableFromInline var s2: UInt64

@@ -48,6 +48,12 @@ final class IDXTests: XCTestCase {
         let whole = idxBytes(dims: dims, payload: payload)
         let p = try dir.write("multi.gz", gzipped(Array(whole[0..<10])) + gzipped(Array(whole[10...])))
         XCTAssertEqual(try IDXArray.read(path: p).bytes, payload)
+        // Zero padding after the last member is ignored (as Python's gzip module does) ...
+        let z = try dir.write("padded.gz", gzipped(whole) + [UInt8](repeating: 0, count: 100))
+        XCTAssertEqual(try IDXArray.read(path: z).bytes, payload)
+        // ... but other bytes after the stream are not.
+        let g = try dir.write("junk.gz", gzipped(whole) + Array("hello".utf8))
+        assertDatasetError(try IDXArray.read(path: g), contains: [g + ":", "not valid gzip", "after the end"])
     }
 
     func testBadMagic() throws {
