@@ -318,9 +318,8 @@ func resampleWindow(
     let strideY = Int((max(Double(box.height) / Double(outHeight), 1)).rounded(.up)) * 2 + 1
     let strideX = Int((max(Double(box.width) / Double(outWidth), 1)).rounded(.up)) * 2 + 1
     let stride = max(strideX, strideY)
-    // Taps: columns at [0, nc), rows at [nc, nc + nr). The rows needed from the source are bounded
-    // by nr·stride (an over-estimate is fine).
-    scratch.reserve(outputs: nc + nr, stride: stride, rowValues: min(box.height, nr * strideY) * nc)
+    // Taps: columns at [0, nc), rows at [nc, nc + nr). At most box.height source rows are used.
+    scratch.reserve(outputs: nc + nr, stride: stride, rowValues: box.height * nc)
     let xs = scratch.tapStart, xn = scratch.tapCount, xw = scratch.taps
     let ys = scratch.tapStart + nc, yn = scratch.tapCount + nc, yw = scratch.taps + nc * stride
     computeTaps(inSize: box.width, outSize: outWidth, first: c0, count: nc,
