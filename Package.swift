@@ -22,6 +22,8 @@ let package = Package(
                 .linkedLibrary("xsmm"), .linkedLibrary("xsmmnoblas"),
                 .linkedLibrary("dl"), .linkedLibrary("pthread"), .linkedLibrary("m"),
             ]),
+        // prctl(PR_SET_PDEATHSIG) for trainers that must die with their server (C-variadic too).
+        .target(name: "CProcess"),
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         .target(name: "Kernels", dependencies: ["CXSMM"], swiftSettings: fastMath),
         .target(name: "Network", dependencies: ["Kernels"], swiftSettings: fastMath),
@@ -33,13 +35,13 @@ let package = Package(
         .executableTarget(
             name: "polyak",
             dependencies: [
-                "Training", "Experiments", "Datasets", "Network", "Kernels",
+                "Training", "Experiments", "Datasets", "Network", "Kernels", "CProcess",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings),
         .testTarget(name: "KernelsTests", dependencies: ["Kernels"], swiftSettings: swiftSettings),
         .testTarget(name: "NetworkTests", dependencies: ["Network", "Kernels"], swiftSettings: swiftSettings),
-        .testTarget(name: "DatasetsTests", dependencies: ["Datasets"], swiftSettings: swiftSettings),
+        .testTarget(name: "DatasetsTests", dependencies: ["Datasets", "CZlib"], swiftSettings: swiftSettings),
         .testTarget(name: "ExperimentsTests", dependencies: ["Experiments"], swiftSettings: swiftSettings),
         .testTarget(
             name: "TrainingTests", dependencies: ["Training", "Network", "Datasets", "Experiments"],

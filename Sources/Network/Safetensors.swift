@@ -152,6 +152,10 @@ public struct SafetensorsFile: Sendable {
 public struct SafetensorsError: Error, CustomStringConvertible, Equatable {
     public let path: String
     public let problem: String
+    public init(path: String, problem: String) {
+        self.path = path
+        self.problem = problem
+    }
     public var description: String { "\(path): \(problem)" }
 }
 

@@ -1,0 +1,58 @@
+import Experiments
+import Foundation
+
+/// Where `polyak train` reports: one JSON object per line (`spec/service.md`, "What `polyak train`
+/// writes"). Non-finite values go out as the strings "NaN", "Infinity", "-Infinity".
+public final class EventSink: @unchecked Sendable {
+    private let write: (String) -> Void
+    private let lock = NSLock()
+
+    /// Lines to standard output, flushed one by one so a reading parent sees them at once.
+    public static func standardOutput() -> EventSink {
+        EventSink { line in
+            FileHandle.standardOutput.write(Data((line + "\n").utf8))
+        }
+    }
+
+    /// Collects lines in memory (tests).
+    public static func collecting(into box: LineBox) -> EventSink { EventSink { box.append($0) } }
+
+    public init(_ write: @escaping (String) -> Void) { self.write = write }
+
+    public func emit(_ type: String, _ fields: [String: JSONValue]) {
+        var object = fields
+        object["type"] = .string(type)
+        let line = JSONValue.object(object).text()
+        lock.lock()
+        write(line)
+        lock.unlock()
+    }
+
+    static var now: JSONValue { .number(Date().timeIntervalSince1970) }
+
+    public func metric(_ key: String, step: Int, epoch: Int, value: Double, weights: String = "raw") {
+        emit("metric", ["key": .string(key), "step": .number(Double(step)), "epoch": .number(Double(epoch)),
+                        "value": JSONValue(value), "time": Self.now, "weights": .string(weights)])
+    }
+
+    public func warning(code: String, weights: String?, message: String) {
+        emit("warning", ["code": .string(code), "weights": weights.map(JSONValue.string) ?? .null, "message": .string(message)])
+    }
+}
+
+/// A thread-safe list of lines.
+public final class LineBox: @unchecked Sendable {
+    private var storage: [String] = []
+    private let lock = NSLock()
+    public init() {}
+    public func append(_ line: String) {
+        lock.lock()
+        storage.append(line)
+        lock.unlock()
+    }
+    public var lines: [String] {
+        lock.lock()
+        defer { lock.unlock() }
+        return storage
+    }
+}

@@ -1,0 +1,76 @@
+import ArgumentParser
+import CProcess
+import Experiments
+import Foundation
+import Training
+
+struct Train: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Train one run spec; JSON lines on stdout, logs on stderr.",
+        discussion: """
+            Exit status: 0 completed, 1 failed or stopped while running, 2 bad spec or bad input files.
+            Examples:
+              polyak train --spec examples/quick.json --out runs/quick
+              polyak train --resume runs/quick
+            """)
+
+    @Option(help: "Run spec (JSON file, or - for standard input).")
+    var spec: String?
+
+    @Option(help: "Run folder: spec.json, checkpoints/, final.safetensors.")
+    var out: String?
+
+    @Option(help: "Continue the run in this folder from its newest checkpoint (its spec.json is used).")
+    var resume: String?
+
+    @Option(help: "Override the spec's thread count.")
+    var threads: Int?
+
+    func validate() throws {
+        if resume == nil && (spec == nil || out == nil) {
+            throw ValidationError("give --spec FILE and --out DIR, or --resume DIR")
+        }
+        if resume != nil && spec != nil { throw ValidationError("--resume uses the folder's spec.json; drop --spec") }
+        if let threads, !(1...64).contains(threads) { throw ValidationError("--threads must be in 1...64") }
+    }
+
+    func run() throws {
+        // A trainer never outlives the server that started it.
+        _ = cprocess_set_parent_death_signal(SIGTERM)
+        StopRequest.installSignalHandlers()
+        let directory = resume ?? out!
+        var runSpec: RunSpec
+        do {
+            let source = resume.map { ($0 as NSString).appendingPathComponent("spec.json") } ?? spec!
+            let data: Data
+            if source == "-" {
+                data = FileHandle.standardInput.readDataToEndOfFile()
+            } else if let d = FileManager.default.contents(atPath: source) {
+                data = d
+            } else {
+                fail("cannot read \(source)")
+            }
+            runSpec = try RunSpec.decode(data)
+        } catch let e as SpecError {
+            fail("bad spec: \(e)")
+        }
+        if let threads { runSpec.threads = threads }
+        do {
+            let trainer = try Trainer(spec: runSpec, directory: directory, events: .standardOutput())
+            let outcome = try trainer.run(resume: resume != nil)
+            if let reason = outcome.reason { FileHandle.standardError.write(Data("polyak: \(reason)\n".utf8)) }
+            throw ExitCode(outcome.exitCode)
+        } catch let e as TrainingError {
+            switch e {
+            case .badInput(let m): fail(m)
+            case .failed(let m): fail(m, code: 1)
+            }
+        }
+    }
+}
+
+/// Prints `polyak: message` on stderr and exits (2: bad input, by default).
+func fail(_ message: String, code: Int32 = 2) -> Never {
+    FileHandle.standardError.write(Data("polyak: \(message)\n".utf8))
+    exit(code)
+}
