@@ -129,15 +129,14 @@ public struct RandomResizedCropSpec: Equatable, Sendable {
 
 /// The network to train (`model`; also a distillation teacher's `model`).
 public struct ModelSpec: Equatable, Sendable {
-    /// `arch`: `resnet-mini` (the real one) or `mlp` (tiny, for tests).
+    /// `arch`: `resnet-mini`, the one model the trainer builds (any width and depth).
     public enum Arch: String, CaseIterable, Sendable {
         case resnetMini = "resnet-mini"
-        case mlp
     }
 
     /// `arch`.
     public var arch: Arch
-    /// `width`: channels of the first stage (hidden units for `mlp`), 1–256.
+    /// `width`: channels of the first stage, 1–256.
     public var width: Int
     /// `depth`: blocks per stage, 1–8.
     public var depth: Int

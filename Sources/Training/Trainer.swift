@@ -59,9 +59,6 @@ public final class Trainer {
         self.spec = spec
         self.directory = directory
         self.events = events
-        guard spec.model.arch == .resnetMini else {
-            throw TrainingError.badInput("model.arch: the trainer builds resnet-mini only")
-        }
         model = ResNetMini(width: spec.model.width, depth: spec.model.depth)
         workers = Workers(spec.threads)
         try Self.checkSupported(spec)

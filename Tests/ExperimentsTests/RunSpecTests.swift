@@ -23,7 +23,7 @@ let everyFieldJSON = """
       "data": {"dataset": "fashion-mnist", "root": "/tmp/fmnist", "train_limit": 1000, "test_limit": 500,
                "augment": {"pad_crop": 4, "hflip": false,
                            "random_resized_crop": {"scale": [0.25, 0.9], "ratio": [0.5, 2]}}},
-      "model": {"arch": "mlp", "width": 32, "depth": 3},
+      "model": {"arch": "resnet-mini", "width": 32, "depth": 3},
       "optim": {"epochs": 12, "batch_size": 64, "lr": 0.05, "momentum": 0, "nesterov": false,
                 "weight_decay": 0, "schedule": "step", "warmup_epochs": 0.5, "milestones": [4, 8, 11],
                 "gamma": 0.2, "label_smoothing": 0.1},
@@ -123,7 +123,7 @@ final class RunSpecTests: XCTestCase {
                 root: "/tmp/fmnist", trainLimit: 1000, testLimit: 500,
                 augment: AugmentSpec(
                     padCrop: 4, hflip: false, randomResizedCrop: RandomResizedCropSpec(scale: 0.25...0.9, ratio: 0.5...2))),
-            model: ModelSpec(arch: .mlp, width: 32, depth: 3),
+            model: ModelSpec(arch: .resnetMini, width: 32, depth: 3),
             optim: OptimSpec(
                 epochs: 12, batchSize: 64, lr: 0.05, momentum: 0, nesterov: false, weightDecay: 0, schedule: .step,
                 warmupEpochs: 0.5, milestones: [4, 8, 11], gamma: 0.2, labelSmoothing: 0.1),

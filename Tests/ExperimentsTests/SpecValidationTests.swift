@@ -82,7 +82,7 @@ final class SpecValidationTests: XCTestCase {
         assertRefused(
             #"{"data": {"augment": {"random_resized_crop": {"ratio": [1]}}}}"#,
             field: "data.augment.random_resized_crop.ratio", "data.augment.random_resized_crop.ratio must be a list [lo, hi] of two numbers, got [1]")
-        assertRefused(#"{"model": {"arch": "vit"}}"#, field: "model.arch", #"model.arch must be one of resnet-mini, mlp, got "vit""#)
+        assertRefused(#"{"model": {"arch": "vit"}}"#, field: "model.arch", #"model.arch must be one of resnet-mini, got "vit""#)
         assertRefused(#"{"model": {"width": 257}}"#, field: "model.width", "model.width must be in [1, 256], got 257")
         assertRefused(#"{"model": {"depth": 0}}"#, field: "model.depth", "model.depth must be in [1, 8], got 0")
         assertRefused(#"{"optim": {"epochs": 0}}"#, field: "optim.epochs", "optim.epochs must be at least 1, got 0")
