@@ -22,11 +22,11 @@ final class TrainerTests: XCTestCase {
         return f
     }
 
-    func smallSpec(epochs: Int = 2, extra: String = "") throws -> RunSpec {
+    func smallSpec(epochs: Int = 2, images: Int = 512, width: Int = 4, extra: String = "") throws -> RunSpec {
         try RunSpec.decode(Data("""
             {"seed": 3, "threads": 2,
-             "data": {"train_limit": 512, "test_limit": 500},
-             "model": {"width": 4},
+             "data": {"train_limit": \(images), "test_limit": 500},
+             "model": {"width": \(width)},
              "optim": {"epochs": \(epochs), "batch_size": 64, "lr": 0.1, "warmup_epochs": 0.5}
              \(extra)}
             """.utf8))
@@ -50,7 +50,7 @@ final class TrainerTests: XCTestCase {
 
     func testShortRunLearnsAndExportsALoadableStateDict() throws {
         let dir = folder()
-        let run = try train(try smallSpec(epochs: 3), in: dir)
+        let run = try train(try smallSpec(epochs: 3, images: 1024, width: 8), in: dir)
         XCTAssertEqual(run.outcome.status, "completed")
         let loss = run.metrics("train/loss"), top1 = run.metrics("test/top1")
         XCTAssertEqual(loss.count, 3)
@@ -60,14 +60,14 @@ final class TrainerTests: XCTestCase {
         XCTAssertEqual(run.metrics("train/lr").count, 3)
         // progress lines carry the totals
         let progress = run.lines.filter { $0["type"] as? String == "progress" }
-        XCTAssertEqual(progress.last?["total_steps"] as? Int, 24)
-        XCTAssertEqual(progress.last?["step"] as? Int, 24)
+        XCTAssertEqual(progress.last?["total_steps"] as? Int, 48)
+        XCTAssertEqual(progress.last?["step"] as? Int, 48)
 
         // final.safetensors is a plain state dict that scores what the summary says
         let file = try SafetensorsFile.read(from: dir + "/final.safetensors")
-        XCTAssertEqual(file["layer1.0.bn1.num_batches_tracked"]?.int64s, [24])
+        XCTAssertEqual(file["layer1.0.bn1.num_batches_tracked"]?.int64s, [48])
         let model = try ResNetMini.infer(fromShapes: file.shapes)
-        XCTAssertEqual(model, ResNetMini(width: 4))
+        XCTAssertEqual(model, ResNetMini(width: 8))
         let state = ModelState(layout: model.layout)
         try state.load(stateDict: file)
         let test = try FashionMNIST.load(split: .test, limit: 500)
@@ -77,7 +77,7 @@ final class TrainerTests: XCTestCase {
         XCTAssertEqual(run.summary["exports"] as? [String: String], ["raw": "final.safetensors"])
         // spec.json records the full spec, which decodes back to the one that ran
         let recorded = try RunSpec.decode(try Data(contentsOf: URL(fileURLWithPath: dir + "/spec.json")))
-        XCTAssertEqual(recorded, try smallSpec(epochs: 3))
+        XCTAssertEqual(recorded, try smallSpec(epochs: 3, images: 1024, width: 8))
         // only `checkpoints.keep` (1) epoch checkpoints stay
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: dir + "/checkpoints"), ["epoch-003.safetensors"])
     }
