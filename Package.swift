@@ -12,6 +12,7 @@ let package = Package(
     products: [.executable(name: "polyak", targets: ["polyak"])],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
     ],
     targets: [
         // A few lines of C over libxsmm: its JIT kernel pointers are C-variadic, which Swift cannot call.
@@ -26,25 +27,48 @@ let package = Package(
         .target(name: "CProcess"),
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         .target(name: "Kernels", dependencies: ["CXSMM"], swiftSettings: fastMath),
-        .target(name: "Network", dependencies: ["Kernels"], swiftSettings: fastMath),
+        // Named PolyakNetwork (sources stay in Sources/Network): a module called `Network` makes
+        // `#if canImport(Network)` true in SwiftNIO/Hummingbird, which then import it as Apple's
+        // Network.framework and fail to build on Linux.
+        .target(name: "PolyakNetwork", dependencies: ["Kernels"], path: "Sources/Network", swiftSettings: fastMath),
         .target(name: "Datasets", dependencies: ["CZlib"], swiftSettings: fastMath),
         .target(name: "Experiments", swiftSettings: swiftSettings),
+        // The tracking service's SQLite, through its C API: prepared statements and bindings are
+        // the hot path of metric ingestion, and the C API keeps them in plain sight.
+        .systemLibrary(name: "CSQLite", path: "Sources/CSQLite", providers: [.apt(["libsqlite3-dev"])]),
+        .target(name: "Store", dependencies: ["CSQLite", "Experiments"], swiftSettings: swiftSettings),
         .target(
-            name: "Training", dependencies: ["Kernels", "Network", "Datasets", "Experiments"],
+            name: "Server",
+            dependencies: [
+                "Store", "Experiments",
+                .product(name: "Hummingbird", package: "hummingbird"),
+            ],
+            swiftSettings: swiftSettings),
+        .target(
+            name: "Training", dependencies: ["Kernels", "PolyakNetwork", "Datasets", "Experiments"],
             swiftSettings: fastMath),
         .executableTarget(
             name: "polyak",
             dependencies: [
-                "Training", "Experiments", "Datasets", "Network", "Kernels", "CProcess",
+                "Training", "Experiments", "Datasets", "PolyakNetwork", "Kernels", "CProcess", "Store", "Server",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings),
         .testTarget(name: "KernelsTests", dependencies: ["Kernels"], swiftSettings: swiftSettings),
-        .testTarget(name: "NetworkTests", dependencies: ["Network", "Kernels"], swiftSettings: swiftSettings),
+        .testTarget(name: "NetworkTests", dependencies: ["PolyakNetwork", "Kernels"], swiftSettings: swiftSettings),
         .testTarget(name: "DatasetsTests", dependencies: ["Datasets", "CZlib"], swiftSettings: swiftSettings),
         .testTarget(name: "ExperimentsTests", dependencies: ["Experiments"], swiftSettings: swiftSettings),
+        .testTarget(name: "StoreTests", dependencies: ["Store", "Experiments"], swiftSettings: swiftSettings),
         .testTarget(
-            name: "TrainingTests", dependencies: ["Training", "Network", "Datasets", "Experiments"],
+            name: "ServerTests",
+            dependencies: [
+                "Server", "Store", "Experiments",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+            ],
+            swiftSettings: swiftSettings),
+        .testTarget(
+            name: "TrainingTests", dependencies: ["Training", "PolyakNetwork", "Datasets", "Experiments"],
             swiftSettings: swiftSettings),
     ]
 )

@@ -1,6 +1,6 @@
 import Datasets
 import Experiments
-import Network
+import PolyakNetwork
 
 /// Writes one augmented training batch into an executor's input: pad-and-random-crop + flip
 /// (the reference recipe), or RandomResizedCrop to the training size (FixRes).

@@ -1,7 +1,7 @@
 import Datasets
 import Experiments
 import Foundation
-import Network
+import PolyakNetwork
 
 /// Everything needed to continue a run exactly where an epoch ended: the model (PyTorch names),
 /// the optimizer's momentum, the RNG state, the step and epoch counters, and extra named tensors

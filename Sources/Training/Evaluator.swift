@@ -1,7 +1,7 @@
 import Datasets
 import Foundation
 import Kernels
-import Network
+import PolyakNetwork
 
 /// Loss and accuracy of one weight set on a labelled image set.
 public struct Evaluation: Sendable, Equatable {

@@ -1,6 +1,6 @@
 import Experiments
 import Kernels
-import Network
+import PolyakNetwork
 
 /// Stochastic gradient descent exactly as `torch.optim.SGD` (dampening 0):
 /// d = g + λ·p (λ only on conv/linear weights), b ← μ·b + d (b = d on the first step),

@@ -2,7 +2,7 @@ import Datasets
 import Experiments
 import Foundation
 import Kernels
-import Network
+import PolyakNetwork
 
 /// Why a run could not start (exit 2) or stopped (exit 1).
 public enum TrainingError: Error, CustomStringConvertible, Equatable {

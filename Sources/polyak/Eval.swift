@@ -3,7 +3,7 @@ import Datasets
 import Experiments
 import Foundation
 import Kernels
-import Network
+import PolyakNetwork
 import Training
 
 struct Eval: ParsableCommand {

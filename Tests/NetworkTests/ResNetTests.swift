@@ -1,6 +1,6 @@
 import Foundation
 import Kernels
-@testable import Network
+@testable import PolyakNetwork
 import XCTest
 
 /// SplitMix64: a tiny seedable generator for tests.

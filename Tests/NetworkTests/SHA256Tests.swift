@@ -1,5 +1,5 @@
 import Foundation
-import Network
+import PolyakNetwork
 import XCTest
 
 final class SHA256Tests: XCTestCase {

@@ -2,7 +2,7 @@ import Datasets
 import Experiments
 import Foundation
 import Kernels
-import Network
+import PolyakNetwork
 @testable import Training
 import XCTest
 

@@ -1,0 +1,228 @@
+import Foundation
+
+/// A run's life: `queued → running → completed | failed | cancelled`; `interrupted` when its
+/// process vanished with the server (resumed on the next start).
+public enum RunStatus: String, CaseIterable, Sendable, Codable {
+    case queued, running, completed, failed, cancelled, interrupted
+
+    /// The run will not change again by itself.
+    public var isFinished: Bool { self == .completed || self == .failed || self == .cancelled }
+}
+
+/// A row of `runs`. JSON columns stay text: the server passes them through without re-encoding.
+public struct RunRecord: Sendable, Equatable {
+    public var id: Int64
+    public var experimentID: Int64?
+    public var experiment: String?
+    public var variant: String?
+    public var seed: Int64
+    public var name: String?
+    public var notes: String
+    public var tags: [String]
+    public var strategies: [String]
+    public var external: Bool
+    public var status: RunStatus
+    public var specJSON: String
+    public var codeVersion: String
+    public var createdAt: Double
+    public var startedAt: Double?
+    public var endedAt: Double?
+    public var error: String?
+    public var progressJSON: String?
+    public var summaryJSON: String?
+    public var warningsJSON: String
+}
+
+/// What creating a run needs; the store fills in id, times and defaults.
+public struct NewRun: Sendable {
+    public var experimentID: Int64?
+    public var experiment: String?
+    public var variant: String?
+    public var seed: Int64
+    public var name: String?
+    public var tags: [String]
+    public var strategies: [String]
+    public var external: Bool
+    public var status: RunStatus
+    public var specJSON: String
+    public var codeVersion: String
+
+    public init(
+        experimentID: Int64? = nil, experiment: String? = nil, variant: String? = nil, seed: Int64 = 0,
+        name: String? = nil, tags: [String] = [], strategies: [String] = [], external: Bool = false,
+        status: RunStatus = .queued, specJSON: String, codeVersion: String
+    ) {
+        self.experimentID = experimentID
+        self.experiment = experiment
+        self.variant = variant
+        self.seed = seed
+        self.name = name
+        self.tags = tags
+        self.strategies = strategies
+        self.external = external
+        self.status = status
+        self.specJSON = specJSON
+        self.codeVersion = codeVersion
+    }
+}
+
+/// A row of `experiments`.
+public struct ExperimentRecord: Sendable, Equatable {
+    public var id: Int64
+    public var name: String
+    public var baseJSON: String
+    public var variantsJSON: String
+    public var seedsJSON: String
+    public var baseline: String
+    public var createdAt: Double
+}
+
+/// One metric point. `value` may be NaN or ±Infinity and comes back exactly as given.
+public struct MetricPoint: Sendable, Equatable {
+    public var key: String
+    public var weights: String
+    public var step: Int64
+    public var epoch: Int64?
+    public var value: Double
+    public var time: Double
+
+    public init(key: String, weights: String = "raw", step: Int64, epoch: Int64? = nil, value: Double, time: Double) {
+        self.key = key
+        self.weights = weights
+        self.step = step
+        self.epoch = epoch
+        self.value = value
+        self.time = time
+    }
+
+    public static func == (a: MetricPoint, b: MetricPoint) -> Bool {
+        a.key == b.key && a.weights == b.weights && a.step == b.step && a.epoch == b.epoch
+            && a.value.sameValue(as: b.value) && a.time == b.time
+    }
+}
+
+extension Double {
+    /// Equality where NaN equals NaN: what "the same value again" means for idempotent batches.
+    public func sameValue(as other: Double) -> Bool {
+        (isNaN && other.isNaN) || self == other
+    }
+}
+
+/// What to do when a point's (run, key, weights, step) is already stored with another value.
+public enum ConflictPolicy: Sendable {
+    /// Refuse the whole batch (REST clients: the same step cannot mean two values).
+    case refuse
+    /// Keep the newer value (a trainer resumed from a checkpoint re-emits the steps after it).
+    case replace
+}
+
+/// A batch refused because a point contradicts a stored one.
+public struct MetricConflict: Error, Sendable, CustomStringConvertible {
+    /// Index of the point in the batch.
+    public var index: Int
+    public var point: MetricPoint
+    public var stored: Double
+
+    public var description: String {
+        "metrics[\(index)]: \(point.key) (weights \(point.weights)) at step \(point.step) is already stored "
+            + "with value \(stored.wireText), not \(point.value.wireText)"
+    }
+}
+
+extension Double {
+    /// The wire spelling of a value: non-finite as `NaN`, `Infinity`, `-Infinity`.
+    public var wireText: String {
+        if isNaN { return "NaN" }
+        if isInfinite { return self < 0 ? "-Infinity" : "Infinity" }
+        return "\(self)"
+    }
+}
+
+/// How a batch went.
+public struct BatchResult: Sendable, Equatable {
+    public var inserted = 0
+    public var unchanged = 0
+    public var replaced = 0
+    public init() {}
+}
+
+/// One resize × crop evaluation of a run (`grid` lines).
+public struct GridCell: Sendable, Equatable {
+    public var weights: String
+    public var stage: String
+    public var trainSize: Int64
+    public var resize: Int64
+    public var crop: Int64
+    public var top1: Double?
+    public var top5: Double?
+    public var loss: Double?
+
+    public init(weights: String, stage: String, trainSize: Int64, resize: Int64, crop: Int64,
+                top1: Double?, top5: Double?, loss: Double?) {
+        self.weights = weights
+        self.stage = stage
+        self.trainSize = trainSize
+        self.resize = resize
+        self.crop = crop
+        self.top1 = top1
+        self.top5 = top5
+        self.loss = loss
+    }
+}
+
+/// A file of a run: an exported weight set or a checkpoint (path relative to the run folder).
+public struct Artifact: Sendable, Equatable {
+    public enum Kind: String, Sendable { case export, checkpoint }
+    public var name: String
+    public var kind: Kind
+    public var path: String
+    public var bytes: Int64?
+    public var sha256: String?
+
+    public init(name: String, kind: Kind, path: String, bytes: Int64?, sha256: String?) {
+        self.name = name
+        self.kind = kind
+        self.path = path
+        self.bytes = bytes
+        self.sha256 = sha256
+    }
+}
+
+/// A run's final value of one metric for one weight set, for comparisons.
+public struct FinalValue: Sendable, Equatable {
+    public var runID: Int64
+    public var variant: String
+    public var seed: Int64
+    public var weights: String
+    public var value: Double
+}
+
+/// A grid cell with the run's variant and seed, for aggregation over seeds.
+public struct ExperimentGridCell: Sendable {
+    public var variant: String
+    public var seed: Int64
+    public var cell: GridCell
+}
+
+/// Filters of `GET /api/runs`.
+public struct RunFilter: Sendable {
+    public var experiment: String?
+    public var experimentID: Int64?
+    public var status: RunStatus?
+    public var strategy: String?
+    public var tag: String?
+    /// Runs with an id below this (the cursor: lists go newest first).
+    public var before: Int64?
+    public var limit: Int
+
+    public init(experiment: String? = nil, experimentID: Int64? = nil, status: RunStatus? = nil,
+                strategy: String? = nil, tag: String? = nil, before: Int64? = nil, limit: Int = 100) {
+        self.experiment = experiment
+        self.experimentID = experimentID
+        self.status = status
+        self.strategy = strategy
+        self.tag = tag
+        self.before = before
+        self.limit = limit
+    }
+}
