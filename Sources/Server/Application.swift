@@ -1,0 +1,151 @@
+import Experiments
+import Foundation
+import Hummingbird
+import Logging
+import Store
+
+/// What `polyak serve` (and the tests) configure.
+public struct ServerOptions: Sendable {
+    public var host: String
+    public var port: Int
+    public var databasePath: String
+    public var dataDirectory: String
+    public var maxConcurrent: Int
+    /// The `polyak` executable that runs trainings (`polyak train`).
+    public var executable: String
+    public var presets: [PresetEntry]
+    public var cancelGrace: Double
+    public var version: String
+    public var logLevel: Logger.Level
+
+    public init(
+        host: String = "127.0.0.1", port: Int = 8080, databasePath: String = "./polyak.sqlite",
+        dataDirectory: String = "./polyak-data", maxConcurrent: Int = 1, executable: String,
+        presets: [PresetEntry] = [], cancelGrace: Double = 10, version: String = "dev", logLevel: Logger.Level = .info
+    ) {
+        self.host = host
+        self.port = port
+        self.databasePath = databasePath
+        self.dataDirectory = dataDirectory
+        self.maxConcurrent = maxConcurrent
+        self.executable = executable
+        self.presets = presets
+        self.cancelGrace = cancelGrace
+        self.version = version
+        self.logLevel = logLevel
+    }
+}
+
+/// What the controllers share.
+struct ServiceContext: Sendable {
+    let store: TrackingStore
+    let runner: JobRunner
+    let hub: EventHub
+    let options: ServerOptions
+
+    func preset(_ name: String) -> PresetEntry? { options.presets.first { $0.name == name } }
+}
+
+/// The tracking service: routes, the job runner as a service, the store. Tests use this too.
+public func buildApplication(_ options: ServerOptions) throws -> some ApplicationProtocol {
+    var logger = Logger(label: "polyak")
+    logger.logLevel = options.logLevel
+    try FileManager.default.createDirectory(atPath: options.dataDirectory + "/runs", withIntermediateDirectories: true)
+    let store = try TrackingStore(path: options.databasePath)
+    let hub = EventHub()
+    let runner = JobRunner(
+        store: store, hub: hub,
+        options: .init(executable: options.executable, dataDirectory: options.dataDirectory,
+                       maxConcurrent: options.maxConcurrent, cancelGrace: options.cancelGrace),
+        logger: logger)
+    let context = ServiceContext(store: store, runner: runner, hub: hub, options: options)
+    let router = buildRouter(context)
+    return Application(
+        router: router,
+        configuration: .init(address: .hostname(options.host, port: options.port), serverName: "polyak"),
+        services: [runner],
+        logger: logger)
+}
+
+func buildRouter(_ context: ServiceContext) -> Router<BasicRequestContext> {
+    let router = Router(context: BasicRequestContext.self)
+    router.add(middleware: ErrorShapeMiddleware())
+    SystemController(context: context).addRoutes(to: router)
+    RunsController(context: context).addRoutes(to: router)
+    ExperimentsController(context: context).addRoutes(to: router)
+    return router
+}
+
+// MARK: Shared response helpers
+
+enum Reply {
+    static func json(_ value: JSONValue, status: HTTPResponse.Status = .ok) -> Response {
+        bytes(Array(value.data()), status: status)
+    }
+
+    static func bytes(_ bytes: [UInt8], status: HTTPResponse.Status = .ok, contentType: String = "application/json") -> Response {
+        Response(status: status, headers: [.contentType: contentType], body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
+    }
+
+    static func csv(_ writer: CSVWriter, nextCursor: String? = nil) -> Response {
+        var r = bytes(writer.bytes, contentType: "text/csv; charset=utf-8; header=present")
+        if let nextCursor { r.headers[HTTPFields.Element.Name("X-Next-Cursor")!] = nextCursor }
+        return r
+    }
+
+    /// CSV was asked for: the route's `.csv` form, or `Accept: text/csv`.
+    static func wantsCSV(_ request: Request, suffixed: Bool) -> Bool {
+        suffixed || request.uri.path.hasSuffix(".csv") || (request.headers[.accept]?.contains("text/csv") ?? false)
+    }
+}
+
+extension Router {
+    /// Registers `GET path` and `GET path.csv`; the handler learns which was asked.
+    func table(_ path: String, _ handler: @escaping @Sendable (Request, Context, Bool) async throws -> Response) {
+        get(RouterPath(path)) { request, context in try await handler(request, context, Reply.wantsCSV(request, suffixed: false)) }
+        get(RouterPath(path + ".csv")) { request, context in try await handler(request, context, true) }
+    }
+}
+
+extension RequestContext {
+    /// The `{id}` of the path as a positive integer.
+    func id(_ name: String = "id") throws -> Int64 {
+        guard let text = parameters.get(name), let id = Int64(text.hasSuffix(".csv") ? String(text.dropLast(4)) : text), id > 0 else {
+            throw APIError.badRequest("\(name) must be a positive integer", field: name)
+        }
+        return id
+    }
+}
+
+extension Request {
+    /// A query parameter as an integer in `range`.
+    func intQuery(_ name: String, default value: Int, _ range: ClosedRange<Int>) throws -> Int {
+        guard let text = uri.queryParameters.get(name) else { return value }
+        guard let x = Int(text), range.contains(x) else {
+            throw APIError.badRequest("\(name) must be an integer in \(range.lowerBound)...\(range.upperBound), got \(text)", field: name)
+        }
+        return x
+    }
+
+    func query(_ name: String) -> String? { uri.queryParameters.get(name).flatMap { $0.isEmpty ? nil : $0 } }
+
+    /// The body as a JSON value (strict: a bare NaN is refused naming its field), up to `limit` bytes.
+    func jsonBody(limit: Int = 1 << 20, context: some RequestContext) async throws -> JSONValue {
+        let buffer: ByteBuffer
+        do {
+            buffer = try await body.collect(upTo: limit)
+        } catch {
+            throw APIError(.contentTooLarge, "the body is larger than \(limit) bytes")
+        }
+        let data = Data(buffer.readableBytesView)
+        if data.isEmpty { throw APIError.badRequest("the body is empty; a JSON object is expected") }
+        do {
+            return try JSONValue.parse(data)
+        } catch let e as SpecError {
+            throw APIError(spec: e)
+        }
+    }
+}
+
+/// Unix time now.
+func now() -> Double { Date().timeIntervalSince1970 }

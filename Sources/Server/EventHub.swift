@@ -1,0 +1,39 @@
+import Foundation
+
+/// Live events per run (progress, status, warnings) for `GET /api/runs/{id}/events`.
+///
+/// Publishing never blocks: each subscriber has its own buffered stream, and the newest 64
+/// events are kept per subscriber when a client reads slowly.
+final class EventHub: @unchecked Sendable {
+    struct Event: Sendable {
+        var name: String
+        /// JSON text (one line).
+        var data: String
+    }
+
+    private let lock = NSLock()
+    private var subscribers: [Int64: [UUID: AsyncStream<Event>.Continuation]] = [:]
+
+    func subscribe(run: Int64) -> AsyncStream<Event> {
+        let id = UUID()
+        let (stream, continuation) = AsyncStream<Event>.makeStream(bufferingPolicy: .bufferingNewest(64))
+        lock.lock()
+        subscribers[run, default: [:]][id] = continuation
+        lock.unlock()
+        continuation.onTermination = { [weak self] _ in
+            guard let self else { return }
+            self.lock.lock()
+            self.subscribers[run]?[id] = nil
+            if self.subscribers[run]?.isEmpty == true { self.subscribers[run] = nil }
+            self.lock.unlock()
+        }
+        return stream
+    }
+
+    func publish(run: Int64, _ name: String, _ data: String) {
+        lock.lock()
+        let targets = subscribers[run].map { Array($0.values) } ?? []
+        lock.unlock()
+        for c in targets { c.yield(Event(name: name, data: data)) }
+    }
+}
