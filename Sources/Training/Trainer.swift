@@ -404,8 +404,7 @@ public final class Trainer {
         var rng = Xoshiro256(seed: spec.seed ^ 0x5EED_BA7C_4E0F)
         let order = rng.permutation(count: run.data.train.count)
         let stats = exec.batchNormStatistics
-        var sums = stats.map { [Double](repeating: 0, count: $0.mean.count) }
-        var squares = sums
+        var pooled = stats.map { PooledStatistics(channels: $0.mean.count) }
         if batches == nil {
             for e in layout.entries where e.role == .buffer {
                 state.pointer(e).update(repeating: e.name.hasSuffix("running_var") ? 1 : 0, count: e.count)
@@ -421,23 +420,17 @@ public final class Trainer {
             exec.batchNormMomentum = batches == nil ? 1 / Float(k + 1) : 0
             exec.forward(state, training: true)
             if batches != nil {
-                for (j, s) in stats.enumerated() {
-                    for c in 0..<s.mean.count {
-                        let m = Double(s.batchMean[c]), v = Double(s.batchVariance[c])
-                        sums[j][c] += m
-                        squares[j][c] += v + m * m  // E[x²] of the batch
-                    }
-                }
+                let samples = batch * exec.height * exec.width
+                for (j, s) in stats.enumerated() { pooled[j].add(mean: s.batchMean.pointer, variance: s.batchVariance.pointer, count: samples) }
             }
         }
         if batches != nil {
-            // Equal-size batches: pooled mean = mean of means; pooled E[x²] likewise.
             for (j, s) in stats.enumerated() {
                 let mean = state.pointer(s.mean), variance = state.pointer(s.variance)
                 for c in 0..<s.mean.count {
-                    let m = sums[j][c] / Double(count)
-                    mean[c] = Float(m)
-                    variance[c] = Float(max(0, squares[j][c] / Double(count) - m * m))
+                    let r = pooled[j].result(channel: c)
+                    mean[c] = Float(r.mean)
+                    variance[c] = Float(r.variance)
                 }
             }
         }
