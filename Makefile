@@ -17,7 +17,7 @@ run-train: run
 
 test: setup
 	$(SWIFT) build --build-tests
-	$(SWIFT) test --skip-build --parallel --num-workers 2
+	$(SWIFT) test --skip-build --disable-swift-testing
 
 bench: build
 	$(RELEASE_BIN) bench engine --width 16

@@ -27,6 +27,7 @@ public final class ResNetExecutor: @unchecked Sendable {
     }
 
     private struct BNUnit {
+        let name: String
         let kernels: BatchNormKernels
         let gamma: TensorEntry
         let beta: TensorEntry
@@ -57,6 +58,14 @@ public final class ResNetExecutor: @unchecked Sendable {
     private let dLogits: UnsafeMutablePointer<Float>
     private let fcWeight: TensorEntry, fcBias: TensorEntry
 
+    /// Momentum of the running statistics in training-mode BN (PyTorch's 0.1). SWA's `update_bn`
+    /// sets 1/(k+1) for batch k, an equal-weight cumulative average.
+    public var batchNormMomentum: Float = 0.1
+
+    /// Which BatchNorm layers (by name, e.g. `layer3.0.bn2`) run in training mode during a
+    /// `forward(state, training: false)`: FixRes fine-tuning re-estimates only the last ones.
+    public var trainModeBatchNorms: Set<String> = []
+
     public init(model: ResNetMini, batch: Int, height: Int, width: Int, trainable: Bool, workers: Workers) {
         precondition(height >= 8 && width >= 8, "resnet-mini needs images of at least 8×8")
         self.model = model
@@ -73,7 +82,7 @@ public final class ResNetExecutor: @unchecked Sendable {
                      weight: entry("\(name).weight"))
         }
         func bnUnit(_ name: String, _ c: Int) -> BNUnit {
-            BNUnit(kernels: BatchNormKernels(channels: c, workers: workers), gamma: entry("\(name).weight"),
+            BNUnit(name: name, kernels: BatchNormKernels(channels: c, workers: workers), gamma: entry("\(name).weight"),
                    beta: entry("\(name).bias"), mean: entry("\(name).running_mean"), variance: entry("\(name).running_var"))
         }
         func grad(_ s: ActivationShape) -> Activation? { trainable ? Activation(s) : nil }
@@ -144,10 +153,10 @@ public final class ResNetExecutor: @unchecked Sendable {
 
     private func bn(_ u: BNUnit, _ state: ModelState, _ x: Activation, residual: Activation?, relu: Bool,
                     out: Activation, training: Bool) {
-        if training {
+        if training || trainModeBatchNorms.contains(u.name) {
             u.kernels.forwardTraining(
                 x, gamma: state.pointer(u.gamma), beta: state.pointer(u.beta),
-                runningMean: state.pointer(u.mean), runningVar: state.pointer(u.variance), momentum: 0.1,
+                runningMean: state.pointer(u.mean), runningVar: state.pointer(u.variance), momentum: batchNormMomentum,
                 residual: residual, relu: relu, out: out)
         } else {
             u.kernels.forwardInference(
@@ -233,8 +242,29 @@ public final class ResNetExecutor: @unchecked Sendable {
         stemConv.conv.backwardWeights(dc0!, input, state.gradient(stemConv.weight))
     }
 
-    /// Replaces the loss gradient w.r.t. the logits (for losses computed outside, e.g. distillation).
+    /// Sets the loss gradient w.r.t. the logits (for losses computed outside, e.g. distillation)
+    /// before `backward`.
     public func setLogitGradient(_ body: (UnsafeMutablePointer<Float>) -> Void) { body(dLogits) }
+
+    /// Backpropagates `dLogits` into `fc.weight` and `fc.bias` only (FixRes fine-tuning of the classifier).
+    public func backwardClassifier(_ state: ModelState) {
+        Linear.backward(dLogits, pooled, state.pointer(fcWeight), dx: dPooled, dw: state.gradient(fcWeight),
+                        db: state.gradient(fcBias), n: batch, inputs: model.features, outputs: model.classes)
+    }
+
+    /// The batch statistics (mean, biased variance) each BatchNorm computed in the last
+    /// training-mode forward pass, with the entries of its running statistics (precise BN).
+    public var batchNormStatistics: [(mean: TensorEntry, variance: TensorEntry, batchMean: FloatBuffer, batchVariance: FloatBuffer)] {
+        let units = [stemBN] + blocks.flatMap { [$0.bn1, $0.bn2] + ($0.downsample.map { [$0.bn] } ?? []) }
+        return units.map { ($0.mean, $0.variance, $0.kernels.mean, $0.kernels.variance) }
+    }
+
+    /// Copies another executor's input batch (same shape) into this one: a teacher sees what its student sees.
+    public func copyInput(from other: ResNetExecutor) {
+        precondition(other.input.shape == input.shape)
+        input.pointer.update(from: other.input.pointer, count: input.shape.storageCount)
+        labels.update(from: other.labels, count: batch)
+    }
 
     /// Summed loss, top-1 and top-5 hits of the current logits against `labels`, over the first `count` rows.
     public func score(count: Int) -> (lossSum: Double, top1: Int, top5: Int) {

@@ -61,21 +61,9 @@ public final class Trainer {
         self.events = events
         model = ResNetMini(width: spec.model.width, depth: spec.model.depth)
         workers = Workers(spec.threads)
-        try Self.checkSupported(spec)
     }
 
     deinit { if lockDescriptor >= 0 { close(lockDescriptor) } }
-
-    /// Parts of the spec that this trainer does not run yet are refused up front, naming the
-    /// field, rather than silently ignored.
-    static func checkSupported(_ spec: RunSpec) throws {
-        for (i, a) in spec.averaging.enumerated() where a != .none {
-            throw TrainingError.badInput("averaging[\(i)].kind: \(a.kind) is not available in this build yet")
-        }
-        if spec.distillation != nil { throw TrainingError.badInput("distillation: not available in this build yet") }
-        if spec.resolution.finetune != nil { throw TrainingError.badInput("resolution.finetune: not available in this build yet") }
-        if spec.preciseBN != nil { throw TrainingError.badInput("precise_bn: not available in this build yet") }
-    }
 
     // MARK: run folder
 
@@ -133,6 +121,36 @@ public final class Trainer {
 
     // MARK: the loop
 
+    /// Everything one run holds while it trains.
+    private final class Session {
+        let data: (train: ImageSet, test: ImageSet)
+        let plan: TrainingPlan
+        let exec: ResNetExecutor
+        let state: ModelState
+        let sgd: SGD
+        let evaluator: Evaluator
+        let filler: BatchFiller
+        var strategies: [AveragingStrategy] = []
+        var teacher: (exec: ResNetExecutor, state: ModelState, spec: DistillationSpec)?
+        var rng: Xoshiro256
+        var epoch = 0
+        var step = 0
+        var evalSeconds: [String: Double] = [:]
+        var batchNormSeconds = 0.0
+
+        init(data: (train: ImageSet, test: ImageSet), plan: TrainingPlan, exec: ResNetExecutor, state: ModelState, sgd: SGD,
+             evaluator: Evaluator, filler: BatchFiller, rng: Xoshiro256) {
+            self.data = data
+            self.plan = plan
+            self.exec = exec
+            self.state = state
+            self.sgd = sgd
+            self.evaluator = evaluator
+            self.filler = filler
+            self.rng = rng
+        }
+    }
+
     /// Trains (or continues, with `resume`) and returns how the run ended. Throws `badInput`
     /// before anything is trained when the spec, the data or the folder is unusable.
     public func run(resume: Bool = false) throws -> RunOutcome {
@@ -144,69 +162,87 @@ public final class Trainer {
         guard stepsPerEpoch > 0 else {
             throw TrainingError.badInput("optim.batch_size: \(batch) is more than the \(data.train.count) training images")
         }
-        let schedule = LearningRateSchedule(optim: spec.optim, stepsPerEpoch: stepsPerEpoch)
+        let plan = TrainingPlan(epochs: spec.optim.epochs, stepsPerEpoch: stepsPerEpoch,
+                                schedule: LearningRateSchedule(optim: spec.optim, stepsPerEpoch: stepsPerEpoch))
         let size = spec.resolution.trainSize
-        let exec = ResNetExecutor(model: model, batch: batch, height: size, width: size, trainable: true, workers: workers)
-        let state = ModelState(layout: model.layout)
-        let sgd = SGD(layout: model.layout, optim: spec.optim)
-        let evaluator = Evaluator(images: data.test, model: model, workers: workers)
-        var rng = Xoshiro256(seed: spec.seed)
-        var epoch = 0, step = 0
+        let run = Session(
+            data: data, plan: plan,
+            exec: ResNetExecutor(model: model, batch: batch, height: size, width: size, trainable: true, workers: workers),
+            state: ModelState(layout: model.layout), sgd: SGD(layout: model.layout, optim: spec.optim),
+            evaluator: Evaluator(images: data.test, model: model, workers: workers),
+            filler: BatchFiller(images: data.train, augment: spec.data.augment, size: size), rng: Xoshiro256(seed: spec.seed))
+        if let kd = spec.distillation { run.teacher = try loadTeacher(kd, batch: batch, size: size) }
 
+        var checkpoint: Checkpoint?
         if resume, let newest = Checkpoint.newest(in: directory) {
             do {
-                let cp = try Checkpoint(path: newest)
-                try cp.restore(into: state, sgd: sgd)
-                rng.state = cp.rngState
-                epoch = cp.epoch
-                step = cp.step
-                FileHandle.standardError.write(Data("polyak: resuming \(directory) after epoch \(epoch) (step \(step))\n".utf8))
+                checkpoint = try Checkpoint(path: newest)
             } catch {
                 throw TrainingError.badInput("cannot resume from \(newest): \(error)")
             }
         } else {
-            model.initialize(state, using: &rng)
+            model.initialize(run.state, using: &run.rng)
             // A fresh start owns the folder: old checkpoints would confuse a later --resume.
             for old in (try? FileManager.default.contentsOfDirectory(atPath: path("checkpoints"))) ?? [] {
                 try? FileManager.default.removeItem(atPath: path("checkpoints/\(old)"))
             }
+        }
+        // Strategies start from the initial model; a checkpoint then overwrites their state.
+        run.strategies = makeAveragingStrategies(spec, plan: plan, model: run.state)
+        if let cp = checkpoint {
+            do {
+                try cp.restore(into: run.state, sgd: run.sgd)
+                for s in run.strategies { try s.restore(from: cp.file) }
+            } catch {
+                throw TrainingError.badInput("cannot resume from \(Checkpoint.newest(in: directory) ?? directory): \(error)")
+            }
+            run.rng.state = cp.rngState
+            run.epoch = cp.epoch
+            run.step = cp.step
+            log("resuming \(directory) after epoch \(cp.epoch) (step \(cp.step))")
         }
         do {
             try AtomicFile.write(spec.jsonData(pretty: true), to: path("spec.json"))
         } catch {
             throw TrainingError.badInput("cannot write \(path("spec.json")): \(error)")
         }
+        for s in run.strategies {
+            for w in s.warnings() { events.warning(code: w.code, weights: w.weights, message: w.message) }
+        }
 
-        let filler = BatchFiller(images: data.train, augment: spec.data.augment, size: size)
-        let totalSteps = spec.optim.epochs * stepsPerEpoch
-        let stepsAtStart = step
+        let stepsAtStart = run.step
         let trainingClock = Date()
+        var trainingSeconds = 0.0
         var lastProgress = Date.distantPast
         var window = (loss: 0.0, correct: 0, steps: 0)
-        var lr = schedule.rate(at: max(0, step - 1))
+        var lr = plan.schedule.rate(at: max(0, run.step - 1))
+        let smoothing = Float(spec.optim.labelSmoothing)
 
-        while epoch < spec.optim.epochs {
-            let permutation = rng.permutation(count: data.train.count)
+        while run.epoch < plan.epochs {
+            let epochClock = Date()
+            let permutation = run.rng.permutation(count: data.train.count)
             var epochLoss = 0.0, epochCorrect = 0
             for i in 0..<stepsPerEpoch {
                 if StopRequest.isSet {
-                    let reason = "stopped by a signal at step \(step); resumable from epoch \(epoch)"
-                    emitSummary(status: "cancelled", reason: reason, steps: step, started: started, final: [:], exports: [:],
-                                imagesPerSecond: rate(step - stepsAtStart, batch, trainingClock))
+                    let reason = "stopped by a signal at step \(run.step); resumable from epoch \(run.epoch)"
+                    emitSummary(status: "cancelled", reason: reason, steps: run.step, started: started, final: [:], exports: [:],
+                                imagesPerSecond: rate(run.step - stepsAtStart, batch, trainingSeconds + Date().timeIntervalSince(epochClock)))
                     return RunOutcome(status: "cancelled", reason: reason)
                 }
-                lr = schedule.rate(at: step)
-                filler.fill(exec, indices: permutation[(i * batch)..<((i + 1) * batch)], rng: &rng)
-                let r = exec.trainingStep(state, labelSmoothing: Float(spec.optim.labelSmoothing))
-                step += 1
+                let scheduled = plan.schedule.rate(at: run.step)
+                lr = run.strategies.lazy.compactMap { $0.learningRate(forStep: run.step, scheduled: scheduled) }.first ?? scheduled
+                run.filler.fill(run.exec, indices: permutation[(i * batch)..<((i + 1) * batch)], rng: &run.rng)
+                let r = trainingStep(run, labelSmoothing: smoothing)
+                run.step += 1
                 guard r.lossSum.isFinite else {
-                    events.metric("train/loss", step: step, epoch: epoch + 1, value: r.lossSum / Double(batch))
-                    let reason = "diverged at step \(step)"
-                    emitSummary(status: "failed", reason: reason, steps: step, started: started, final: [:], exports: [:],
-                                imagesPerSecond: rate(step - stepsAtStart, batch, trainingClock))
+                    events.metric("train/loss", step: run.step, epoch: run.epoch + 1, value: r.lossSum / Double(batch))
+                    let reason = "diverged at step \(run.step)"
+                    emitSummary(status: "failed", reason: reason, steps: run.step, started: started, final: [:], exports: [:],
+                                imagesPerSecond: rate(run.step - stepsAtStart, batch, trainingSeconds + Date().timeIntervalSince(epochClock)))
                     return RunOutcome(status: "failed", reason: reason)
                 }
-                sgd.step(state, lr: Float(lr))
+                run.sgd.step(run.state, lr: Float(lr))
+                for s in run.strategies { s.afterStep(run.state, step: run.step) }
                 epochLoss += r.lossSum
                 epochCorrect += r.correct
                 if let every = spec.logEvery {
@@ -215,53 +251,239 @@ public final class Trainer {
                     window.steps += 1
                     if window.steps == every {
                         logTrain(loss: window.loss, correct: window.correct, images: window.steps * batch, lr: lr,
-                                 step: step, epoch: epoch + 1)
+                                 step: run.step, epoch: run.epoch + 1)
                         window = (0, 0, 0)
                     }
                 }
                 if Date().timeIntervalSince(lastProgress) >= 1 {
                     lastProgress = Date()
-                    progress(epoch: epoch + 1, step: step, total: totalSteps, done: step - stepsAtStart, batch: batch, since: trainingClock)
+                    progress(epoch: run.epoch + 1, step: run.step, total: plan.totalSteps, done: run.step - stepsAtStart,
+                             batch: batch, seconds: trainingSeconds + Date().timeIntervalSince(epochClock))
                 }
             }
-            epoch += 1
+            run.epoch += 1
+            for s in run.strategies { s.afterEpoch(run.state, epoch: run.epoch) }
+            trainingSeconds += Date().timeIntervalSince(epochClock)
             if spec.logEvery == nil {
-                logTrain(loss: epochLoss, correct: epochCorrect, images: stepsPerEpoch * batch, lr: lr, step: step, epoch: epoch)
+                logTrain(loss: epochLoss, correct: epochCorrect, images: stepsPerEpoch * batch, lr: lr, step: run.step, epoch: run.epoch)
             }
-            let eval = evaluator.evaluate(state, resize: spec.resolution.testSize, crop: spec.resolution.testSize)
-            logTest(eval, step: step, epoch: epoch, weights: "raw")
-            try writeCheckpoint(Checkpoint(state: state, sgd: sgd, epoch: epoch, step: step, rng: rng, spec: spec))
-            progress(epoch: epoch, step: step, total: totalSteps, done: step - stepsAtStart, batch: batch, since: trainingClock)
+            for (name, e) in evaluateAll(run) { logTest(e, step: run.step, epoch: run.epoch, weights: name) }
+            for s in run.strategies {
+                for m in s.metrics() { events.metric(m.key, step: run.step, epoch: run.epoch, value: m.value, weights: m.weights) }
+            }
+            let extra = run.strategies.map { $0.checkpoint() }
+            try writeCheckpoint(Checkpoint(
+                state: run.state, sgd: run.sgd, epoch: run.epoch, step: run.step, rng: run.rng, spec: spec,
+                extraTensors: extra.flatMap(\.tensors),
+                extraMetadata: extra.reduce(into: [:]) { $0.merge($1.metadata) { a, _ in a } }))
+            progress(epoch: run.epoch, step: run.step, total: plan.totalSteps, done: run.step - stepsAtStart, batch: batch,
+                     seconds: trainingSeconds)
             lastProgress = Date()
         }
-        let imagesPerSecond = rate(step - stepsAtStart, batch, trainingClock)
+        let imagesPerSecond = rate(run.step - stepsAtStart, batch, trainingSeconds)
 
-        let final = evaluator.evaluate(state, resize: spec.resolution.testSize, crop: spec.resolution.testSize)
-        if let grid = spec.resolution.testGrid {
-            for cell in grid.cells {
-                let e = evaluator.evaluate(state, resize: cell.resize, crop: cell.crop, keep: false)
-                events.emit("grid", [
-                    "weights": "raw", "stage": "base", "train_size": .number(Double(size)),
-                    "resize": .number(Double(cell.resize)), "crop": .number(Double(cell.crop)),
-                    "top1": JSONValue(e.top1), "top5": JSONValue(e.top5), "loss": JSONValue(e.loss),
-                ])
+        // Final evaluation, grids, FixRes fine-tuning and exports of every weight set.
+        let sets = weightSets(run)
+        var final: [String: [String: JSONValue]] = [:]
+        var exports: [String: JSONValue] = [:]
+        for (name, state) in sets {
+            let e = timedEvaluation(run, name: name, state: state, resize: spec.resolution.testSize, crop: spec.resolution.testSize)
+            final[name] = ["test/top1": JSONValue(e.top1), "test/top5": JSONValue(e.top5), "test/loss": JSONValue(e.loss)]
+            emitGrid(run, name: name, state: state, stage: "base")
+            let file = name == "raw" ? "final.safetensors" : "\(name).safetensors"
+            try export(state.stateDict(metadata: ["weights": name, "step": String(run.step), "spec": spec.json().text()]), name: file)
+            exports[name] = .string(file)
+        }
+        if let ft = spec.resolution.finetune {
+            for (name, state) in sets {
+                let tuned = finetune(run, state, ft)
+                let e = run.evaluator.evaluate(tuned, resize: spec.resolution.testSize, crop: spec.resolution.testSize)
+                final[name + "/finetuned"] = ["test/top1": JSONValue(e.top1), "test/top5": JSONValue(e.top5), "test/loss": JSONValue(e.loss)]
+                emitGrid(run, name: name, state: tuned, stage: "finetuned")
+                let file = (name == "raw" ? "final" : name) + ".finetuned.safetensors"
+                try export(tuned.stateDict(metadata: ["weights": name, "stage": "finetuned", "spec": spec.json().text()]), name: file)
+                exports[name + "/finetuned"] = .string(file)
             }
         }
-        let exportName = "final.safetensors"
-        try export(state.stateDict(metadata: ["weights": "raw", "step": String(step), "spec": spec.json().text()]),
-                   name: exportName)
         pruneCheckpoints(keep: spec.checkpoints.keep)
-        emitSummary(status: "completed", reason: nil, steps: step, started: started,
-                    final: ["raw": ["test/top1": JSONValue(final.top1), "test/top5": JSONValue(final.top5),
-                                    "test/loss": JSONValue(final.loss)]],
-                    exports: ["raw": .string(exportName)], imagesPerSecond: imagesPerSecond)
+        emitSummary(status: "completed", reason: nil, steps: run.step, started: started, final: final, exports: exports,
+                    imagesPerSecond: imagesPerSecond,
+                    timing: ["train_s": JSONValue(round2(trainingSeconds)),
+                             "eval_s": .object(run.evalSeconds.mapValues { JSONValue(round2($0)) }),
+                             "swa_bn_s": JSONValue(round2(run.batchNormSeconds))])
         return RunOutcome(status: "completed", reason: nil)
+    }
+
+    /// One forward + backward: cross-entropy, or the distillation loss against the teacher.
+    private func trainingStep(_ run: Session, labelSmoothing: Float) -> (lossSum: Double, correct: Int) {
+        guard let teacher = run.teacher else { return run.exec.trainingStep(run.state, labelSmoothing: labelSmoothing) }
+        teacher.exec.copyInput(from: run.exec)
+        teacher.exec.forward(teacher.state, training: false)
+        run.exec.forward(run.state, training: true)
+        let n = run.exec.batch, k = model.classes
+        let correct = SoftmaxCrossEntropy.forward(logits: run.exec.logits, labels: run.exec.labels, n: n, classes: k).correct
+        var total = 0.0
+        run.exec.setLogitGradient { d in
+            total = AveragingMath.distillation(
+                student: run.exec.logits, teacher: teacher.exec.logits, labels: run.exec.labels, n: n, classes: k,
+                temperature: teacher.spec.temperature, alpha: teacher.spec.alpha,
+                labelSmoothing: Double(labelSmoothing), dStudent: d).total
+        }
+        run.exec.backward(run.state)
+        return (total * Double(n), correct)
+    }
+
+    /// The teacher of a distillation run: a safetensors state dict that must be the declared model.
+    private func loadTeacher(_ kd: DistillationSpec, batch: Int, size: Int) throws -> (ResNetExecutor, ModelState, DistillationSpec) {
+        guard let teacher = kd.teacher else {
+            throw TrainingError.badInput("distillation.teacher: give {path, model} (the server fills it in from teacher_run)")
+        }
+        do {
+            let file = try SafetensorsFile.read(from: teacher.path)
+            let declared = ResNetMini(width: teacher.model.width, depth: teacher.model.depth)
+            try declared.check(shapes: file.shapes)
+            let state = ModelState(layout: declared.layout)
+            try state.load(stateDict: file)
+            let exec = ResNetExecutor(model: declared, batch: batch, height: size, width: size, trainable: false, workers: workers)
+            return (exec, state, kd)
+        } catch {
+            throw TrainingError.badInput("distillation.teacher: \(teacher.path) does not hold the declared resnet-mini width \(teacher.model.width) depth \(teacher.model.depth): \(error)")
+        }
+    }
+
+    /// Raw weights and every averaged set ready now, each prepared for evaluation (precise BN on copies).
+    private func weightSets(_ run: Session) -> [(name: String, state: ModelState)] {
+        let context = EvaluationContext { [self] state in
+            let clock = Date()
+            recomputeBatchNorm(run, state, batches: nil)
+            run.batchNormSeconds += Date().timeIntervalSince(clock)
+        }
+        var sets: [(name: String, state: ModelState)] = [("raw", run.state)]
+        for s in run.strategies { sets += s.weightSets(context) }
+        guard let precise = spec.preciseBN else { return sets }
+        return sets.map { name, state in
+            if name == "swa" { return (name, state) }  // update_bn already recomputed it from all batches
+            let copy = state.copy()
+            recomputeBatchNorm(run, copy, batches: precise.batches)
+            return (name, copy)
+        }
+    }
+
+    private func evaluateAll(_ run: Session) -> [(String, Evaluation)] {
+        weightSets(run).map { ($0.name, timedEvaluation(run, name: $0.name, state: $0.state,
+                                                          resize: spec.resolution.testSize, crop: spec.resolution.testSize)) }
+    }
+
+    private func timedEvaluation(_ run: Session, name: String, state: ModelState, resize: Int, crop: Int) -> Evaluation {
+        let clock = Date()
+        let e = run.evaluator.evaluate(state, resize: resize, crop: crop)
+        run.evalSeconds[name, default: 0] += Date().timeIntervalSince(clock)
+        return e
+    }
+
+    private func emitGrid(_ run: Session, name: String, state: ModelState, stage: String) {
+        guard let grid = spec.resolution.testGrid else { return }
+        for cell in grid.cells {
+            let e = run.evaluator.evaluate(state, resize: cell.resize, crop: cell.crop, keep: false)
+            events.emit("grid", [
+                "weights": .string(name), "stage": .string(stage), "train_size": .number(Double(spec.resolution.trainSize)),
+                "resize": .number(Double(cell.resize)), "crop": .number(Double(cell.crop)),
+                "top1": JSONValue(e.top1), "top5": JSONValue(e.top5), "loss": JSONValue(e.loss),
+            ])
+        }
+    }
+
+    /// Re-estimates a state's BN running statistics from training batches in train mode, with
+    /// augmentation drawn from a generator of its own (the training stream is never touched).
+    /// `batches == nil`: SWA's `update_bn` — reset, then an equal-weight average of every batch's
+    /// statistics (unbiased variance). Otherwise precise BN (fvcore): pooled mean and biased
+    /// population variance over all samples of `batches` batches.
+    private func recomputeBatchNorm(_ run: Session, _ state: ModelState, batches: Int?) {
+        let exec = run.exec, layout = state.layout
+        let count = batches ?? run.plan.stepsPerEpoch
+        var rng = Xoshiro256(seed: spec.seed ^ 0x5EED_BA7C_4E0F)
+        let order = rng.permutation(count: run.data.train.count)
+        let stats = exec.batchNormStatistics
+        var pooled = stats.map { PooledStatistics(channels: $0.mean.count) }
+        if batches == nil {
+            for e in layout.entries where e.role == .buffer {
+                state.pointer(e).update(repeating: e.name.hasSuffix("running_var") ? 1 : 0, count: e.count)
+            }
+            state.batchesTracked = 0
+        }
+        let saved = exec.batchNormMomentum
+        defer { exec.batchNormMomentum = saved }
+        let perEpoch = run.plan.stepsPerEpoch, batch = exec.batch
+        for k in 0..<count {
+            let i = k % perEpoch
+            run.filler.fill(exec, indices: order[(i * batch)..<((i + 1) * batch)], rng: &rng)
+            exec.batchNormMomentum = batches == nil ? 1 / Float(k + 1) : 0
+            exec.forward(state, training: true)
+            if batches != nil {
+                let samples = batch * exec.height * exec.width
+                for (j, s) in stats.enumerated() { pooled[j].add(mean: s.batchMean.pointer, variance: s.batchVariance.pointer, count: samples) }
+            }
+        }
+        if batches != nil {
+            for (j, s) in stats.enumerated() {
+                let mean = state.pointer(s.mean), variance = state.pointer(s.variance)
+                for c in 0..<s.mean.count {
+                    let r = pooled[j].result(channel: c)
+                    mean[c] = Float(r.mean)
+                    variance[c] = Float(r.variance)
+                }
+            }
+        }
+    }
+
+    /// FixRes fine-tuning (Touvron et al. 2019) of a copy: the test transform on training images at
+    /// the test size; only `fc` trains; the BatchNorms feeding the pooling re-estimate their running
+    /// statistics in train mode with frozen affine weights; everything else is frozen in eval mode.
+    private func finetune(_ run: Session, _ source: ModelState, _ ft: FinetuneSpec) -> ModelState {
+        let state = source.copy()
+        let size = spec.resolution.testSize, batch = spec.optim.batchSize
+        let exec = ResNetExecutor(model: model, batch: batch, height: size, width: size, trainable: false, workers: workers)
+        let last = model.blocks.last!
+        exec.trainModeBatchNorms = last.hasDownsample ? ["\(last.prefix).bn2", "\(last.prefix).downsample.1"] : ["\(last.prefix).bn2"]
+        let sgd = SGD(layout: model.layout, optim: spec.optim)
+        let classifier: (TensorEntry) -> Bool = { $0.name.hasPrefix("fc.") }
+        var rng = Xoshiro256(seed: spec.seed ^ 0xF1_4E5)
+        let scratch = TransformScratch()
+        let images = run.data.train
+        let steps = images.count / batch
+        let s = exec.input.shape
+        for _ in 0..<ft.epochs {
+            let order = rng.permutation(count: images.count)
+            for i in 0..<steps {
+                images.withUnsafeImages { imgs in
+                    for b in 0..<batch {
+                        let index = Int(order[i * batch + b])
+                        testTransform(imgs[index], resize: size, crop: size, scratch: scratch,
+                                      into: ImageDestination(base: exec.input.pointer + s.offset(b, 0, 0), rowStride: s.rowStride))
+                        exec.labels[b] = Int32(images.labels[index])
+                    }
+                }
+                exec.forward(state, training: false)
+                exec.setLogitGradient { d in
+                    SoftmaxCrossEntropy.forward(logits: exec.logits, labels: exec.labels, n: batch, classes: model.classes, dLogits: d)
+                }
+                exec.backwardClassifier(state)
+                sgd.step(state, lr: Float(ft.lr), only: classifier)
+            }
+        }
+        return state
     }
 
     // MARK: reporting
 
-    private func rate(_ steps: Int, _ batch: Int, _ since: Date) -> Double {
-        Double(steps * batch) / max(Date().timeIntervalSince(since), 1e-9)
+    private func rate(_ steps: Int, _ batch: Int, _ seconds: Double) -> Double {
+        Double(steps * batch) / max(seconds, 1e-9)
+    }
+
+    private func round2(_ x: Double) -> Double { (x * 100).rounded() / 100 }
+
+    private func log(_ message: String) {
+        FileHandle.standardError.write(Data("polyak: \(message)\n".utf8))
     }
 
     private func logTrain(loss: Double, correct: Int, images: Int, lr: Double, step: Int, epoch: Int) {
@@ -276,8 +498,8 @@ public final class Trainer {
         events.metric("test/top5", step: step, epoch: epoch, value: e.top5, weights: weights)
     }
 
-    private func progress(epoch: Int, step: Int, total: Int, done: Int, batch: Int, since: Date) {
-        let elapsed = max(Date().timeIntervalSince(since), 1e-9)
+    private func progress(epoch: Int, step: Int, total: Int, done: Int, batch: Int, seconds: Double) {
+        let elapsed = max(seconds, 1e-9)
         let stepsPerSecond = Double(done) / elapsed
         events.emit("progress", [
             "epoch": .number(Double(epoch)), "step": .number(Double(step)), "total_steps": .number(Double(total)),
@@ -288,8 +510,9 @@ public final class Trainer {
     }
 
     private func emitSummary(status: String, reason: String?, steps: Int, started: Date, final: [String: [String: JSONValue]],
-                             exports: [String: JSONValue], imagesPerSecond: Double) {
+                             exports: [String: JSONValue], imagesPerSecond: Double, timing: [String: JSONValue] = [:]) {
         events.emit("summary", [
+            "timing": .object(timing),
             "status": .string(status), "reason": reason.map(JSONValue.string) ?? .null,
             "steps": .number(Double(steps)), "wall_s": JSONValue((Date().timeIntervalSince(started) * 100).rounded() / 100),
             "images_per_sec": JSONValue((imagesPerSecond * 10).rounded() / 10),

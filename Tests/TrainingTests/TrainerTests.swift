@@ -9,43 +9,14 @@ import XCTest
 /// Real training runs on a few hundred Fashion-MNIST images (the Debian package `dataset-fashion-mnist`,
 /// which `scripts/setup.sh` installs).
 final class TrainerTests: XCTestCase {
-    var folders: [String] = []
-
-    override func tearDown() {
-        for f in folders { try? FileManager.default.removeItem(atPath: f) }
-        StopRequest.reset()
-    }
-
-    func folder() -> String {
-        let f = FileManager.default.temporaryDirectory.appendingPathComponent("polyak-\(UUID().uuidString)").path
-        folders.append(f)
-        return f
-    }
-
+    let h = RunHarness()
+    override func tearDown() { h.cleanUp() }
+    func folder() -> String { h.folder() }
     func smallSpec(epochs: Int = 2, images: Int = 512, width: Int = 4, extra: String = "") throws -> RunSpec {
-        try RunSpec.decode(Data("""
-            {"seed": 3, "threads": 2,
-             "data": {"train_limit": \(images), "test_limit": 500},
-             "model": {"width": \(width)},
-             "optim": {"epochs": \(epochs), "batch_size": 64, "lr": 0.1, "warmup_epochs": 0.5}
-             \(extra)}
-            """.utf8))
+        try h.smallSpec(epochs: epochs, images: images, width: width, extra: extra)
     }
-
-    struct Run {
-        let outcome: RunOutcome
-        let lines: [[String: Any]]
-        func metrics(_ key: String) -> [Double] {
-            lines.filter { $0["type"] as? String == "metric" && $0["key"] as? String == key }.map { ($0["value"] as! NSNumber).doubleValue }
-        }
-        var summary: [String: Any] { lines.last { $0["type"] as? String == "summary" }! }
-    }
-
-    func train(_ spec: RunSpec, in dir: String, resume: Bool = false) throws -> Run {
-        let box = LineBox()
-        let outcome = try Trainer(spec: spec, directory: dir, events: .collecting(into: box)).run(resume: resume)
-        let lines = box.lines.map { try! JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any] }
-        return Run(outcome: outcome, lines: lines)
+    func train(_ spec: RunSpec, in dir: String, resume: Bool = false) throws -> RunHarness.Run {
+        try h.train(spec, in: dir, resume: resume)
     }
 
     func testShortRunLearnsAndExportsALoadableStateDict() throws {

@@ -1,4 +1,4 @@
-import Experiments
+import Foundation
 import Foundation
 
 /// The learning rate at every optimizer step: linear per-step warmup over `warmup_epochs`, then

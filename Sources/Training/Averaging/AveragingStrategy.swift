@@ -1,0 +1,84 @@
+import Experiments
+import Foundation
+import Network
+
+/// What a strategy knows about the run it averages.
+public struct TrainingPlan: Sendable {
+    public let epochs: Int
+    public let stepsPerEpoch: Int
+    public let schedule: LearningRateSchedule
+    public var totalSteps: Int { epochs * stepsPerEpoch }
+}
+
+/// A warning computed from the spec and the schedule before training (`averaging.md`, "Pitfalls").
+public struct AveragingWarning: Sendable, Equatable {
+    public let code: String
+    public let weights: String?
+    public let message: String
+}
+
+/// Services the trainer lends a strategy when it prepares weights for evaluation.
+public struct EvaluationContext {
+    /// Recomputes a state's BN running statistics over the training data (`update_bn`: reset, then
+    /// an equal-weight average over every batch, train-mode forward passes).
+    public let recomputeBatchNorm: (ModelState) -> Void
+}
+
+/// A weight-averaging strategy. The trainer calls it only at these hooks, in this order:
+/// `afterStep` after every optimizer step, `afterEpoch` when an epoch's steps are done, then
+/// `weightSets` before evaluation. `learningRate` may override the schedule (SWALR).
+/// A strategy never writes the model it averages, so evaluating its weights cannot disturb training.
+public protocol AveragingStrategy: AnyObject {
+    /// The weight sets it maintains (`ema@0.999`, `swa`), in the order they are reported.
+    var weightSetNames: [String] { get }
+
+    /// After optimizer step `step` (counted from 1) of the run.
+    func afterStep(_ model: ModelState, step: Int)
+
+    /// After epoch `epoch` (counted from 1) has finished its steps.
+    func afterEpoch(_ model: ModelState, epoch: Int)
+
+    /// The learning rate for `step` (0-based index of the step about to run) when the strategy
+    /// takes over the schedule, else nil.
+    func learningRate(forStep step: Int, scheduled: Double) -> Double?
+
+    /// The weight sets ready to evaluate now (none before averaging has begun), prepared for
+    /// evaluation (SWA recomputes its BN statistics here).
+    func weightSets(_ context: EvaluationContext) -> [(name: String, state: ModelState)]
+
+    /// Metrics to log with each evaluation (`ema/decay`).
+    func metrics() -> [(key: String, weights: String, value: Double)]
+
+    /// Pitfalls of this configuration for this run (`averaging.md`).
+    func warnings() -> [AveragingWarning]
+
+    /// State that a checkpoint must carry for resume to be exact.
+    func checkpoint() -> (tensors: [SafetensorsFile.Tensor], metadata: [String: String])
+
+    /// Restores what `checkpoint()` wrote.
+    func restore(from file: SafetensorsFile) throws
+}
+
+/// Builds the strategies a spec asks for (`averaging`), each starting from the model as it is now.
+public func makeAveragingStrategies(_ spec: RunSpec, plan: TrainingPlan, model: ModelState) -> [AveragingStrategy] {
+    var out: [AveragingStrategy] = []
+    for (i, a) in spec.averaging.enumerated() {
+        switch a {
+        case .none: break
+        case .ema(let ema): out.append(EMAStrategy(ema, index: i, plan: plan, model: model))
+        case .swa(let swa): out.append(SWAStrategy(swa, plan: plan, model: model))
+        }
+    }
+    return out
+}
+
+extension SafetensorsFile {
+    /// A flat F32 tensor the strategy stored, checked for its length.
+    func flat(_ name: String, count: Int) throws -> [Float] {
+        guard let t = self[name], let v = t.floats, v.count == count else {
+            throw ModelFileError.missing(name)
+        }
+        return v
+    }
+}
+
