@@ -1,7 +1,7 @@
 import Datasets
 import Experiments
 import Foundation
-import Network
+import PolyakNetwork
 @testable import Training
 import XCTest
 

@@ -1,7 +1,7 @@
 import Experiments
 import Foundation
 import Kernels
-@testable import Network
+@testable import PolyakNetwork
 @testable import Training
 import XCTest
 

@@ -1,6 +1,6 @@
 import Experiments
 import Foundation
-import Network
+import PolyakNetwork
 @testable import Training
 import XCTest
 

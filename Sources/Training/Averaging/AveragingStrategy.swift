@@ -1,6 +1,6 @@
 import Experiments
 import Foundation
-import Network
+import PolyakNetwork
 
 /// What a strategy knows about the run it averages.
 public struct TrainingPlan: Sendable {

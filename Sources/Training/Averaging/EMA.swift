@@ -1,7 +1,7 @@
 import Experiments
 import Foundation
 import Kernels
-import Network
+import PolyakNetwork
 
 /// Exponential moving average of parameters **and** float buffers, as timm's ModelEmaV3 with
 /// torch's lerp: `e ← lerp(e, m, 1 − d)` after every `every` optimizer steps; integer counters are

@@ -1,7 +1,7 @@
 import Experiments
 import Foundation
 import Kernels
-import Network
+import PolyakNetwork
 
 /// Stochastic weight averaging as torch.optim.swa_utils: `AveragedModel` keeps an equal-weight
 /// running mean of the parameters, `a ← a + (m − a)/(n + 1)` (the first update copies), at the end
