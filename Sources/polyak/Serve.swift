@@ -1,0 +1,75 @@
+import ArgumentParser
+import Experiments
+import Foundation
+import Hummingbird
+import Logging
+import Server
+import Store
+
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run the tracking service: REST API, job runner, SQLite store.",
+        discussion: """
+            Listens on 127.0.0.1 unless --host says otherwise. Trainings run as `polyak train` children,
+            --max-concurrent at a time, at nice 10. SIGTERM stops them gracefully; their runs resume on
+            the next start.
+            Example: polyak serve --port 8080 --db ./polyak.sqlite --data-dir ./polyak-data
+            """)
+
+    @Option(help: "Address to listen on (another than 127.0.0.1 exposes the API to the network).")
+    var host: String = "127.0.0.1"
+
+    @Option(help: "Port to listen on.")
+    var port: Int = 8080
+
+    @Option(help: "SQLite database file (created and migrated if needed).")
+    var db: String = "./polyak.sqlite"
+
+    @Option(help: "Folder for run folders (runs/<id>/: spec, checkpoints, exported weights).")
+    var dataDir: String = "./polyak-data"
+
+    @Option(help: "Trainings run at once (each uses the spec's threads).")
+    var maxConcurrent: Int = 1
+
+    @Option(help: "Seconds between SIGTERM and SIGKILL when a run is cancelled or the server stops.")
+    var cancelGrace: Double = 10
+
+    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
+    var logLevel: String = "info"
+
+    func validate() throws {
+        if !(0...65535).contains(port) { throw ValidationError("--port must be in 0...65535") }
+        if !(1...64).contains(maxConcurrent) { throw ValidationError("--max-concurrent must be in 1...64") }
+        if cancelGrace < 0 { throw ValidationError("--cancel-grace must be ≥ 0") }
+        if Logger.Level(rawValue: logLevel) == nil { throw ValidationError("--log-level: unknown level \(logLevel)") }
+    }
+
+    func run() async throws {
+        var logger = Logger(label: "polyak")
+        logger.logLevel = Logger.Level(rawValue: logLevel)!
+        if host != "127.0.0.1" && host != "localhost" && host != "::1" {
+            logger.notice("listening on \(host): the API is reachable from other machines and has no authentication")
+        }
+        let options = ServerOptions(
+            host: host, port: port, databasePath: db, dataDirectory: dataDir, maxConcurrent: maxConcurrent,
+            executable: Self.ownExecutable(), presets: Self.presets, cancelGrace: cancelGrace,
+            version: PolyakVersion.current, logLevel: logger.logLevel)
+        do {
+            let app = try buildApplication(options)
+            try await app.runService()
+        } catch let error as StoreError {
+            // A database newer than this binary, or one that cannot be opened: say so plainly.
+            fail("\(error)")
+        }
+    }
+
+    /// This binary, so children run the same code as the server (`/proc/self/exe` resolved: the
+    /// path stays right even if `nice` is put in front of it).
+    static func ownExecutable() -> String {
+        (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+    }
+
+    static var presets: [PresetEntry] {
+        Presets.all.map { p in PresetEntry(name: p.name, summary: p.summary, overlay: { p.overlay(for: $0) }) }
+    }
+}
