@@ -1,0 +1,80 @@
+import Experiments
+import Foundation
+import Hummingbird
+import HummingbirdTesting
+import XCTest
+
+@testable import Server
+
+/// The `polyak` executable built beside this test bundle (`swift build --build-tests` builds it).
+func polyakExecutable() throws -> String {
+    let me = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+    var dir = URL(fileURLWithPath: me).deletingLastPathComponent()
+    // The test binary sits in polyakPackageTests.xctest (a file on Linux) inside the build folder.
+    if dir.lastPathComponent.hasSuffix(".xctest") { dir = dir.deletingLastPathComponent() }
+    let path = dir.appendingPathComponent("polyak").path
+    guard FileManager.default.isExecutableFile(atPath: path) else {
+        throw XCTSkip("no polyak executable at \(path): run `swift build` (make test does) before the server tests")
+    }
+    return path
+}
+
+/// A temporary folder holding a database and a data directory.
+final class TempFolder {
+    let url: URL
+    init() throws {
+        url = FileManager.default.temporaryDirectory.appendingPathComponent("polyak-server-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+    }
+    var db: String { url.appendingPathComponent("polyak.sqlite").path }
+    var data: String { url.appendingPathComponent("data").path }
+    deinit { try? FileManager.default.removeItem(at: url) }
+}
+
+/// The presets as `polyak serve` gives them.
+let realPresets: [PresetEntry] = Presets.all.map { p in PresetEntry(name: p.name, summary: p.summary, overlay: { p.overlay(for: $0) }) }
+
+func options(_ folder: TempFolder, executable: String = "/bin/false", maxConcurrent: Int = 1) -> ServerOptions {
+    ServerOptions(host: "127.0.0.1", port: 0, databasePath: folder.db, dataDirectory: folder.data, maxConcurrent: maxConcurrent,
+                  executable: executable, presets: realPresets, cancelGrace: 5, version: "test", logLevel: .warning)
+}
+
+extension TestClientProtocol {
+    @discardableResult
+    func call(_ method: HTTPRequest.Method, _ uri: String, _ body: String? = nil, headers: HTTPFields = [:]) async throws -> TestResponse {
+        try await execute(uri: uri, method: method, headers: headers, body: body.map { ByteBuffer(string: $0) })
+    }
+
+    func json(_ method: HTTPRequest.Method, _ uri: String, _ body: String? = nil, expect: HTTPResponse.Status = .ok,
+              file: StaticString = #filePath, line: UInt = #line) async throws -> JSONValue {
+        let r = try await call(method, uri, body)
+        let text = String(buffer: r.body)
+        XCTAssertEqual(r.status, expect, "\(method) \(uri): \(text)", file: file, line: line)
+        return text.isEmpty ? .null : try JSONValue.parse(text)
+    }
+}
+
+extension JSONValue {
+    subscript(index: Int) -> JSONValue? {
+        if case .array(let items) = self, index < items.count { return items[index] }
+        return nil
+    }
+    var count: Int {
+        if case .array(let items) = self { return items.count }
+        return 0
+    }
+    var intValue: Int? { doubleValue.map { Int($0) } }
+}
+
+/// Checks an API error body: `{"error": {"status", "message", "field"}}`.
+func assertError(_ r: TestResponse, _ status: HTTPResponse.Status, field: String?, contains: String? = nil,
+                 file: StaticString = #filePath, line: UInt = #line) throws {
+    let text = String(buffer: r.body)
+    XCTAssertEqual(r.status, status, text, file: file, line: line)
+    let body = try JSONValue.parse(text)
+    XCTAssertEqual(body["error"]?["status"]?.intValue, Int(status.code), text, file: file, line: line)
+    XCTAssertEqual(body["error"]?["field"]?.stringValue, field, text, file: file, line: line)
+    if let contains {
+        XCTAssertTrue(body["error"]?["message"]?.stringValue?.contains(contains) == true, "\(text) lacks \(contains)", file: file, line: line)
+    }
+}
