@@ -439,6 +439,18 @@ public final class TrackingStore: @unchecked Sendable {
         }
     }
 
+    /// How many points a run has (all series).
+    public func pointCount(run: Int64) throws -> Int {
+        try read { db in
+            let s = try db.prepare("""
+                SELECT COUNT(*) FROM metric_points WHERE series_id IN (SELECT id FROM metric_series WHERE run_id = ?)
+                """).bind([.int(run)])
+            defer { s.reset() }
+            _ = try s.step()
+            return Int(s.int(0))
+        }
+    }
+
     /// All points of a run as values (for tests and small reads).
     public func points(run: Int64, key: String? = nil, weights: String? = nil) throws -> [MetricPoint] {
         var out: [MetricPoint] = []

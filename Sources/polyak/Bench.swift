@@ -9,7 +9,7 @@ import Training
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Benchmarks; each prints one JSON object.",
-        subcommands: [Engine.self])
+        subcommands: [Engine.self, Service.self])
 }
 
 extension Bench {
