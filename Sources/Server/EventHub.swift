@@ -13,6 +13,25 @@ final class EventHub: @unchecked Sendable {
 
     private let lock = NSLock()
     private var subscribers: [Int64: [UUID: AsyncStream<Event>.Continuation]] = [:]
+    private let timer: DispatchSourceTimer
+
+    /// A comment line to every subscriber every `heartbeat` seconds: proxies keep the stream open,
+    /// and a write to a client that went away ends its handler.
+    init(heartbeat: Double = 15) {
+        timer = DispatchSource.makeTimerSource(queue: DispatchQueue.global(qos: .utility))
+        timer.schedule(deadline: .now() + heartbeat, repeating: heartbeat)
+        timer.setEventHandler { [weak self] in self?.ping() }
+        timer.resume()
+    }
+
+    deinit { timer.cancel() }
+
+    private func ping() {
+        lock.lock()
+        let all = subscribers.values.flatMap { $0.values }
+        lock.unlock()
+        for c in all { c.yield(Event(name: "ping", data: "")) }
+    }
 
     func subscribe(run: Int64) -> AsyncStream<Event> {
         let id = UUID()

@@ -360,6 +360,10 @@ struct RunsController: Sendable {
             try await writer.write(ByteBuffer(string: first))
             if !finished {
                 for await event in stream {
+                    if event.name == "ping" {
+                        try await writer.write(ByteBuffer(string: ": ping\n\n"))
+                        continue
+                    }
                     try await writer.write(ByteBuffer(string: "event: \(event.name)\ndata: \(event.data)\n\n"))
                     if event.name == "status", let s = (try? JSONValue.parse(event.data))?["status"]?.stringValue,
                         RunStatus(rawValue: s)?.isFinished == true

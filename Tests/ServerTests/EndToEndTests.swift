@@ -2,6 +2,7 @@ import Experiments
 import Foundation
 import Hummingbird
 import HummingbirdTesting
+import Store
 import XCTest
 
 #if canImport(FoundationNetworking)
@@ -24,6 +25,13 @@ final class EndToEndTests: XCTestCase {
             let id = try XCTUnwrap(created["id"]?.intValue)
             XCTAssertEqual(created["runs"]?.count, 4)
             XCTAssertEqual(created["baseline"]?.stringValue, "none")
+            // Live events of the first run: the stream follows it to its end, then closes.
+            let first = try XCTUnwrap(created["runs"]?[0]?["id"]?.intValue)
+            let live = try await client.call(.get, "/api/runs/\(first)/events")
+            XCTAssertEqual(live.headers[.contentType], "text/event-stream")
+            let stream = String(buffer: live.body)
+            XCTAssertTrue(stream.contains("event: progress\ndata: {"), stream)
+            XCTAssertTrue(stream.hasSuffix("event: status\ndata: {\"error\":null,\"status\":\"completed\"}\n\n"), stream)
 
             // Wait through the API.
             var experiment: JSONValue = .null
@@ -112,6 +120,29 @@ final class EndToEndTests: XCTestCase {
 
             let health = try await client.json(.get, "/api/health")
             XCTAssertEqual(health["queue_length"]?.intValue, 0)
+
+            // Distillation from a finished run, referenced by id: the server resolves the teacher.
+            let teacher = try XCTUnwrap(experiment["runs"]?[0]?["id"]?.intValue)
+            let kd = try await client.json(.post, "/api/runs", #"{"data": {"train_limit": 256, "test_limit": 200}, "model": {"width": 4}, "optim": {"epochs": 1, "batch_size": 64}, "distillation": {"teacher_run": \#(teacher)}}"#, expect: .created)
+            let kdID = try XCTUnwrap(kd["id"]?.intValue)
+            let kdRun = try await waitForEnd(client, kdID)
+            XCTAssertEqual(kdRun["status"]?.stringValue, "completed", "\(kdRun["error"] ?? .null)")
+            XCTAssertEqual(kdRun["spec"]?["distillation"]?["teacher"]?["path"]?.stringValue?.hasSuffix("/runs/\(teacher)/final.safetensors"), true)
+
+            // A trainer that fails (no data where the spec says): the run fails with its stderr.
+            let bad = try await client.json(.post, "/api/runs", #"{"data": {"root": "/nonexistent/fmnist"}}"#, expect: .created)
+            let failed = try await waitForEnd(client, try XCTUnwrap(bad["id"]?.intValue))
+            XCTAssertEqual(failed["status"]?.stringValue, "failed")
+            XCTAssertTrue(failed["error"]?.stringValue?.contains("/nonexistent/fmnist") == true, "\(failed["error"] ?? .null)")
+        }
+    }
+
+    func waitForEnd(_ client: some TestClientProtocol, _ id: Int, seconds: Double = 120) async throws -> JSONValue {
+        let deadline = Date().addingTimeInterval(seconds)
+        while true {
+            let run = try await client.json(.get, "/api/runs/\(id)")
+            if ["completed", "failed", "cancelled"].contains(run["status"]?.stringValue ?? "") || Date() > deadline { return run }
+            try await Task.sleep(nanoseconds: 200_000_000)
         }
     }
 
@@ -207,6 +238,59 @@ final class EndToEndTests: XCTestCase {
         let train = try await http.json("GET", "/api/runs/\(id)/metrics?key=train/loss")
         let trainSteps = (0..<train["points"]!.count).map { train["points"]![$0]!["step"]!.intValue! }
         XCTAssertEqual(trainSteps, [24, 48, 72, 96])
+        server.terminate()
+        server.waitUntilExit()
+    }
+}
+
+extension EndToEndTests {
+    /// SIGTERM: the child is stopped, the run left `interrupted`, and the next start finishes it.
+    func testGracefulShutdownLeavesRunsResumable() async throws {
+        let exe = try polyakExecutable()
+        let folder = try TempFolder()
+        let port = try freePort()
+        func startServer() throws -> Process {
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: exe)
+            p.arguments = ["serve", "--port", "\(port)", "--db", folder.db, "--data-dir", folder.data, "--log-level", "warning"]
+            p.standardOutput = FileHandle.nullDevice
+            try p.run()
+            return p
+        }
+        let http = HTTP(port: port)
+        var server = try startServer()
+        defer { if server.isRunning { server.terminate() } }
+        try await http.waitUntilUp()
+        let spec = #"{"data": {"train_limit": 1536, "test_limit": 200}, "model": {"width": 4}, "optim": {"epochs": 3, "batch_size": 64}}"#
+        let posted = try await http.json("POST", "/api/runs", spec)
+        let id = try XCTUnwrap(posted["id"]?.intValue)
+        let deadline = Date().addingTimeInterval(120)
+        while try await http.json("GET", "/api/runs/\(id)")["progress"] == .null, Date() < deadline {
+            try await Task.sleep(nanoseconds: 50_000_000)
+        }
+        let stopped = Date()
+        server.terminate()  // SIGTERM
+        server.waitUntilExit()
+        XCTAssertLessThan(Date().timeIntervalSince(stopped), 10, "graceful shutdown took too long")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: folder.data + "/runs/\(id)/final.safetensors"))
+        do {
+            let store = try TrackingStore(path: folder.db)
+            let run = try XCTUnwrap(try store.run(Int64(id)))
+            XCTAssertEqual(run.status, .interrupted)
+            XCTAssertTrue(run.error?.contains("resumes") == true, run.error ?? "")
+        }
+
+        server = try startServer()
+        try await http.waitUntilUp()
+        var final: JSONValue = .null
+        while Date() < deadline {
+            final = try await http.json("GET", "/api/runs/\(id)")
+            if ["completed", "failed", "cancelled"].contains(final["status"]?.stringValue ?? "") { break }
+            try await Task.sleep(nanoseconds: 200_000_000)
+        }
+        XCTAssertEqual(final["status"]?.stringValue, "completed", "\(final["error"] ?? .null)")
+        let test = try await http.json("GET", "/api/runs/\(id)/metrics?key=test/top1&weights=raw")
+        XCTAssertEqual((0..<test["points"]!.count).map { test["points"]![$0]!["step"]!.intValue! }, [24, 48, 72])
         server.terminate()
         server.waitUntilExit()
     }
