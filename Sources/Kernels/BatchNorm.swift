@@ -59,6 +59,59 @@ public final class BatchNormKernels: @unchecked Sendable {
         for px in 0..<pixels { (row + px * channels).update(from: perChannel, count: channels) }
     }
 
+    // MARK: statistics gathered by the producer
+
+    /// Set by `beginStatistics`: the next `forwardTraining` uses the sums its producer gathered.
+    private var gathered = false
+
+    /// Prepares to receive the rows of the next training forward's input as its producer (the
+    /// convolution) writes them, while each row is still in cache: the statistics then cost no
+    /// separate pass over memory.
+    public func beginStatistics(_ shape: ActivationShape) {
+        let length = shape.w * channels
+        ensureScratch(rowLength: length)
+        scratch!.update(repeating: 0, count: 2 * length * workers.count)
+        scratchDouble!.update(repeating: 0, count: 2 * length * workers.count)
+        gathered = true
+    }
+
+    /// Adds one freshly written row (`w·c` floats) to `worker`'s sums.
+    @inline(__always)
+    public func addRow(worker: Int, _ row: UnsafePointer<Float>, length: Int) {
+        let a = scratch! + worker * 2 * length, b = a + length
+        vectorLoop(length, { i in
+            let v = load(row + i)
+            store(load(a + i) + v, a + i)
+            store(load(b + i) + v * v, b + i)
+        }, { i in
+            a[i] += row[i]
+            b[i] += row[i] * row[i]
+        })
+    }
+
+    /// Moves `worker`'s Float sums into its Double sums (at the end of each image).
+    @inline(__always)
+    public func endImage(worker: Int, length: Int) {
+        let fa = scratch! + worker * 2 * length
+        let da = scratchDouble! + worker * 2 * length
+        for i in 0..<(2 * length) { da[i] += Double(fa[i]) }
+        fa.update(repeating: 0, count: 2 * length)
+    }
+
+    /// Per-channel totals of the workers' Double sums, in worker order.
+    private func combine(length: Int) -> (UnsafeMutablePointer<Double>, UnsafeMutablePointer<Double>) {
+        let c = channels, ds = scratchDouble!
+        partials.initialize(repeating: 0, count: 2 * c)
+        for worker in 0..<workers.count {
+            let da = ds + worker * 2 * length, db = da + length
+            for i in 0..<length {
+                partials[i % c] += da[i]
+                partials[c + i % c] += db[i]
+            }
+        }
+        return (partials, partials + c)
+    }
+
     /// Two per-channel sums over every interior element: `body(offset, rowLength, accA, accB)` adds
     /// one row's contributions position by position (a straight, vectorisable loop); rows are
     /// summed in Float within an image, images in Double, workers in worker order.
@@ -82,15 +135,8 @@ public final class BatchNormKernels: @unchecked Sendable {
                 }  // once per image: a 1/h share of the work
             }
         }
-        partials.initialize(repeating: 0, count: 2 * c)
-        for worker in 0..<workers.count {
-            let da = ds + worker * 2 * length, db = da + length
-            for i in 0..<length {
-                partials[i % c] += da[i]
-                partials[c + i % c] += db[i]
-            }
-        }
-        return (partials, partials + c)
+        _ = c
+        return combine(length: length)
     }
 
     /// Training forward: batch statistics, running statistics updated with `momentum`, then
@@ -103,7 +149,7 @@ public final class BatchNormKernels: @unchecked Sendable {
         let s = x.shape, c = channels
         precondition(s.c == c && out.shape == s)
         let xp = UnsafePointer(x.pointer)
-        let (sums, squares) = reduce(s) { offset, length, a, b in
+        let (sums, squares) = gathered ? combine(length: s.w * c) : reduce(s) { offset, length, a, b in
             let row = xp + offset
             vectorLoop(length, { i in
                 let v = load(row + i)
@@ -114,6 +160,7 @@ public final class BatchNormKernels: @unchecked Sendable {
                 b[i] += row[i] * row[i]
             })
         }
+        gathered = false
         let count = Double(s.n * s.h * s.w)
         for ch in 0..<c {
             let m = sums[ch] / count

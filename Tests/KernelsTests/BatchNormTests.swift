@@ -147,3 +147,29 @@ final class DenseTests: XCTestCase {
         XCTAssertFalse(SoftmaxCrossEntropy.inTopK(z, label: 2, classes: 3, k: 2))
     }
 }
+
+final class FusedStatisticsTests: XCTestCase {
+    /// Statistics gathered by the convolution as it writes rows equal a separate pass over memory.
+    func testConvolutionGathersTheSameStatistics() {
+        var fill = Filler(11)
+        let g = ConvGeometry(cin: 8, cout: 16, kernel: 3, stride: 2, input: ActivationShape(n: 5, h: 9, w: 9, c: 8))
+        let conv = Conv2d(g, workers: Workers(2))
+        let x = Activation(g.input), y = Activation(g.output), out1 = Activation(g.output), out2 = Activation(g.output)
+        fill.fill(x)
+        let w = fill.array(g.weightCount)
+        let gamma = [Float](repeating: 1.5, count: 16), beta = [Float](repeating: -0.2, count: 16)
+        var rm1 = [Float](repeating: 0, count: 16), rv1 = [Float](repeating: 1, count: 16), rm2 = rm1, rv2 = rv1
+        let separate = BatchNormKernels(channels: 16, workers: Workers(2)), fused = BatchNormKernels(channels: 16, workers: Workers(2))
+        conv.forward(x, w, y)
+        separate.forwardTraining(y, gamma: gamma, beta: beta, runningMean: &rm1, runningVar: &rv1, momentum: 0.1,
+                                 residual: nil, relu: true, out: out1)
+        conv.forward(x, w, y, statistics: fused)
+        fused.forwardTraining(y, gamma: gamma, beta: beta, runningMean: &rm2, runningVar: &rv2, momentum: 0.1,
+                              residual: nil, relu: true, out: out2)
+        XCTAssertLessThan(maxRelativeError(out1, out2), 1e-5)
+        for c in 0..<16 {
+            XCTAssertEqual(rm1[c], rm2[c], accuracy: 1e-6)
+            XCTAssertEqual(rv1[c], rv2[c], accuracy: 1e-5)
+        }
+    }
+}
