@@ -50,6 +50,7 @@ let package = Package(
         .testTarget(name: "NetworkTests", dependencies: ["Network", "Kernels"], swiftSettings: swiftSettings),
         .testTarget(name: "DatasetsTests", dependencies: ["Datasets", "CZlib"], swiftSettings: swiftSettings),
         .testTarget(name: "ExperimentsTests", dependencies: ["Experiments"], swiftSettings: swiftSettings),
+        .testTarget(name: "CLITests", swiftSettings: swiftSettings),
         .testTarget(
             name: "TrainingTests", dependencies: ["Training", "Network", "Datasets", "Experiments"],
             swiftSettings: swiftSettings),
