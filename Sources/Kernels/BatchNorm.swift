@@ -41,7 +41,8 @@ public final class BatchNormKernels: @unchecked Sendable {
     private var scratch: UnsafeMutablePointer<Float>?
     private var scratchDouble: UnsafeMutablePointer<Double>?
     private var rowCapacity = 0
-    /// Per-channel coefficients repeated along one row (length w·c), shared read-only by the workers.
+    /// Per-channel coefficients repeated along one row (length w·c), shared read-only by the workers:
+    /// three backward coefficient rows, then the forward's scale and shift rows.
     private var expanded: UnsafeMutablePointer<Float>?
 
     private func ensureScratch(rowLength: Int) {
@@ -51,8 +52,12 @@ public final class BatchNormKernels: @unchecked Sendable {
         expanded?.deallocate()
         scratch = .allocate(capacity: 2 * rowLength * workers.count)
         scratchDouble = .allocate(capacity: 2 * rowLength * workers.count)
-        expanded = .allocate(capacity: 3 * rowLength)
+        expanded = .allocate(capacity: 5 * rowLength)
         rowCapacity = rowLength
+    }
+
+    private func expand(_ perChannel: UnsafeMutablePointer<Float>, into row: UnsafeMutablePointer<Float>, pixels: Int) {
+        expand(UnsafePointer(perChannel), into: row, pixels: pixels)
     }
 
     private func expand(_ perChannel: UnsafePointer<Float>, into row: UnsafeMutablePointer<Float>, pixels: Int) {
@@ -235,51 +240,73 @@ public final class BatchNormKernels: @unchecked Sendable {
     ///
     /// With g = dOut ⊙ [out > 0]: dβ = Σg, dγ = Σ g·x̂, and
     /// dx = γ·σ⁻¹·(g − Σg/M − x̂·Σ(g·x̂)/M) (Ioffe & Szegedy 2015, eq. for ∂ℓ/∂xᵢ).
+    /// `out == nil` (a ReLU without a residual) derives the mask from x and the forward's
+    /// coefficients instead — bit for bit the same test, one array fewer to stream from memory.
     /// `dResidual`, when given, receives g (the gradient flowing into the shortcut).
     public func backward(
-        _ dOut: Activation, out: Activation, x: Activation, gamma: UnsafePointer<Float>,
+        _ dOut: Activation, out: Activation?, x: Activation, gamma: UnsafePointer<Float>,
         relu: Bool, dx: Activation, dGamma: UnsafeMutablePointer<Float>, dBeta: UnsafeMutablePointer<Float>,
         dResidual: Activation?
     ) {
         let s = x.shape, c = channels
-        let dop = UnsafePointer(dOut.pointer), outp = UnsafePointer(out.pointer), xp = UnsafePointer(x.pointer)
+        let length = s.w * c
+        ensureScratch(rowLength: length)
+        let dop = UnsafePointer(dOut.pointer), xp = UnsafePointer(x.pointer)
+        let outp = out.map { UnsafePointer($0.pointer) }
         let drp = dResidual?.pointer
-        // Pass 1: Σg and Σg·x per channel, with g = dOut ⊙ [out > 0] (written to dResidual when asked).
+        // the forward's coefficients along a row, for the mask from x
+        let fsc = expanded! + 3 * length, fsh = fsc + length
+        if relu && outp == nil {
+            expand(scale.pointer, into: fsc, pixels: s.w)
+            expand(shift.pointer, into: fsh, pixels: s.w)
+        }
+        /// g for 8 elements at i of a row starting at `offset`.
+        @inline(__always) func g(_ offset: Int, _ i: Int) -> Vec {
+            let d = load(dop + offset + i)
+            guard relu else { return d }
+            if let outp { return d.replacing(with: 0, where: load(outp + offset + i) .<= .zero) }
+            let pre = load(xp + offset + i) * load(fsc + i) + load(fsh + i)
+            return d.replacing(with: 0, where: pre .<= .zero)
+        }
+        @inline(__always) func g1(_ offset: Int, _ i: Int) -> Float {
+            let d = dop[offset + i]
+            guard relu else { return d }
+            if let outp { return outp[offset + i] <= 0 ? 0 : d }
+            return xp[offset + i] * fsc[i] + fsh[i] <= 0 ? 0 : d
+        }
+        // Pass 1: Σg and Σg·x per channel (g written to dResidual when asked).
         let (sumG, sumGX) = reduce(s) { offset, length, a, b in
-            let d = dop + offset, o = outp + offset, xr = xp + offset
-            // g = dOut where out > 0 (or everywhere without the ReLU)
-            @inline(__always) func g(_ i: Int) -> Vec {
-                relu ? load(d + i).replacing(with: 0, where: load(o + i) .<= .zero) : load(d + i)
-            }
+            let xr = xp + offset
             if let drp {
                 let dr = drp + offset
                 vectorLoop(length, { i in
-                    let v = g(i)
+                    let v = g(offset, i)
                     store(v, dr + i)
                     store(load(a + i) + v, a + i)
                     store(load(b + i) + v * load(xr + i), b + i)
                 }, { i in
-                    let v = (relu && o[i] <= 0) ? 0 : d[i]
+                    let v = g1(offset, i)
                     dr[i] = v
                     a[i] += v
                     b[i] += v * xr[i]
                 })
             } else {
                 vectorLoop(length, { i in
-                    let v = g(i)
+                    let v = g(offset, i)
                     store(load(a + i) + v, a + i)
                     store(load(b + i) + v * load(xr + i), b + i)
                 }, { i in
-                    let v = (relu && o[i] <= 0) ? 0 : d[i]
+                    let v = g1(offset, i)
                     a[i] += v
                     b[i] += v * xr[i]
                 })
             }
         }
+        // Pass 2: dx = k1·g + k2·x + k3 per channel.
         let m = Double(s.n * s.h * s.w)
-        // dx = k1·g + k2·x + k3 per channel
-        let k1 = scale, k2 = shift
-        withUnsafeTemporaryAllocation(of: Float.self, capacity: c) { k3 in
+        let e1 = expanded!, e2 = e1 + length, e3 = e2 + length
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: 3 * c) { k in
+            let k1 = k.baseAddress!, k2 = k1 + c, k3 = k2 + c
             for ch in 0..<c {
                 let inv = Double(invStd[ch]), mu = Double(mean[ch]), gm = Double(gamma[ch])
                 let sg = sumG[ch]
@@ -290,30 +317,18 @@ public final class BatchNormKernels: @unchecked Sendable {
                 k2[ch] = Float(-gm * inv * inv * sgxhat / m)
                 k3[ch] = Float(-gm * inv * sg / m + gm * inv * inv * mu * sgxhat / m)
             }
-            let length = s.w * c
-            let e1 = expanded!, e2 = e1 + length, e3 = e2 + length
-            expand(k1.pointer, into: e1, pixels: s.w)
-            expand(k2.pointer, into: e2, pixels: s.w)
-            expand(k3.baseAddress!, into: e3, pixels: s.w)
-            let dxp = dx.pointer
-            workers.forEachSlice(s.n * s.h) { rows in
-                for r in rows {
-                    let offset = s.offset(r / s.h, r % s.h, 0)
-                    let d = dop + offset, o = outp + offset, xr = xp + offset, dxr = dxp + offset
-                    if relu {
-                        vectorLoop(length, { i in
-                            let g = load(d + i).replacing(with: 0, where: load(o + i) .<= .zero)
-                            store(load(e1 + i) * g + load(e2 + i) * load(xr + i) + load(e3 + i), dxr + i)
-                        }, { i in
-                            let g = o[i] > 0 ? d[i] : 0
-                            dxr[i] = e1[i] * g + e2[i] * xr[i] + e3[i]
-                        })
-                    } else {
-                        vectorLoop(length, { i in
-                            store(load(e1 + i) * load(d + i) + load(e2 + i) * load(xr + i) + load(e3 + i), dxr + i)
-                        }, { i in dxr[i] = e1[i] * d[i] + e2[i] * xr[i] + e3[i] })
-                    }
-                }
+            expand(k1, into: e1, pixels: s.w)
+            expand(k2, into: e2, pixels: s.w)
+            expand(k3, into: e3, pixels: s.w)
+        }
+        let dxp = dx.pointer
+        workers.forEachSlice(s.n * s.h) { rows in
+            for r in rows {
+                let offset = s.offset(r / s.h, r % s.h, 0)
+                let xr = xp + offset, dxr = dxp + offset
+                vectorLoop(length, { i in
+                    store(load(e1 + i) * g(offset, i) + load(e2 + i) * load(xr + i) + load(e3 + i), dxr + i)
+                }, { i in dxr[i] = e1[i] * g1(offset, i) + e2[i] * xr[i] + e3[i] })
             }
         }
     }

@@ -213,7 +213,7 @@ public final class ResNetExecutor: @unchecked Sendable {
 
     // MARK: backward
 
-    private func bnBackward(_ u: BNUnit, _ state: ModelState, dOut: Activation, out: Activation, x: Activation,
+    private func bnBackward(_ u: BNUnit, _ state: ModelState, dOut: Activation, out: Activation?, x: Activation,
                             relu: Bool, dx: Activation, dResidual: Activation?) {
         let clock = profile.map { _ in DispatchTime.now().uptimeNanoseconds }
         defer { if let clock { profile!.add("bn bwd", DispatchTime.now().uptimeNanoseconds - clock) } }
@@ -249,16 +249,16 @@ public final class ResNetExecutor: @unchecked Sendable {
                        dResidual: identity ? dx : u.dsd!)
             timed(u.conv2, "wgrad") { u.conv2.conv.backwardWeights(u.dc2!, u.h1, state.gradient(u.conv2.weight)) }
             timed(u.conv2, "dgrad") { u.conv2.conv.backwardData(u.dc2!, state.pointer(u.conv2.weight), u.dh1!, accumulate: false) }
-            bnBackward(u.bn1, state, dOut: u.dh1!, out: u.h1, x: u.c1, relu: true, dx: u.dc1!, dResidual: nil)
+            bnBackward(u.bn1, state, dOut: u.dh1!, out: nil, x: u.c1, relu: true, dx: u.dc1!, dResidual: nil)
             timed(u.conv1, "wgrad") { u.conv1.conv.backwardWeights(u.dc1!, x, state.gradient(u.conv1.weight)) }
             timed(u.conv1, "dgrad") { u.conv1.conv.backwardData(u.dc1!, state.pointer(u.conv1.weight), dx, accumulate: identity) }
             if let (conv, norm) = u.downsample {
-                bnBackward(norm, state, dOut: u.dsd!, out: u.sd!, x: u.cd!, relu: false, dx: u.dcd!, dResidual: nil)
+                bnBackward(norm, state, dOut: u.dsd!, out: nil, x: u.cd!, relu: false, dx: u.dcd!, dResidual: nil)
                 timed(conv, "wgrad") { conv.conv.backwardWeights(u.dcd!, x, state.gradient(conv.weight)) }
                 timed(conv, "dgrad") { conv.conv.backwardData(u.dcd!, state.pointer(conv.weight), dx, accumulate: true) }
             }
         }
-        bnBackward(stemBN, state, dOut: da0!, out: a0, x: c0, relu: true, dx: dc0!, dResidual: nil)
+        bnBackward(stemBN, state, dOut: da0!, out: nil, x: c0, relu: true, dx: dc0!, dResidual: nil)
         timed(stemConv, "wgrad") { stemConv.conv.backwardWeights(dc0!, input, state.gradient(stemConv.weight)) }
     }
 

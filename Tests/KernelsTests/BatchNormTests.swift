@@ -71,6 +71,13 @@ final class BatchNormTests: XCTestCase {
         bn.backward(masked, out: plain, x: x, gamma: gamma, relu: false, dx: dx2, dGamma: &dg2, dBeta: &db2, dResidual: nil)
         XCTAssertLessThan(maxRelativeError(dx1, dx2), 1e-5)
         for c in 0..<shape.c { XCTAssertEqual(dg1[c], dg2[c], accuracy: 1e-5) }
+        // the mask derived from x and the forward's coefficients is the same mask, bit for bit
+        let dx3 = Activation(shape)
+        var dg3 = [Float](repeating: 0, count: shape.c), db3 = dg3
+        bn.backward(d, out: nil, x: x, gamma: gamma, relu: true, dx: dx3, dGamma: &dg3, dBeta: &db3, dResidual: nil)
+        XCTAssertEqual(dx3.storage.array, dx1.storage.array)
+        XCTAssertEqual(dg3, dg1)
+        XCTAssertEqual(db3, db1)
     }
 
     /// Running statistics follow PyTorch: momentum 0.1, unbiased variance; inference uses them.
