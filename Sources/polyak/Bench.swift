@@ -80,6 +80,8 @@ extension Bench {
                 profileJSON = .object(p.nanoseconds.mapValues { .number((Double($0) / Double(steps) / 1e4).rounded() / 100) })
             }
 
+            let emaOne = measureEMAUpdate(state, decays: 1), emaThree = measureEMAUpdate(state, decays: 3)
+
             let evalExec = ResNetExecutor(model: model, batch: evalBatch, height: 28, width: 28, trainable: false, workers: workers)
             images.withUnsafeImages { imgs in
                 for b in 0..<evalBatch {
@@ -109,6 +111,8 @@ extension Bench {
                 "eval_images_per_sec": .number(round1(evalRate)), "eval_reps": .array(evalReps.map { .number(round1($0)) }),
                 "peak_rss_mb": .number(round1(Double(usage.ru_maxrss) / 1024)),
                 "profile_ms_per_step": profileJSON,
+                "ema_update_us": .number(round1(emaOne)), "ema_update_us_3_decays": .number(round1(emaThree)),
+                "ema_update_pct_of_step_per_decay": .number((emaThree / 3 / (stepSeconds * 1e6) * 1e5).rounded() / 1e3),
             ])
             print(out.text())
         }
