@@ -83,7 +83,14 @@ public final class BatchNormKernels: @unchecked Sendable {
     /// Adds one freshly written row (`w·c` floats) to `worker`'s sums.
     @inline(__always)
     public func addRow(worker: Int, _ row: UnsafePointer<Float>, length: Int) {
-        let a = scratch! + worker * 2 * length, b = a + length
+        let a = scratch! + worker * 2 * length
+        Self.addSumsAndSquares(row, a, a + length, length)
+    }
+
+    /// a += row, b += row² position by position.
+    @inline(__always)
+    private static func addSumsAndSquares(_ row: UnsafePointer<Float>, _ a: UnsafeMutablePointer<Float>,
+                                          _ b: UnsafeMutablePointer<Float>, _ length: Int) {
         vectorLoop(length, { i in
             let v = load(row + i)
             store(load(a + i) + v, a + i)
@@ -140,7 +147,6 @@ public final class BatchNormKernels: @unchecked Sendable {
                 }  // once per image: a 1/h share of the work
             }
         }
-        _ = c
         return combine(length: length)
     }
 
@@ -155,15 +161,7 @@ public final class BatchNormKernels: @unchecked Sendable {
         precondition(s.c == c && out.shape == s)
         let xp = UnsafePointer(x.pointer)
         let (sums, squares) = gathered ? combine(length: s.w * c) : reduce(s) { offset, length, a, b in
-            let row = xp + offset
-            vectorLoop(length, { i in
-                let v = load(row + i)
-                store(load(a + i) + v, a + i)
-                store(load(b + i) + v * v, b + i)
-            }, { i in
-                a[i] += row[i]
-                b[i] += row[i] * row[i]
-            })
+            Self.addSumsAndSquares(xp + offset, a, b, length)
         }
         gathered = false
         let count = Double(s.n * s.h * s.w)

@@ -211,7 +211,6 @@ public final class Trainer {
         }
 
         let stepsAtStart = run.step
-        let trainingClock = Date()
         var trainingSeconds = 0.0
         var lastProgress = Date.distantPast
         var window = (loss: 0.0, correct: 0, steps: 0)
