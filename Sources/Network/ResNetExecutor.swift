@@ -120,11 +120,15 @@ public final class ResNetExecutor: @unchecked Sendable {
             let out = trainable ? Activation(s) : c2
             let cd = ds.map { _ in Activation(s) }
             let sd = trainable ? cd.map { _ in Activation(s) } : cd
+            // Gradient buffers are reused as soon as they are dead. BN's backward may write dx over
+            // its dOut (element by element, each read before it is written): dc2 over dOut once the
+            // shortcut's share is out, dc1 over dc2 once conv2's gradients are taken, dcd over dsd.
             let dOut = grad(s)
+            let dsd = ds == nil ? nil : grad(s)
             units.append(BlockUnit(
                 conv1: conv1, bn1: bnUnit("\(b.prefix).bn1", b.cout), conv2: conv2, bn2: bnUnit("\(b.prefix).bn2", b.cout),
                 downsample: ds, c1: c1, h1: h1, c2: c2, out: out, cd: cd, sd: sd,
-                dc1: grad(s), dh1: grad(s), dc2: grad(s), dcd: ds == nil ? nil : grad(s), dsd: ds == nil ? nil : grad(s),
+                dc1: dOut, dh1: grad(s), dc2: dOut, dcd: dsd, dsd: dsd,
                 dOut: dOut))
             x = s
         }
