@@ -4,7 +4,14 @@ import PackageDescription
 // Kernels and the trainer are pointer-heavy numeric code split over two worker threads by hand;
 // Swift 5 mode keeps them free of Sendable ceremony around raw pointers.
 let swiftSettings: [SwiftSetting] = [.swiftLanguageMode(.v5)]
-let fastMath: [SwiftSetting] = swiftSettings + [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
+// Release builds of the numeric modules drop bounds checks (the tests run the same code with them)
+// and target AVX2 + FMA, the common set of every machine this project runs on (spec/performance.md).
+#if arch(x86_64)
+let cpuFlags = ["-target-cpu", "haswell"]
+#else
+let cpuFlags: [String] = []
+#endif
+let fastMath: [SwiftSetting] = swiftSettings + [.unsafeFlags(["-Ounchecked"] + cpuFlags, .when(configuration: .release))]
 
 let package = Package(
     name: "polyak",
@@ -61,6 +68,7 @@ let package = Package(
         .testTarget(name: "DatasetsTests", dependencies: ["Datasets", "CZlib"], swiftSettings: swiftSettings),
         .testTarget(name: "ExperimentsTests", dependencies: ["Experiments"], swiftSettings: swiftSettings),
         .testTarget(name: "StoreTests", dependencies: ["Store", "Experiments"], swiftSettings: swiftSettings),
+        .testTarget(name: "CLITests", swiftSettings: swiftSettings),
         .testTarget(
             name: "ServerTests",
             dependencies: [

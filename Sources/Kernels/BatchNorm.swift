@@ -29,38 +29,125 @@ public final class BatchNormKernels: @unchecked Sendable {
         partials = .allocate(capacity: 2 * channels * workers.count)
     }
 
-    deinit { partials.deallocate() }
+    deinit {
+        partials.deallocate()
+        scratch?.deallocate()
+        scratchDouble?.deallocate()
+        expanded?.deallocate()
+    }
 
-    /// Sums f(row element) per channel over every interior pixel, per worker, then in worker order.
-    /// `rowSums` gets (sumA, sumB) for one row of `w × c` values starting at the given offset.
-    private func reduce(
-        _ shape: ActivationShape,
-        _ perRow: (_ offset: Int, _ a: UnsafeMutablePointer<Float>, _ b: UnsafeMutablePointer<Float>) -> Void
-    ) -> (UnsafeMutablePointer<Double>, UnsafeMutablePointer<Double>) {
-        let c = channels
-        partials.initialize(repeating: 0, count: 2 * c * workers.count)
-        workers.run { worker in
-            let images = workers.range(worker, of: shape.n)
-            let sa = partials + worker * 2 * c, sb = sa + c
-            withUnsafeTemporaryAllocation(of: Float.self, capacity: 2 * c) { tmp in
-                let ra = tmp.baseAddress!, rb = ra + c
-                for img in images {
-                    for y in 0..<shape.h {
-                        ra.update(repeating: 0, count: 2 * c)
-                        perRow(shape.offset(img, y, 0), ra, rb)
-                        for ch in 0..<c {
-                            sa[ch] += Double(ra[ch])
-                            sb[ch] += Double(rb[ch])
-                        }
-                    }
-                }
+    /// Per-worker scratch: Float partial sums of one image's rows and Double sums over images, each
+    /// one value per (pixel, channel) of a row, so the hot loops run straight over contiguous rows.
+    private var scratch: UnsafeMutablePointer<Float>?
+    private var scratchDouble: UnsafeMutablePointer<Double>?
+    private var rowCapacity = 0
+    /// Per-channel coefficients repeated along one row (length w·c), shared read-only by the workers:
+    /// three backward coefficient rows, then the forward's scale and shift rows.
+    private var expanded: UnsafeMutablePointer<Float>?
+
+    private func ensureScratch(rowLength: Int) {
+        guard rowLength > rowCapacity else { return }
+        scratch?.deallocate()
+        scratchDouble?.deallocate()
+        expanded?.deallocate()
+        scratch = .allocate(capacity: 2 * rowLength * workers.count)
+        scratchDouble = .allocate(capacity: 2 * rowLength * workers.count)
+        expanded = .allocate(capacity: 5 * rowLength)
+        rowCapacity = rowLength
+    }
+
+    private func expand(_ perChannel: UnsafeMutablePointer<Float>, into row: UnsafeMutablePointer<Float>, pixels: Int) {
+        expand(UnsafePointer(perChannel), into: row, pixels: pixels)
+    }
+
+    private func expand(_ perChannel: UnsafePointer<Float>, into row: UnsafeMutablePointer<Float>, pixels: Int) {
+        for px in 0..<pixels { (row + px * channels).update(from: perChannel, count: channels) }
+    }
+
+    // MARK: statistics gathered by the producer
+
+    /// Set by `beginStatistics`: the next `forwardTraining` uses the sums its producer gathered.
+    private var gathered = false
+
+    /// Prepares to receive the rows of the next training forward's input as its producer (the
+    /// convolution) writes them, while each row is still in cache: the statistics then cost no
+    /// separate pass over memory.
+    public func beginStatistics(_ shape: ActivationShape) {
+        let length = shape.w * channels
+        ensureScratch(rowLength: length)
+        scratch!.update(repeating: 0, count: 2 * length * workers.count)
+        scratchDouble!.update(repeating: 0, count: 2 * length * workers.count)
+        gathered = true
+    }
+
+    /// Adds one freshly written row (`w·c` floats) to `worker`'s sums.
+    @inline(__always)
+    public func addRow(worker: Int, _ row: UnsafePointer<Float>, length: Int) {
+        let a = scratch! + worker * 2 * length
+        Self.addSumsAndSquares(row, a, a + length, length)
+    }
+
+    /// a += row, b += row² position by position.
+    @inline(__always)
+    private static func addSumsAndSquares(_ row: UnsafePointer<Float>, _ a: UnsafeMutablePointer<Float>,
+                                          _ b: UnsafeMutablePointer<Float>, _ length: Int) {
+        vectorLoop(length, { i in
+            let v = load(row + i)
+            store(load(a + i) + v, a + i)
+            store(load(b + i) + v * v, b + i)
+        }, { i in
+            a[i] += row[i]
+            b[i] += row[i] * row[i]
+        })
+    }
+
+    /// Moves `worker`'s Float sums into its Double sums (at the end of each image).
+    @inline(__always)
+    public func endImage(worker: Int, length: Int) {
+        let fa = scratch! + worker * 2 * length
+        let da = scratchDouble! + worker * 2 * length
+        for i in 0..<(2 * length) { da[i] += Double(fa[i]) }
+        fa.update(repeating: 0, count: 2 * length)
+    }
+
+    /// Per-channel totals of the workers' Double sums, in worker order.
+    private func combine(length: Int) -> (UnsafeMutablePointer<Double>, UnsafeMutablePointer<Double>) {
+        let c = channels, ds = scratchDouble!
+        partials.initialize(repeating: 0, count: 2 * c)
+        for worker in 0..<workers.count {
+            let da = ds + worker * 2 * length, db = da + length
+            for i in 0..<length {
+                partials[i % c] += da[i]
+                partials[c + i % c] += db[i]
             }
         }
-        for worker in 1..<workers.count {
-            let src = partials + worker * 2 * c
-            for i in 0..<(2 * c) { partials[i] += src[i] }
-        }
         return (partials, partials + c)
+    }
+
+    /// Two per-channel sums over every interior element: `body(offset, rowLength, accA, accB)` adds
+    /// one row's contributions position by position (a straight, vectorisable loop); rows are
+    /// summed in Float within an image, images in Double, workers in worker order.
+    private func reduce(
+        _ shape: ActivationShape,
+        _ body: (_ offset: Int, _ length: Int, _ a: UnsafeMutablePointer<Float>, _ b: UnsafeMutablePointer<Float>) -> Void
+    ) -> (UnsafeMutablePointer<Double>, UnsafeMutablePointer<Double>) {
+        let c = channels, length = shape.w * c
+        ensureScratch(rowLength: length)
+        let fs = scratch!, ds = scratchDouble!
+        workers.run { worker in
+            let fa = fs + worker * 2 * length, fb = fa + length
+            let da = ds + worker * 2 * length, db = da + length
+            da.update(repeating: 0, count: 2 * length)
+            for img in workers.range(worker, of: shape.n) {
+                fa.update(repeating: 0, count: 2 * length)
+                for y in 0..<shape.h { body(shape.offset(img, y, 0), length, fa, fb) }
+                for i in 0..<length {
+                    da[i] += Double(fa[i])
+                    db[i] += Double(fb[i])
+                }  // once per image: a 1/h share of the work
+            }
+        }
+        return combine(length: length)
     }
 
     /// Training forward: batch statistics, running statistics updated with `momentum`, then
@@ -73,16 +160,10 @@ public final class BatchNormKernels: @unchecked Sendable {
         let s = x.shape, c = channels
         precondition(s.c == c && out.shape == s)
         let xp = UnsafePointer(x.pointer)
-        let (sums, squares) = reduce(s) { offset, a, b in
-            let row = xp + offset
-            for px in 0..<s.w {
-                let v = row + px * c
-                for ch in 0..<c {
-                    a[ch] += v[ch]
-                    b[ch] += v[ch] * v[ch]
-                }
-            }
+        let (sums, squares) = gathered ? combine(length: s.w * c) : reduce(s) { offset, length, a, b in
+            Self.addSumsAndSquares(xp + offset, a, b, length)
         }
+        gathered = false
         let count = Double(s.n * s.h * s.w)
         for ch in 0..<c {
             let m = sums[ch] / count
@@ -115,32 +196,39 @@ public final class BatchNormKernels: @unchecked Sendable {
     }
 
     private func apply(_ x: Activation, residual: Activation?, relu: Bool, out: Activation) {
-        let s = x.shape, c = channels
+        let s = x.shape
+        let length = s.w * channels
+        ensureScratch(rowLength: length)
+        let sc = expanded!, sh = sc + length
+        expand(scale.pointer, into: sc, pixels: s.w)
+        expand(shift.pointer, into: sh, pixels: s.w)
         let xp = UnsafePointer(x.pointer), op = out.pointer
-        let rp = residual.map { UnsafePointer($0.pointer) }
         if let residual { precondition(residual.shape == s) }
-        let sc = UnsafePointer(scale.pointer), sh = UnsafePointer(shift.pointer)
+        let rp = residual.map { UnsafePointer($0.pointer) }
         workers.forEachSlice(s.n * s.h) { rows in
             for r in rows {
                 let offset = s.offset(r / s.h, r % s.h, 0)
-                let xr = xp + offset, orow = op + offset
-                if let rp {
+                let xr = xp + offset, o = op + offset
+                // Four straight loops rather than branches inside one: each vectorises.
+                switch (rp, relu) {
+                case (let rp?, true):
                     let rr = rp + offset
-                    for px in 0..<s.w {
-                        for ch in 0..<c {
-                            let i = px * c + ch
-                            let v = xr[i] * sc[ch] + sh[ch] + rr[i]
-                            orow[i] = relu ? max(v, 0) : v
-                        }
-                    }
-                } else {
-                    for px in 0..<s.w {
-                        for ch in 0..<c {
-                            let i = px * c + ch
-                            let v = xr[i] * sc[ch] + sh[ch]
-                            orow[i] = relu ? max(v, 0) : v
-                        }
-                    }
+                    vectorLoop(length, { i in
+                        let v = load(xr + i) * load(sc + i) + load(sh + i) + load(rr + i)
+                        store(v.replacing(with: 0, where: v .< .zero), o + i)
+                    }, { i in o[i] = max(xr[i] * sc[i] + sh[i] + rr[i], 0) })
+                case (let rp?, false):
+                    let rr = rp + offset
+                    vectorLoop(length, { i in store(load(xr + i) * load(sc + i) + load(sh + i) + load(rr + i), o + i) },
+                               { i in o[i] = xr[i] * sc[i] + sh[i] + rr[i] })
+                case (nil, true):
+                    vectorLoop(length, { i in
+                        let v = load(xr + i) * load(sc + i) + load(sh + i)
+                        store(v.replacing(with: 0, where: v .< .zero), o + i)
+                    }, { i in o[i] = max(xr[i] * sc[i] + sh[i], 0) })
+                case (nil, false):
+                    vectorLoop(length, { i in store(load(xr + i) * load(sc + i) + load(sh + i), o + i) },
+                               { i in o[i] = xr[i] * sc[i] + sh[i] })
                 }
             }
         }
@@ -150,31 +238,73 @@ public final class BatchNormKernels: @unchecked Sendable {
     ///
     /// With g = dOut ⊙ [out > 0]: dβ = Σg, dγ = Σ g·x̂, and
     /// dx = γ·σ⁻¹·(g − Σg/M − x̂·Σ(g·x̂)/M) (Ioffe & Szegedy 2015, eq. for ∂ℓ/∂xᵢ).
+    /// `out == nil` (a ReLU without a residual) derives the mask from x and the forward's
+    /// coefficients instead — bit for bit the same test, one array fewer to stream from memory.
     /// `dResidual`, when given, receives g (the gradient flowing into the shortcut).
     public func backward(
-        _ dOut: Activation, out: Activation, x: Activation, gamma: UnsafePointer<Float>,
+        _ dOut: Activation, out: Activation?, x: Activation, gamma: UnsafePointer<Float>,
         relu: Bool, dx: Activation, dGamma: UnsafeMutablePointer<Float>, dBeta: UnsafeMutablePointer<Float>,
         dResidual: Activation?
     ) {
         let s = x.shape, c = channels
-        let dop = UnsafePointer(dOut.pointer), outp = UnsafePointer(out.pointer), xp = UnsafePointer(x.pointer)
+        let length = s.w * c
+        ensureScratch(rowLength: length)
+        let dop = UnsafePointer(dOut.pointer), xp = UnsafePointer(x.pointer)
+        let outp = out.map { UnsafePointer($0.pointer) }
         let drp = dResidual?.pointer
-        let (sumG, sumGX) = reduce(s) { offset, a, b in
-            let d = dop + offset, o = outp + offset, xr = xp + offset
-            let dr = drp.map { $0 + offset }
-            for px in 0..<s.w {
-                for ch in 0..<c {
-                    let i = px * c + ch
-                    let g = (relu && o[i] <= 0) ? 0 : d[i]
-                    dr?[i] = g
-                    a[ch] += g
-                    b[ch] += g * xr[i]
-                }
+        // the forward's coefficients along a row, for the mask from x
+        let fsc = expanded! + 3 * length, fsh = fsc + length
+        if relu && outp == nil {
+            expand(scale.pointer, into: fsc, pixels: s.w)
+            expand(shift.pointer, into: fsh, pixels: s.w)
+        }
+        /// g for 8 elements at i of a row starting at `offset`.
+        @inline(__always) func g(_ offset: Int, _ i: Int) -> Vec {
+            let d = load(dop + offset + i)
+            guard relu else { return d }
+            if let outp { return d.replacing(with: 0, where: load(outp + offset + i) .<= .zero) }
+            let pre = load(xp + offset + i) * load(fsc + i) + load(fsh + i)
+            return d.replacing(with: 0, where: pre .<= .zero)
+        }
+        @inline(__always) func g1(_ offset: Int, _ i: Int) -> Float {
+            let d = dop[offset + i]
+            guard relu else { return d }
+            if let outp { return outp[offset + i] <= 0 ? 0 : d }
+            return xp[offset + i] * fsc[i] + fsh[i] <= 0 ? 0 : d
+        }
+        // Pass 1: Σg and Σg·x per channel (g written to dResidual when asked).
+        let (sumG, sumGX) = reduce(s) { offset, length, a, b in
+            let xr = xp + offset
+            if let drp {
+                let dr = drp + offset
+                vectorLoop(length, { i in
+                    let v = g(offset, i)
+                    store(v, dr + i)
+                    store(load(a + i) + v, a + i)
+                    store(load(b + i) + v * load(xr + i), b + i)
+                }, { i in
+                    let v = g1(offset, i)
+                    dr[i] = v
+                    a[i] += v
+                    b[i] += v * xr[i]
+                })
+            } else {
+                vectorLoop(length, { i in
+                    let v = g(offset, i)
+                    store(load(a + i) + v, a + i)
+                    store(load(b + i) + v * load(xr + i), b + i)
+                }, { i in
+                    let v = g1(offset, i)
+                    a[i] += v
+                    b[i] += v * xr[i]
+                })
             }
         }
+        // Pass 2: dx = k1·g + k2·x + k3 per channel.
         let m = Double(s.n * s.h * s.w)
-        let k1 = scale, k2 = shift  // reused as the coefficients of dx = k1·g + k2·x + k3
-        withUnsafeTemporaryAllocation(of: Float.self, capacity: c) { k3 in
+        let e1 = expanded!, e2 = e1 + length, e3 = e2 + length
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: 3 * c) { k in
+            let k1 = k.baseAddress!, k2 = k1 + c, k3 = k2 + c
             for ch in 0..<c {
                 let inv = Double(invStd[ch]), mu = Double(mean[ch]), gm = Double(gamma[ch])
                 let sg = sumG[ch]
@@ -185,20 +315,18 @@ public final class BatchNormKernels: @unchecked Sendable {
                 k2[ch] = Float(-gm * inv * inv * sgxhat / m)
                 k3[ch] = Float(-gm * inv * sg / m + gm * inv * inv * mu * sgxhat / m)
             }
-            let a = UnsafePointer(k1.pointer), b = UnsafePointer(k2.pointer), cc = UnsafePointer(k3.baseAddress!)
-            let dxp = dx.pointer
-            workers.forEachSlice(s.n * s.h) { rows in
-                for r in rows {
-                    let offset = s.offset(r / s.h, r % s.h, 0)
-                    let d = dop + offset, o = outp + offset, xr = xp + offset, dxr = dxp + offset
-                    for px in 0..<s.w {
-                        for ch in 0..<c {
-                            let i = px * c + ch
-                            let g = (relu && o[i] <= 0) ? 0 : d[i]
-                            dxr[i] = a[ch] * g + b[ch] * xr[i] + cc[ch]
-                        }
-                    }
-                }
+            expand(k1, into: e1, pixels: s.w)
+            expand(k2, into: e2, pixels: s.w)
+            expand(k3, into: e3, pixels: s.w)
+        }
+        let dxp = dx.pointer
+        workers.forEachSlice(s.n * s.h) { rows in
+            for r in rows {
+                let offset = s.offset(r / s.h, r % s.h, 0)
+                let xr = xp + offset, dxr = dxp + offset
+                vectorLoop(length, { i in
+                    store(load(e1 + i) * g(offset, i) + load(e2 + i) * load(xr + i) + load(e3 + i), dxr + i)
+                }, { i in dxr[i] = e1[i] * g1(offset, i) + e2[i] * xr[i] + e3[i] })
             }
         }
     }

@@ -44,6 +44,12 @@ public final class Conv2d: @unchecked Sendable {
     public let workers: Workers
 
     private let forwardGEMM: BatchReduceGEMM
+    /// A single-channel input (the stem) gathers each row's 9 taps into a `[taps × outW]` patch and
+    /// runs one GEMM with k = 9, instead of nine rank-1 products with k = 1.
+    private let patchForward: BatchReduceGEMM?
+    private let patchWeightGrad: BatchReduceGEMM?
+    /// Patches of every row a worker owns (weight gradient), or of one row (forward).
+    private let patches: FloatBuffer?
     private let weightGradGEMM: BatchReduceGEMM
     /// Input-gradient kernels, one per column phase (input columns iw ≡ φ mod stride), overwriting
     /// or accumulating (a downsample's gradient adds onto the main path's).
@@ -77,6 +83,16 @@ public final class Conv2d: @unchecked Sendable {
         transposed = FloatBuffer(count: g.weightCount)
         partials = FloatBuffer(count: g.weightCount * workers.count)
         listCapacity = (g.input.n * g.outH + workers.count) / workers.count + 1
+        if g.cin == 1 && g.taps > 1 {
+            patchForward = BatchReduceGEMM(m: g.cout, n: g.outW, k: g.taps, lda: g.cout, ldb: g.taps, ldc: g.cout, beta: 0)
+            patchWeightGrad = BatchReduceGEMM(m: g.cout, n: g.taps, k: g.outW, lda: g.cout, ldb: g.taps, ldc: g.cout, beta: 1,
+                                              transB: true)
+            patches = FloatBuffer(count: listCapacity * workers.count * g.taps * g.outW)
+        } else {
+            patchForward = nil
+            patchWeightGrad = nil
+            patches = nil
+        }
         aLists = .allocate(capacity: listCapacity * workers.count)
         bLists = .allocate(capacity: listCapacity * workers.count)
     }
@@ -89,14 +105,56 @@ public final class Conv2d: @unchecked Sendable {
     /// Whether libxsmm runs the forward kernel (false: Swift loops).
     public var isJIT: Bool { forwardGEMM.isJIT }
 
+    /// Gathers the taps of output row `oh` of image `img` of a one-channel input:
+    /// `patch[t + taps·ow] = x[s·oh + kh − p, s·ow + kw − p]` (column-major `[taps × outW]`).
+    @inline(__always)
+    private func gatherPatch(_ xp: UnsafePointer<Float>, _ img: Int, _ oh: Int, into patch: UnsafeMutablePointer<Float>) {
+        let g = geometry, xs = g.input
+        for t in 0..<g.taps {
+            let kh = t / g.kernel, kw = t % g.kernel
+            let row = xp + xs.paddedOffset(img, g.stride * oh + kh - g.pad + 1, kw - g.pad + 1)
+            for ow in 0..<g.outW { patch[t + g.taps * ow] = row[g.stride * ow] }
+        }
+    }
+
     /// y = conv(x, w). x: (n, h, w, cin) padded; w: HWIO; y: (n, outH, outW, cout) padded.
-    public func forward(_ x: Activation, _ w: UnsafePointer<Float>, _ y: Activation) {
+    /// With `statistics`, each output row is also added to the BatchNorm's sums while in cache.
+    public func forward(_ x: Activation, _ w: UnsafePointer<Float>, _ y: Activation, statistics: BatchNormKernels? = nil) {
         let g = geometry
         precondition(x.shape == g.input && y.shape == g.output)
+        statistics?.beginStatistics(g.output)
+        let rowLength = g.outW * g.cout
+        /// After row r (of image r / outH) is written: add it, and close the image when it ends.
+        @inline(__always) func gathered(_ worker: Int, _ r: Int, _ rows: Range<Int>, _ row: UnsafePointer<Float>) {
+            guard let statistics else { return }
+            statistics.addRow(worker: worker, row, length: rowLength)
+            if r % g.outH == g.outH - 1 || r == rows.upperBound - 1 { statistics.endImage(worker: worker, length: rowLength) }
+        }
+        if let gemm = patchForward, let patches {
+            let xp = UnsafePointer(x.pointer), yp = y.pointer, ys = y.shape
+            let stride = g.taps * g.outW
+            workers.run { worker in
+                let patch = patches.pointer + worker * listCapacity * stride
+                withUnsafeTemporaryAllocation(of: UnsafePointer<Float>?.self, capacity: 2) { lists in
+                    let a = lists.baseAddress!, b = a + 1
+                    let rows = workers.range(worker, of: g.input.n * g.outH)
+                    for r in rows {
+                        gatherPatch(xp, r / g.outH, r % g.outH, into: patch)
+                        a[0] = w
+                        b[0] = UnsafePointer(patch)
+                        let out = yp + ys.offset(r / g.outH, r % g.outH, 0)
+                        gemm(a, b, out, count: 1)
+                        gathered(worker, r, rows, out)
+                    }
+                }
+            }
+            return
+        }
         let xs = x.shape, ys = y.shape
         let xp = UnsafePointer(x.pointer), yp = y.pointer
         let gemm = forwardGEMM
-        workers.forEachSlice(xs.n * g.outH) { rows in
+        workers.run { worker in
+            let rows = workers.range(worker, of: xs.n * g.outH)
             withUnsafeTemporaryAllocation(of: UnsafePointer<Float>?.self, capacity: 18) { lists in
                 let a = lists.baseAddress!, b = a + 9
                 for r in rows {
@@ -107,7 +165,9 @@ public final class Conv2d: @unchecked Sendable {
                         // padded input row/col of output (oh, 0) at this tap
                         b[t] = xp + xs.paddedOffset(img, g.stride * oh + kh - g.pad + 1, kw - g.pad + 1)
                     }
-                    gemm(a, b, yp + ys.offset(img, oh, 0), count: g.taps)
+                    let out = yp + ys.offset(img, oh, 0)
+                    gemm(a, b, out, count: g.taps)
+                    gathered(worker, r, rows, out)
                 }
             }
         }
@@ -160,10 +220,38 @@ public final class Conv2d: @unchecked Sendable {
         precondition(dy.shape == g.output && x.shape == g.input)
         let xs = x.shape, ys = dy.shape
         let xp = UnsafePointer(x.pointer), dyp = UnsafePointer(dy.pointer)
-        let gemm = weightGradGEMM
         let total = xs.n * g.outH
         let wc = g.weightCount
         partials.zero()
+        if let gemm = patchWeightGrad, let patches {
+            let stride = g.taps * g.outW
+            workers.run { worker in
+                let rows = workers.range(worker, of: total)
+                if rows.isEmpty { return }
+                let a = aLists + worker * listCapacity, b = bLists + worker * listCapacity
+                let mine = patches.pointer + worker * listCapacity * stride
+                for (i, r) in rows.enumerated() {
+                    gatherPatch(xp, r / g.outH, r % g.outH, into: mine + i * stride)
+                    a[i] = dyp + ys.offset(r / g.outH, r % g.outH, 0)
+                    b[i] = UnsafePointer(mine + i * stride)
+                }
+                gemm(a, b, partials.pointer + worker * wc, count: rows.count)
+            }
+        } else {
+            batchReduceWeightGradient(dy: dyp, x: xp, total: total)
+        }
+        dw.update(from: partials.pointer, count: wc)
+        for worker in 1..<workers.count {
+            let part = partials.pointer + worker * wc
+            for i in 0..<wc { dw[i] += part[i] }
+        }
+    }
+
+    /// Each worker sums its output rows, tap by tap, into its own partial.
+    private func batchReduceWeightGradient(dy dyp: UnsafePointer<Float>, x xp: UnsafePointer<Float>, total: Int) {
+        let g = geometry, xs = g.input, ys = g.output
+        let gemm = weightGradGEMM
+        let wc = g.weightCount
         workers.run { worker in
             let rows = workers.range(worker, of: total)
             if rows.isEmpty { return }
@@ -177,11 +265,6 @@ public final class Conv2d: @unchecked Sendable {
                 }
                 gemm(a, b, part + g.tapOffset(t), count: rows.count)
             }
-        }
-        dw.update(from: partials.pointer, count: wc)
-        for worker in 1..<workers.count {
-            let part = partials.pointer + worker * wc
-            for i in 0..<wc { dw[i] += part[i] }
         }
     }
 

@@ -1,3 +1,4 @@
+import Dispatch
 import Kernels
 
 /// Runs a `ResNetMini` on batches of one fixed shape: owns the activation buffers, the dispatched
@@ -62,6 +63,9 @@ public final class ResNetExecutor: @unchecked Sendable {
     /// sets 1/(k+1) for batch k, an equal-weight cumulative average.
     public var batchNormMomentum: Float = 0.1
 
+    /// When set, every kernel call's wall time is added here by name (`polyak bench engine --profile`).
+    public var profile: OperationProfile?
+
     /// Which BatchNorm layers (by name, e.g. `layer3.0.bn2`) run in training mode during a
     /// `forward(state, training: false)`: FixRes fine-tuning re-estimates only the last ones.
     public var trainModeBatchNorms: Set<String> = []
@@ -116,11 +120,15 @@ public final class ResNetExecutor: @unchecked Sendable {
             let out = trainable ? Activation(s) : c2
             let cd = ds.map { _ in Activation(s) }
             let sd = trainable ? cd.map { _ in Activation(s) } : cd
+            // Gradient buffers are reused as soon as they are dead. BN's backward may write dx over
+            // its dOut (element by element, each read before it is written): dc2 over dOut once the
+            // shortcut's share is out, dc1 over dc2 once conv2's gradients are taken, dcd over dsd.
             let dOut = grad(s)
+            let dsd = ds == nil ? nil : grad(s)
             units.append(BlockUnit(
                 conv1: conv1, bn1: bnUnit("\(b.prefix).bn1", b.cout), conv2: conv2, bn2: bnUnit("\(b.prefix).bn2", b.cout),
                 downsample: ds, c1: c1, h1: h1, c2: c2, out: out, cd: cd, sd: sd,
-                dc1: grad(s), dh1: grad(s), dc2: grad(s), dcd: ds == nil ? nil : grad(s), dsd: ds == nil ? nil : grad(s),
+                dc1: dOut, dh1: grad(s), dc2: dOut, dcd: dsd, dsd: dsd,
                 dOut: dOut))
             x = s
         }
@@ -151,8 +159,20 @@ public final class ResNetExecutor: @unchecked Sendable {
 
     // MARK: forward
 
+    @inline(__always)
+    private func timed(_ unit: ConvUnit, _ pass: String, _ body: () -> Void) {
+        guard let profile else { return body() }
+        let start = DispatchTime.now().uptimeNanoseconds
+        body()
+        let g = unit.conv.geometry
+        profile.add("conv\(g.kernel)x\(g.kernel)/\(g.stride) \(g.cin)->\(g.cout) @\(g.input.h) \(pass)",
+                    DispatchTime.now().uptimeNanoseconds - start)
+    }
+
     private func bn(_ u: BNUnit, _ state: ModelState, _ x: Activation, residual: Activation?, relu: Bool,
                     out: Activation, training: Bool) {
+        let clock = profile.map { _ in DispatchTime.now().uptimeNanoseconds }
+        defer { if let clock { profile!.add("bn fwd", DispatchTime.now().uptimeNanoseconds - clock) } }
         if training || trainModeBatchNorms.contains(u.name) {
             u.kernels.forwardTraining(
                 x, gamma: state.pointer(u.gamma), beta: state.pointer(u.beta),
@@ -171,16 +191,18 @@ public final class ResNetExecutor: @unchecked Sendable {
     public func forward(_ state: ModelState, training: Bool) {
         precondition(state.layout == layout)
         precondition(!training || trainable, "an inference executor cannot train")
-        stemConv.conv.forward(input, state.pointer(stemConv.weight), c0)
+        // In training the convs hand their output rows to the BN that follows while they are in cache.
+        func stats(_ u: BNUnit) -> BatchNormKernels? { training ? u.kernels : nil }
+        timed(stemConv, "fwd") { stemConv.conv.forward(input, state.pointer(stemConv.weight), c0, statistics: stats(stemBN)) }
         bn(stemBN, state, c0, residual: nil, relu: true, out: a0, training: training)
         var x = a0
         for u in blocks {
-            u.conv1.conv.forward(x, state.pointer(u.conv1.weight), u.c1)
+            timed(u.conv1, "fwd") { u.conv1.conv.forward(x, state.pointer(u.conv1.weight), u.c1, statistics: stats(u.bn1)) }
             bn(u.bn1, state, u.c1, residual: nil, relu: true, out: u.h1, training: training)
-            u.conv2.conv.forward(u.h1, state.pointer(u.conv2.weight), u.c2)
+            timed(u.conv2, "fwd") { u.conv2.conv.forward(u.h1, state.pointer(u.conv2.weight), u.c2, statistics: stats(u.bn2)) }
             var shortcut = x
             if let (conv, norm) = u.downsample, let cd = u.cd, let sd = u.sd {
-                conv.conv.forward(x, state.pointer(conv.weight), cd)
+                timed(conv, "fwd") { conv.conv.forward(x, state.pointer(conv.weight), cd, statistics: stats(norm)) }
                 bn(norm, state, cd, residual: nil, relu: false, out: sd, training: training)
                 shortcut = sd
             }
@@ -195,8 +217,10 @@ public final class ResNetExecutor: @unchecked Sendable {
 
     // MARK: backward
 
-    private func bnBackward(_ u: BNUnit, _ state: ModelState, dOut: Activation, out: Activation, x: Activation,
+    private func bnBackward(_ u: BNUnit, _ state: ModelState, dOut: Activation, out: Activation?, x: Activation,
                             relu: Bool, dx: Activation, dResidual: Activation?) {
+        let clock = profile.map { _ in DispatchTime.now().uptimeNanoseconds }
+        defer { if let clock { profile!.add("bn bwd", DispatchTime.now().uptimeNanoseconds - clock) } }
         u.kernels.backward(dOut, out: out, x: x, gamma: state.pointer(u.gamma), relu: relu, dx: dx,
                            dGamma: state.gradient(u.gamma), dBeta: state.gradient(u.beta), dResidual: dResidual)
     }
@@ -227,19 +251,19 @@ public final class ResNetExecutor: @unchecked Sendable {
             let identity = u.downsample == nil
             bnBackward(u.bn2, state, dOut: u.dOut!, out: u.out, x: u.c2, relu: true, dx: u.dc2!,
                        dResidual: identity ? dx : u.dsd!)
-            u.conv2.conv.backwardWeights(u.dc2!, u.h1, state.gradient(u.conv2.weight))
-            u.conv2.conv.backwardData(u.dc2!, state.pointer(u.conv2.weight), u.dh1!, accumulate: false)
-            bnBackward(u.bn1, state, dOut: u.dh1!, out: u.h1, x: u.c1, relu: true, dx: u.dc1!, dResidual: nil)
-            u.conv1.conv.backwardWeights(u.dc1!, x, state.gradient(u.conv1.weight))
-            u.conv1.conv.backwardData(u.dc1!, state.pointer(u.conv1.weight), dx, accumulate: identity)
+            timed(u.conv2, "wgrad") { u.conv2.conv.backwardWeights(u.dc2!, u.h1, state.gradient(u.conv2.weight)) }
+            timed(u.conv2, "dgrad") { u.conv2.conv.backwardData(u.dc2!, state.pointer(u.conv2.weight), u.dh1!, accumulate: false) }
+            bnBackward(u.bn1, state, dOut: u.dh1!, out: nil, x: u.c1, relu: true, dx: u.dc1!, dResidual: nil)
+            timed(u.conv1, "wgrad") { u.conv1.conv.backwardWeights(u.dc1!, x, state.gradient(u.conv1.weight)) }
+            timed(u.conv1, "dgrad") { u.conv1.conv.backwardData(u.dc1!, state.pointer(u.conv1.weight), dx, accumulate: identity) }
             if let (conv, norm) = u.downsample {
-                bnBackward(norm, state, dOut: u.dsd!, out: u.sd!, x: u.cd!, relu: false, dx: u.dcd!, dResidual: nil)
-                conv.conv.backwardWeights(u.dcd!, x, state.gradient(conv.weight))
-                conv.conv.backwardData(u.dcd!, state.pointer(conv.weight), dx, accumulate: true)
+                bnBackward(norm, state, dOut: u.dsd!, out: nil, x: u.cd!, relu: false, dx: u.dcd!, dResidual: nil)
+                timed(conv, "wgrad") { conv.conv.backwardWeights(u.dcd!, x, state.gradient(conv.weight)) }
+                timed(conv, "dgrad") { conv.conv.backwardData(u.dcd!, state.pointer(conv.weight), dx, accumulate: true) }
             }
         }
-        bnBackward(stemBN, state, dOut: da0!, out: a0, x: c0, relu: true, dx: dc0!, dResidual: nil)
-        stemConv.conv.backwardWeights(dc0!, input, state.gradient(stemConv.weight))
+        bnBackward(stemBN, state, dOut: da0!, out: nil, x: c0, relu: true, dx: dc0!, dResidual: nil)
+        timed(stemConv, "wgrad") { stemConv.conv.backwardWeights(dc0!, input, state.gradient(stemConv.weight)) }
     }
 
     /// Sets the loss gradient w.r.t. the logits (for losses computed outside, e.g. distillation)
@@ -276,4 +300,11 @@ public final class ResNetExecutor: @unchecked Sendable {
         }
         return (r.lossSum, r.correct, top5)
     }
+}
+
+/// Accumulated wall time per named operation.
+public final class OperationProfile: @unchecked Sendable {
+    public private(set) var nanoseconds: [String: UInt64] = [:]
+    public init() {}
+    public func add(_ name: String, _ ns: UInt64) { nanoseconds[name, default: 0] += ns }
 }

@@ -136,6 +136,9 @@ public final class Trainer {
         var epoch = 0
         var step = 0
         var evalSeconds: [String: Double] = [:]
+        /// The evaluation of each weight set at the end of the last epoch trained in this process
+        /// (the final report reuses it rather than evaluating the same weights twice).
+        var lastEvaluation: [String: Evaluation] = [:]
         var batchNormSeconds = 0.0
 
         init(data: (train: ImageSet, test: ImageSet), plan: TrainingPlan, exec: ResNetExecutor, state: ModelState, sgd: SGD,
@@ -211,7 +214,6 @@ public final class Trainer {
         }
 
         let stepsAtStart = run.step
-        let trainingClock = Date()
         var trainingSeconds = 0.0
         var lastProgress = Date.distantPast
         var window = (loss: 0.0, correct: 0, steps: 0)
@@ -267,7 +269,11 @@ public final class Trainer {
             if spec.logEvery == nil {
                 logTrain(loss: epochLoss, correct: epochCorrect, images: stepsPerEpoch * batch, lr: lr, step: run.step, epoch: run.epoch)
             }
-            for (name, e) in evaluateAll(run) { logTest(e, step: run.step, epoch: run.epoch, weights: name) }
+            run.lastEvaluation = [:]
+            for (name, e) in evaluateAll(run) {
+                logTest(e, step: run.step, epoch: run.epoch, weights: name)
+                run.lastEvaluation[name] = e
+            }
             for s in run.strategies {
                 for m in s.metrics() { events.metric(m.key, step: run.step, epoch: run.epoch, value: m.value, weights: m.weights) }
             }
@@ -287,7 +293,8 @@ public final class Trainer {
         var final: [String: [String: JSONValue]] = [:]
         var exports: [String: JSONValue] = [:]
         for (name, state) in sets {
-            let e = timedEvaluation(run, name: name, state: state, resize: spec.resolution.testSize, crop: spec.resolution.testSize)
+            let e = run.lastEvaluation[name]
+                ?? timedEvaluation(run, name: name, state: state, resize: spec.resolution.testSize, crop: spec.resolution.testSize)
             final[name] = ["test/top1": JSONValue(e.top1), "test/top5": JSONValue(e.top5), "test/loss": JSONValue(e.loss)]
             emitGrid(run, name: name, state: state, stage: "base")
             let file = name == "raw" ? "final.safetensors" : "\(name).safetensors"

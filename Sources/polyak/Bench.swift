@@ -27,6 +27,8 @@ extension Bench {
         @Option(help: "Worker threads.") var threads: Int = 2
         @Option(help: "Folder of the Fashion-MNIST IDX files (random images when missing).")
         var root: String = FashionMNIST.defaultRoot
+        @Flag(help: "Also time every kernel call of the training step (milliseconds per step, by operation).")
+        var profile = false
 
         func validate() throws {
             if width < 1 || depth < 1 || batch < 1 || evalBatch < 1 || reps < 1 || seconds <= 0 {
@@ -68,6 +70,17 @@ extension Bench {
                 sgd.step(state, lr: 0.01)
             }
             let (trainRate, trainReps) = timed(seconds: seconds, reps: reps, imagesPerCall: batch, step)
+            var profileJSON: JSONValue = .null
+            if profile {
+                let p = OperationProfile()
+                exec.profile = p
+                let steps = 20
+                for _ in 0..<steps { step() }
+                exec.profile = nil
+                profileJSON = .object(p.nanoseconds.mapValues { .number((Double($0) / Double(steps) / 1e4).rounded() / 100) })
+            }
+
+            let emaOne = measureEMAUpdate(state, decays: 1), emaThree = measureEMAUpdate(state, decays: 3)
 
             let evalExec = ResNetExecutor(model: model, batch: evalBatch, height: 28, width: 28, trainable: false, workers: workers)
             images.withUnsafeImages { imgs in
@@ -97,6 +110,9 @@ extension Bench {
                 "step_gflop": .number((stepFLOPs / 1e6).rounded() / 1e3),
                 "eval_images_per_sec": .number(round1(evalRate)), "eval_reps": .array(evalReps.map { .number(round1($0)) }),
                 "peak_rss_mb": .number(round1(Double(usage.ru_maxrss) / 1024)),
+                "profile_ms_per_step": profileJSON,
+                "ema_update_us": .number(round1(emaOne)), "ema_update_us_3_decays": .number(round1(emaThree)),
+                "ema_update_pct_of_step_per_decay": .number((emaThree / 3 / (stepSeconds * 1e6) * 1e5).rounded() / 1e3),
             ])
             print(out.text())
         }

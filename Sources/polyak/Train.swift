@@ -45,8 +45,9 @@ struct Train: ParsableCommand {
             let data: Data
             if source == "-" {
                 data = FileHandle.standardInput.readDataToEndOfFile()
-            } else if let d = FileManager.default.contents(atPath: source) {
-                data = d
+            } else if let d = FileManager.default.contents(atPath: source)
+                        ?? FileHandle(forReadingAtPath: source).flatMap({ try? $0.readToEnd() }) {
+                data = d  // the second form reads pipes such as /dev/stdin
             } else {
                 fail("cannot read \(source)")
             }

@@ -71,6 +71,13 @@ final class BatchNormTests: XCTestCase {
         bn.backward(masked, out: plain, x: x, gamma: gamma, relu: false, dx: dx2, dGamma: &dg2, dBeta: &db2, dResidual: nil)
         XCTAssertLessThan(maxRelativeError(dx1, dx2), 1e-5)
         for c in 0..<shape.c { XCTAssertEqual(dg1[c], dg2[c], accuracy: 1e-5) }
+        // the mask derived from x and the forward's coefficients is the same mask, bit for bit
+        let dx3 = Activation(shape)
+        var dg3 = [Float](repeating: 0, count: shape.c), db3 = dg3
+        bn.backward(d, out: nil, x: x, gamma: gamma, relu: true, dx: dx3, dGamma: &dg3, dBeta: &db3, dResidual: nil)
+        XCTAssertEqual(dx3.storage.array, dx1.storage.array)
+        XCTAssertEqual(dg3, dg1)
+        XCTAssertEqual(db3, db1)
     }
 
     /// Running statistics follow PyTorch: momentum 0.1, unbiased variance; inference uses them.
@@ -145,5 +152,31 @@ final class DenseTests: XCTestCase {
         XCTAssertEqual(r.correct, 1)
         XCTAssertTrue(SoftmaxCrossEntropy.inTopK(z, label: 1, classes: 3, k: 2))
         XCTAssertFalse(SoftmaxCrossEntropy.inTopK(z, label: 2, classes: 3, k: 2))
+    }
+}
+
+final class FusedStatisticsTests: XCTestCase {
+    /// Statistics gathered by the convolution as it writes rows equal a separate pass over memory.
+    func testConvolutionGathersTheSameStatistics() {
+        var fill = Filler(11)
+        let g = ConvGeometry(cin: 8, cout: 16, kernel: 3, stride: 2, input: ActivationShape(n: 5, h: 9, w: 9, c: 8))
+        let conv = Conv2d(g, workers: Workers(2))
+        let x = Activation(g.input), y = Activation(g.output), out1 = Activation(g.output), out2 = Activation(g.output)
+        fill.fill(x)
+        let w = fill.array(g.weightCount)
+        let gamma = [Float](repeating: 1.5, count: 16), beta = [Float](repeating: -0.2, count: 16)
+        var rm1 = [Float](repeating: 0, count: 16), rv1 = [Float](repeating: 1, count: 16), rm2 = rm1, rv2 = rv1
+        let separate = BatchNormKernels(channels: 16, workers: Workers(2)), fused = BatchNormKernels(channels: 16, workers: Workers(2))
+        conv.forward(x, w, y)
+        separate.forwardTraining(y, gamma: gamma, beta: beta, runningMean: &rm1, runningVar: &rv1, momentum: 0.1,
+                                 residual: nil, relu: true, out: out1)
+        conv.forward(x, w, y, statistics: fused)
+        fused.forwardTraining(y, gamma: gamma, beta: beta, runningMean: &rm2, runningVar: &rv2, momentum: 0.1,
+                              residual: nil, relu: true, out: out2)
+        XCTAssertLessThan(maxRelativeError(out1, out2), 1e-5)
+        for c in 0..<16 {
+            XCTAssertEqual(rm1[c], rm2[c], accuracy: 1e-6)
+            XCTAssertEqual(rv1[c], rv2[c], accuracy: 1e-5)
+        }
     }
 }

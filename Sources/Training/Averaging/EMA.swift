@@ -1,4 +1,5 @@
 import Experiments
+import Dispatch
 import Foundation
 import Kernels
 import PolyakNetwork
@@ -127,4 +128,20 @@ final class EMAStrategy: AveragingStrategy {
             s.batchesTracked = tracked
         }
     }
+}
+
+/// Microseconds of one EMA update of `state` (parameters and buffers) tracking `decays` decays at
+/// once, median of `repetitions` (for `polyak bench engine`).
+public func measureEMAUpdate(_ state: ModelState, decays: Int, repetitions: Int = 200) -> Double {
+    let spec = EMASpec(decays: (0..<decays).map { 0.99 + 0.001 * Double($0) })
+    let plan = TrainingPlan(epochs: 1, stepsPerEpoch: 1, schedule: LearningRateSchedule(optim: OptimSpec(), stepsPerEpoch: 1))
+    let ema = EMAStrategy(spec, index: 0, plan: plan, model: state)
+    for step in 1...20 { ema.afterStep(state, step: step) }
+    var times: [Double] = []
+    for step in 0..<repetitions {
+        let start = DispatchTime.now().uptimeNanoseconds
+        ema.afterStep(state, step: 21 + step)
+        times.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1000)
+    }
+    return times.sorted()[times.count / 2]
 }
