@@ -102,16 +102,17 @@ public final class JobRunner: Service, @unchecked Sendable {
         defer { lock.unlock() }
         guard started, !stopping else { return }
         while children.count < options.maxConcurrent {
-            let candidates: [Int64]
+            let interrupted: [Int64], queued: [Int64]
             do {
                 // Interrupted runs first: they were started before anything still queued.
-                candidates = try store.runIDs(status: [.interrupted]) + store.runIDs(status: [.queued])
+                interrupted = try store.runIDs(status: [.interrupted])
+                queued = try store.runIDs(status: [.queued])
             } catch {
                 logger.error("cannot read the queue: \(error)")
                 return
             }
-            guard let next = candidates.first(where: { children[$0] == nil }) else { return }
-            let child = Child(runID: next, runner: self)
+            guard let next = (interrupted + queued).first(where: { children[$0] == nil }) else { return }
+            let child = Child(runID: next, resume: interrupted.contains(next), runner: self)
             children[next] = child
             do {
                 try store.setStatus(next, .running, error: nil)
@@ -165,6 +166,8 @@ private final class Child: @unchecked Sendable {
 
     static let spawnLock = NSLock()
     let runID: Int64
+    /// The run was interrupted: continue its folder's trainer state rather than start afresh.
+    let resume: Bool
     unowned let runner: JobRunner
     private let lock = NSLock()
     private var pid: pid_t = 0
@@ -172,8 +175,9 @@ private final class Child: @unchecked Sendable {
     private var exited = false
     private var stderrTail = TailBuffer(limit: 16_384)
 
-    init(runID: Int64, runner: JobRunner) {
+    init(runID: Int64, resume: Bool, runner: JobRunner) {
         self.runID = runID
+        self.resume = resume
         self.runner = runner
     }
 
@@ -218,18 +222,22 @@ private final class Child: @unchecked Sendable {
         let dir = runner.runDirectory(runID)
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         var arguments: [String]
-        if FileManager.default.fileExists(atPath: dir + "/spec.json"), run.startedAt != nil, run.progressJSON != nil || run.error != nil {
-            // A trainer has worked here: continue from its newest checkpoint.
+        guard waitForFolderLock(dir + "/train.lock", seconds: 30) else {
+            return (.failed, "another trainer still holds \(dir)/train.lock after 30 s")
+        }
+        if resume && FileManager.default.fileExists(atPath: dir + "/spec.json") {
+            // A trainer worked here (its spec.json is written): continue from its newest checkpoint.
             arguments = ["train", "--resume", dir]
         } else {
+            // A fresh start owns the folder: files of an older database's run with this id must not mix in.
+            for name in (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? [] where name != "train.lock" {
+                try? FileManager.default.removeItem(atPath: dir + "/" + name)
+            }
             let spec = try resolvedSpec(run)
             try store.setSpec(runID, specJSON: spec.text(pretty: false))
             let input = dir + "/spec.input.json"
             try spec.data(pretty: true).write(to: URL(fileURLWithPath: input), options: .atomic)
             arguments = ["train", "--spec", input, "--out", dir]
-        }
-        guard waitForFolderLock(dir + "/train.lock", seconds: 30) else {
-            return (.failed, "another trainer still holds \(dir)/train.lock after 30 s")
         }
         if lock.withLock({ stopReason }) != nil {
             return (lock.withLock { stopReason } == .shutdown ? .interrupted : .cancelled, "stopped before it started")
