@@ -76,7 +76,7 @@ struct ExperimentsController: Sendable {
                 try RunsController(context: context).checkTeacher(runSpec, field: "base.distillation.teacher_run")
                 runs.append(NewRun(
                     experiment: name, variant: v.name, seed: Int64(seed), name: runSpec.name,
-                    strategies: runSpec.averaging.map(\.kind), status: .queued, specJSON: runSpec.json().text(),
+                    strategies: RunsController.strategyKinds(runSpec), status: .queued, specJSON: runSpec.json().text(),
                     codeVersion: context.options.version))
             }
         }

@@ -46,7 +46,7 @@ struct RunsController: Sendable {
             try checkTeacher(spec, field: "distillation.teacher_run")
             run = try store.createRun(NewRun(
                 experiment: spec.experiment, seed: Int64(spec.seed), name: spec.name,
-                strategies: spec.averaging.map(\.kind), status: .queued,
+                strategies: Self.strategyKinds(spec), status: .queued,
                 specJSON: spec.json().text(), codeVersion: context.options.version))
             context.runner.schedule()
         } else {
@@ -66,6 +66,14 @@ struct RunsController: Sendable {
                 specJSON: body.text(), codeVersion: context.options.version))
         }
         return Reply.json(Self.view(run, full: true), status: .created)
+    }
+
+    /// What a run is filtered by as `strategy`: its averaging kinds, plus `kd` and `fixres`.
+    static func strategyKinds(_ spec: RunSpec) -> [String] {
+        var kinds = spec.averaging.map(\.kind).filter { $0 != "none" }
+        if spec.distillation != nil { kinds.append("kd") }
+        if spec.resolution.finetune != nil { kinds.append("fixres") }
+        return kinds
     }
 
     static func strategyKinds(_ averaging: JSONValue?) -> [String] {

@@ -1,0 +1,47 @@
+import CSQLite
+import Foundation
+import XCTest
+
+/// `polyak migrate` and `polyak serve` as a user runs them.
+final class CommandTests: XCTestCase {
+    func run(_ args: [String]) throws -> (status: Int32, out: String, err: String) {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: try polyakExecutable())
+        p.arguments = args
+        let out = Pipe(), err = Pipe()
+        p.standardOutput = out
+        p.standardError = err
+        try p.run()
+        let o = out.fileHandleForReading.readDataToEndOfFile(), e = err.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
+    }
+
+    func testMigrateThenRefuseADatabaseFromTheFuture() throws {
+        let folder = try TempFolder()
+        // From another working directory: the schema is inside the binary.
+        FileManager.default.changeCurrentDirectoryPath(folder.url.path)
+        var r = try run(["migrate", "--db", folder.db])
+        XCTAssertEqual(r.status, 0, r.err)
+        XCTAssertTrue(r.out.contains("applied 0001_initial.sql"), r.out)
+        r = try run(["migrate", "--db", folder.db])
+        XCTAssertTrue(r.out.contains("schema is current"), r.out)
+
+        var db: OpaquePointer?
+        XCTAssertEqual(sqlite3_open(folder.db, &db), SQLITE_OK)
+        sqlite3_exec(db, "INSERT INTO schema_migrations VALUES (77, '0077_later.sql', 0)", nil, nil, nil)
+        sqlite3_close(db)
+        r = try run(["migrate", "--db", folder.db])
+        XCTAssertEqual(r.status, 2)
+        XCTAssertTrue(r.err.contains("schema version 77, newer than this polyak knows"), r.err)
+        r = try run(["serve", "--port", "\(try freePort())", "--db", folder.db, "--data-dir", folder.data])
+        XCTAssertEqual(r.status, 2)
+        XCTAssertTrue(r.err.contains("newer than this polyak knows"), r.err)
+    }
+
+    func testServeRefusesBadOptions() throws {
+        let r = try run(["serve", "--max-concurrent", "0"])
+        XCTAssertNotEqual(r.status, 0)
+        XCTAssertTrue(r.err.contains("--max-concurrent"), r.err)
+    }
+}
