@@ -24,10 +24,14 @@ public struct APIError: Error, HTTPResponseError, CustomStringConvertible {
     static func conflict(_ message: String, field: String? = nil) -> APIError { APIError(.conflict, message, field: field) }
 
     /// A spec refused by validation: its sentence and its field.
+    /// `field` is null when the document as a whole is at fault (it is not JSON, say).
     init(spec e: SpecError, prefix: String = "") {
         let field = prefix.isEmpty ? e.field : (e.field.isEmpty ? String(prefix.dropLast()) : prefix + e.field)
-        self.init(.badRequest, e.field.isEmpty ? (prefix.isEmpty ? "" : "\(field): ") + e.message : "\(field) \(e.message)",
-                  field: field)
+        if field.isEmpty {
+            self.init(.badRequest, "body: " + e.message, field: nil)
+        } else {
+            self.init(.badRequest, e.field.isEmpty ? "\(field): \(e.message)" : "\(field) \(e.message)", field: field)
+        }
     }
 
     var json: JSONValue {

@@ -273,9 +273,10 @@ struct RunsController: Sendable {
             throw APIError.badRequest(tooLarge, field: "metrics")
         }
         let run = try existing(id)
-        if !run.external && run.status != .running {
-            // A launched run's points come from its trainer; late REST points would mix sources.
-            throw APIError.conflict("run \(id) is a launched run (\(run.status.rawValue)); only external runs (launch=false) take metrics over REST")
+        if !run.external {
+            // A launched run's points come from its trainer alone: two writers of one series would
+            // turn a resumed trainer's replays into conflicts.
+            throw APIError.conflict("run \(id) is trained by this server; only external runs (POST /api/runs?launch=false) take metrics over REST")
         }
         let points = try MetricBatchReader.parse(Array(buffer.readableBytesView), now: now())
         let result = try store.logBatch(run: id, points, policy: .refuse)

@@ -91,7 +91,7 @@ final class APITests: XCTestCase {
             try assertError(try await client.call(.post, "/api/runs", #"{"colour": 1}"#), .badRequest, field: "colour")
             try assertError(try await client.call(.post, "/api/runs", #"{"distillation": {"teacher_run": 999}}"#),
                             .badRequest, field: "distillation.teacher_run")
-            try assertError(try await client.call(.post, "/api/runs", "{"), .badRequest, field: "")
+            try assertError(try await client.call(.post, "/api/runs", "{"), .badRequest, field: nil, contains: "body: ")
             try assertError(try await client.call(.post, "/api/runs?launch=maybe", "{}"), .badRequest, field: "launch")
             let all = try await client.json(.get, "/api/runs")
             XCTAssertEqual(all["runs"]?.count, 1)

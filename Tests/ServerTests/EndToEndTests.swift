@@ -123,6 +123,9 @@ final class EndToEndTests: XCTestCase {
 
             // Distillation from a finished run, referenced by id: the server resolves the teacher.
             let teacher = try XCTUnwrap(experiment["runs"]?[0]?["id"]?.intValue)
+            // A launched run's metrics come from its trainer only.
+            try assertError(try await client.call(.post, "/api/runs/\(teacher)/metrics", #"{"metrics": [{"key": "x", "step": 1, "value": 1}]}"#),
+                            .conflict, field: nil, contains: "only external runs")
             let kd = try await client.json(.post, "/api/runs", #"{"data": {"train_limit": 256, "test_limit": 200}, "model": {"width": 4}, "optim": {"epochs": 1, "batch_size": 64}, "distillation": {"teacher_run": \#(teacher)}}"#, expect: .created)
             let kdID = try XCTUnwrap(kd["id"]?.intValue)
             let kdRun = try await waitForEnd(client, kdID)
