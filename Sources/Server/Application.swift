@@ -149,3 +149,15 @@ extension Request {
 
 /// Unix time now.
 func now() -> Double { Date().timeIntervalSince1970 }
+
+/// Work that blocks a thread (a commit waits for fsync) runs off Swift's cooperative pool, which
+/// has one thread per core here: two clients committing must not stall every other request.
+enum Blocking {
+    private static let queue = DispatchQueue(label: "polyak.blocking", qos: .userInitiated, attributes: .concurrent)
+
+    static func run<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
+            queue.async { continuation.resume(with: Result { try body() }) }
+        }
+    }
+}

@@ -279,7 +279,7 @@ struct RunsController: Sendable {
             throw APIError.conflict("run \(id) is trained by this server; only external runs (POST /api/runs?launch=false) take metrics over REST")
         }
         let points = try MetricBatchReader.parse(Array(buffer.readableBytesView), now: now())
-        let result = try store.logBatch(run: id, points, policy: .refuse)
+        let result = try await Blocking.run { [store] in try store.logBatch(run: id, points, policy: .refuse) }
         return Reply.json([
             "inserted": .number(Double(result.inserted)), "unchanged": .number(Double(result.unchanged)),
         ])
