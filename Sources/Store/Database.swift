@@ -6,8 +6,6 @@ import Foundation
 public enum StoreError: Error, CustomStringConvertible, Sendable {
     case sqlite(code: Int32, message: String, sql: String)
     case schemaTooNew(database: Int, binary: Int, path: String)
-    case notFound(String)
-    case conflict(String)
 
     public var description: String {
         switch self {
@@ -16,7 +14,6 @@ public enum StoreError: Error, CustomStringConvertible, Sendable {
         case .schemaTooNew(let database, let binary, let path):
             return "\(path) has schema version \(database), newer than this polyak knows (\(binary)): "
                 + "it was written by a newer polyak; use that one, or another --db"
-        case .notFound(let m), .conflict(let m): return m
         }
     }
 }
