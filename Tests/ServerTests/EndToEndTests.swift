@@ -299,6 +299,41 @@ extension EndToEndTests {
     }
 }
 
+extension EndToEndTests {
+    /// A trainer that dies (here SIGKILL from outside) leaves its run failed with the reason; the
+    /// server carries on with the queue.
+    func testAChildKilledFromOutsideFailsItsRunOnly() async throws {
+        let exe = try polyakExecutable()
+        let folder = try TempFolder()
+        let app = try buildApplication(options(folder, executable: exe))
+        try await app.test(.live) { client in
+            let long = #"{"data": {"train_limit": 4096, "test_limit": 200}, "model": {"width": 4}, "optim": {"epochs": 20, "batch_size": 64}}"#
+            let first = try await client.json(.post, "/api/runs", long, expect: .created)
+            let id = try XCTUnwrap(first["id"]?.intValue)
+            let short = #"{"data": {"train_limit": 256, "test_limit": 200}, "model": {"width": 4}, "optim": {"epochs": 1, "batch_size": 64}}"#
+            let second = try await client.json(.post, "/api/runs", short, expect: .created)
+            let next = try XCTUnwrap(second["id"]?.intValue)
+            let deadline = Date().addingTimeInterval(60)
+            while try await client.json(.get, "/api/runs/\(id)")["progress"] == .null, Date() < deadline {
+                try await Task.sleep(nanoseconds: 100_000_000)
+            }
+            // The trainer is the process whose command line names this run's folder.
+            let dir = folder.data + "/runs/\(id)"
+            let pids = try FileManager.default.contentsOfDirectory(atPath: "/proc").compactMap(Int32.init).filter { pid in
+                let cmdline = (try? Data(contentsOf: URL(fileURLWithPath: "/proc/\(pid)/cmdline"))) ?? Data()
+                return String(decoding: cmdline, as: UTF8.self).contains(dir)
+            }
+            XCTAssertEqual(pids.count, 1)
+            for pid in pids { kill(pid, SIGKILL) }
+            let failed = try await waitForEnd(client, id)
+            XCTAssertEqual(failed["status"]?.stringValue, "failed")
+            XCTAssertTrue(failed["error"]?.stringValue?.contains("killed by signal 9") == true, "\(failed["error"] ?? .null)")
+            let after = try await waitForEnd(client, next)
+            XCTAssertEqual(after["status"]?.stringValue, "completed")
+        }
+    }
+}
+
 /// A free loopback port (bound, read, released).
 func freePort() throws -> Int {
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
