@@ -2,7 +2,7 @@
 SWIFT ?= swift
 RELEASE_BIN = .build/release/polyak
 
-.PHONY: setup build run run-train test bench lint clean
+.PHONY: setup build run run-train test bench bench-service lint clean
 
 setup:
 	@scripts/setup.sh
@@ -10,10 +10,13 @@ setup:
 build: setup
 	$(SWIFT) build -c release --product polyak
 
+# The server with its defaults: 127.0.0.1:8080, ./polyak.sqlite, ./polyak-data, one training child.
 run: build
-	$(RELEASE_BIN) train --spec examples/quick.json --out runs/quick
+	$(RELEASE_BIN) serve
 
-run-train: run
+# One quick training run from the command line, without the server.
+run-train: build
+	$(RELEASE_BIN) train --spec examples/quick.json --out runs/quick
 
 test: setup
 	$(SWIFT) build --build-tests
@@ -23,8 +26,11 @@ bench: build
 	$(RELEASE_BIN) bench engine --width 16
 	$(RELEASE_BIN) bench engine --width 32
 
+bench-service: build
+	$(RELEASE_BIN) bench service
+
 lint:
 	$(SWIFT) format lint --recursive --strict Sources Tests Package.swift
 
 clean:
-	rm -rf .build runs
+	rm -rf .build runs polyak-data polyak.sqlite*

@@ -83,6 +83,7 @@ final class CLITests: XCTestCase {
         probe.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         probe.arguments = ["python3", "-c", "import torch, numpy; import sys; sys.path.insert(0, '\(root.path)/../shared/bench'); import torch_reference"]
         probe.standardError = FileHandle.nullDevice
+        probe.currentDirectoryURL = root  // pyenv's shims need a folder that exists
         try probe.run()
         probe.waitUntilExit()
         try XCTSkipIf(probe.terminationStatus != 0, "PyTorch (or ../shared/bench) is not available here")
@@ -99,6 +100,7 @@ final class CLITests: XCTestCase {
             p.arguments = ["python3", check, dir + "/" + file, "--test-limit", "300", "--expect", String(final[set]!["test/top1"]!)]
             let err = Pipe()
             p.standardError = err
+            p.currentDirectoryURL = root
             p.standardOutput = FileHandle.nullDevice
             try p.run()
             let message = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)

@@ -4,10 +4,11 @@ import XCTest
 
 /// `polyak migrate` and `polyak serve` as a user runs them.
 final class CommandTests: XCTestCase {
-    func run(_ args: [String]) throws -> (status: Int32, out: String, err: String) {
+    func run(_ args: [String], in directory: URL? = nil) throws -> (status: Int32, out: String, err: String) {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: try polyakExecutable())
         p.arguments = args
+        if let directory { p.currentDirectoryURL = directory }
         let out = Pipe(), err = Pipe()
         p.standardOutput = out
         p.standardError = err
@@ -19,9 +20,9 @@ final class CommandTests: XCTestCase {
 
     func testMigrateThenRefuseADatabaseFromTheFuture() throws {
         let folder = try TempFolder()
-        // From another working directory: the schema is inside the binary.
-        FileManager.default.changeCurrentDirectoryPath(folder.url.path)
-        var r = try run(["migrate", "--db", folder.db])
+        // From another working directory: the schema is inside the binary. (The child's, not
+        // this process's: other tests run after this one.)
+        var r = try run(["migrate", "--db", folder.db], in: folder.url)
         XCTAssertEqual(r.status, 0, r.err)
         XCTAssertTrue(r.out.contains("applied 0001_initial.sql"), r.out)
         r = try run(["migrate", "--db", folder.db])
