@@ -46,19 +46,23 @@ public struct ActivationShape: Hashable, Sendable, CustomStringConvertible {
 /// An activation buffer together with its shape.
 public final class Activation: @unchecked Sendable {
     public let shape: ActivationShape
-    public let storage: FloatBuffer
+    private let storage: FloatBuffer
+    /// The tensor's first float (row 0, col 0 of image 0: a border element).
+    public let pointer: UnsafeMutablePointer<Float>
 
     public init(_ shape: ActivationShape) {
         self.shape = shape
         storage = FloatBuffer(count: shape.storageCount)
+        pointer = storage.pointer
     }
 
-    public var pointer: UnsafeMutablePointer<Float> { storage.pointer }
+    /// Every float of the padded tensor, border included.
+    public var values: [Float] { Array(UnsafeBufferPointer(start: pointer, count: shape.storageCount)) }
 
     /// Reads interior element (b, y, x, ch).
     public subscript(b: Int, y: Int, x: Int, ch: Int) -> Float {
-        get { storage.pointer[shape.offset(b, y, x) + ch] }
-        set { storage.pointer[shape.offset(b, y, x) + ch] = newValue }
+        get { pointer[shape.offset(b, y, x) + ch] }
+        set { pointer[shape.offset(b, y, x) + ch] = newValue }
     }
 
     /// Zeroes the interior (the border is zero already).

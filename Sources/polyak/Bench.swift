@@ -58,7 +58,7 @@ extension Bench {
                         exec.labels[b] = Int32(images.labels[i])
                     }
                 }
-                return (exec.input.storage.array, Array(UnsafeBufferPointer(start: exec.labels, count: batch)))
+                return (exec.input.values, Array(UnsafeBufferPointer(start: exec.labels, count: batch)))
             }
             var k = 0
             func step() {

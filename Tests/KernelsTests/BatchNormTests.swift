@@ -75,7 +75,7 @@ final class BatchNormTests: XCTestCase {
         let dx3 = Activation(shape)
         var dg3 = [Float](repeating: 0, count: shape.c), db3 = dg3
         bn.backward(d, out: nil, x: x, gamma: gamma, relu: true, dx: dx3, dGamma: &dg3, dBeta: &db3, dResidual: nil)
-        XCTAssertEqual(dx3.storage.array, dx1.storage.array)
+        XCTAssertEqual(dx3.values, dx1.values)
         XCTAssertEqual(dg3, dg1)
         XCTAssertEqual(db3, db1)
     }
