@@ -1,8 +1,8 @@
 import Foundation
 
-/// SHA-256 (FIPS 180-4) of a file, streamed: artifacts list their digest so a user can check a
-/// download. Foundation on Linux has no digest API, and this module stays free of the trainer's.
-enum SHA256 {
+/// SHA-256 (FIPS 180-4): checkpoints and exported weights carry their digest so a user can check
+/// a download. Foundation on Linux has no digest API; trainer and server share this one.
+public enum SHA256 {
     private static let k: [UInt32] = [
         0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
         0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,
@@ -75,14 +75,21 @@ enum SHA256 {
         }
     }
 
-    static func hex(of data: [UInt8]) -> String {
+    public static func hex(of data: [UInt8]) -> String {
+        var hasher = Hasher()
+        data.withUnsafeBytes { hasher.update($0) }
+        return hasher.finish()
+    }
+
+    /// The digest of `data` as lowercase hex.
+    public static func hex(_ data: Data) -> String {
         var hasher = Hasher()
         data.withUnsafeBytes { hasher.update($0) }
         return hasher.finish()
     }
 
     /// The file's digest as lowercase hex, or nil when it cannot be read.
-    static func hex(ofFile path: String) -> String? {
+    public static func hex(ofFile path: String) -> String? {
         guard let handle = FileHandle(forReadingAtPath: path) else { return nil }
         defer { try? handle.close() }
         var hasher = Hasher()
