@@ -247,23 +247,32 @@ public final class Conv2d: @unchecked Sendable {
         }
     }
 
-    /// Each worker sums its output rows, tap by tap, into its own partial.
+    /// Each worker sums its output rows into its own partial, a block of rows at a time with all
+    /// taps per block, so the block's dy and x rows stay in cache across the nine taps (tap-outer
+    /// order streamed them from memory nine times).
     private func batchReduceWeightGradient(dy dyp: UnsafePointer<Float>, x xp: UnsafePointer<Float>, total: Int) {
         let g = geometry, xs = g.input, ys = g.output
         let gemm = weightGradGEMM
         let wc = g.weightCount
+        // rows per block: about 64 KiB of dy and x together
+        let block = max(8, 65_536 / (4 * g.outW * (g.cout + g.stride * g.cin)))
         workers.run { worker in
             let rows = workers.range(worker, of: total)
             if rows.isEmpty { return }
             let a = aLists + worker * listCapacity, b = bLists + worker * listCapacity
             let part = partials.pointer + worker * wc
-            for t in 0..<g.taps {
-                let kh = t / g.kernel, kw = t % g.kernel
-                for (i, r) in rows.enumerated() {
-                    a[i] = dyp + ys.offset(r / g.outH, r % g.outH, 0)
-                    b[i] = xp + xs.paddedOffset(r / g.outH, g.stride * (r % g.outH) + kh - g.pad + 1, kw - g.pad + 1)
+            var start = rows.lowerBound
+            while start < rows.upperBound {
+                let end = min(rows.upperBound, start + block)
+                for t in 0..<g.taps {
+                    let kh = t / g.kernel, kw = t % g.kernel
+                    for (i, r) in (start..<end).enumerated() {
+                        a[i] = dyp + ys.offset(r / g.outH, r % g.outH, 0)
+                        b[i] = xp + xs.paddedOffset(r / g.outH, g.stride * (r % g.outH) + kh - g.pad + 1, kw - g.pad + 1)
+                    }
+                    gemm(a, b, part + g.tapOffset(t), count: end - start)
                 }
-                gemm(a, b, part + g.tapOffset(t), count: rows.count)
+                start = end
             }
         }
     }
