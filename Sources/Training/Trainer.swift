@@ -136,8 +136,10 @@ public final class Trainer {
         var epoch = 0
         var step = 0
         var evalSeconds: [String: Double] = [:]
-        /// The evaluation of each weight set at the end of the last epoch trained in this process
-        /// (the final report reuses it rather than evaluating the same weights twice).
+        /// The weight sets prepared at the end of the last epoch trained in this process, and their
+        /// evaluations: the final report and exports reuse them rather than preparing (SWA's
+        /// update_bn, precise BN) and evaluating the same weights twice.
+        var lastSets: [(name: String, state: ModelState)]?
         var lastEvaluation: [String: Evaluation] = [:]
         var batchNormSeconds = 0.0
 
@@ -269,8 +271,10 @@ public final class Trainer {
             if spec.logEvery == nil {
                 logTrain(loss: epochLoss, correct: epochCorrect, images: stepsPerEpoch * batch, lr: lr, step: run.step, epoch: run.epoch)
             }
+            run.lastSets = weightSets(run)
             run.lastEvaluation = [:]
-            for (name, e) in evaluateAll(run) {
+            for (name, state) in run.lastSets! {
+                let e = timedEvaluation(run, name: name, state: state, resize: spec.resolution.testSize, crop: spec.resolution.testSize)
                 logTest(e, step: run.step, epoch: run.epoch, weights: name)
                 run.lastEvaluation[name] = e
             }
@@ -289,13 +293,16 @@ public final class Trainer {
         let imagesPerSecond = rate(run.step - stepsAtStart, batch, trainingSeconds)
 
         // Final evaluation, grids, FixRes fine-tuning and exports of every weight set.
-        let sets = weightSets(run)
+        let sets = run.lastSets ?? weightSets(run)
+        func summary(_ e: Evaluation) -> [String: JSONValue] {
+            ["test/top1": JSONValue(e.top1), "test/top5": JSONValue(e.top5), "test/loss": JSONValue(e.loss)]
+        }
         var final: [String: [String: JSONValue]] = [:]
         var exports: [String: JSONValue] = [:]
         for (name, state) in sets {
             let e = run.lastEvaluation[name]
                 ?? timedEvaluation(run, name: name, state: state, resize: spec.resolution.testSize, crop: spec.resolution.testSize)
-            final[name] = ["test/top1": JSONValue(e.top1), "test/top5": JSONValue(e.top5), "test/loss": JSONValue(e.loss)]
+            final[name] = summary(e)
             emitGrid(run, name: name, state: state, stage: "base")
             let file = name == "raw" ? "final.safetensors" : "\(name).safetensors"
             try export(state.stateDict(metadata: ["weights": name, "step": String(run.step), "spec": spec.json().text()]), name: file)
@@ -305,7 +312,7 @@ public final class Trainer {
             for (name, state) in sets {
                 let tuned = finetune(run, state, ft)
                 let e = run.evaluator.evaluate(tuned, resize: spec.resolution.testSize, crop: spec.resolution.testSize)
-                final[name + "/finetuned"] = ["test/top1": JSONValue(e.top1), "test/top5": JSONValue(e.top5), "test/loss": JSONValue(e.loss)]
+                final[name + "/finetuned"] = summary(e)
                 emitGrid(run, name: name, state: tuned, stage: "finetuned")
                 let file = (name == "raw" ? "final" : name) + ".finetuned.safetensors"
                 try export(tuned.stateDict(metadata: ["weights": name, "stage": "finetuned", "spec": spec.json().text()]), name: file)
@@ -374,11 +381,6 @@ public final class Trainer {
             recomputeBatchNorm(run, copy, batches: precise.batches)
             return (name, copy)
         }
-    }
-
-    private func evaluateAll(_ run: Session) -> [(String, Evaluation)] {
-        weightSets(run).map { ($0.name, timedEvaluation(run, name: $0.name, state: $0.state,
-                                                          resize: spec.resolution.testSize, crop: spec.resolution.testSize)) }
     }
 
     private func timedEvaluation(_ run: Session, name: String, state: ModelState, resize: Int, crop: Int) -> Evaluation {
