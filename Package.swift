@@ -21,6 +21,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/hummingbird-project/swift-mustache", from: "2.1.1"),
     ],
     targets: [
         // A few lines of C over libxsmm: its JIT kernel pointers are C-variadic, which Swift cannot call.
@@ -45,13 +46,18 @@ let package = Package(
         // the hot path of metric ingestion, and the C API keeps them in plain sight.
         .systemLibrary(name: "CSQLite", path: "Sources/CSQLite", providers: [.apt(["libsqlite3-dev"])]),
         .target(name: "Store", dependencies: ["CSQLite", "Experiments"], swiftSettings: swiftSettings),
+        // SVG line charts drawn on the server: pure functions from series to markup.
+        .target(name: "Charts", swiftSettings: swiftSettings),
         .target(
             name: "Server",
             dependencies: [
-                "Store", "Experiments",
+                "Store", "Experiments", "Charts",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Mustache", package: "swift-mustache"),
             ],
+            // The templates are compiled into EmbeddedAssets.swift (scripts/embed-assets.sh).
+            exclude: ["Templates"],
             swiftSettings: swiftSettings),
         .target(
             name: "Training", dependencies: ["Kernels", "PolyakNetwork", "Datasets", "Experiments"],
@@ -69,6 +75,7 @@ let package = Package(
         .testTarget(name: "ExperimentsTests", dependencies: ["Experiments"], swiftSettings: swiftSettings),
         .testTarget(name: "StoreTests", dependencies: ["Store", "Experiments"], swiftSettings: swiftSettings),
         .testTarget(name: "CLITests", swiftSettings: swiftSettings),
+        .testTarget(name: "ChartsTests", dependencies: ["Charts"], swiftSettings: swiftSettings),
         .testTarget(
             name: "ServerTests",
             dependencies: [

@@ -69,10 +69,16 @@ public func buildApplication(_ options: ServerOptions) throws -> some Applicatio
 
 func buildRouter(_ context: ServiceContext) -> Router<BasicRequestContext> {
     let router = Router(context: BasicRequestContext.self)
+    let renderer = PageRenderer(version: context.options.version)
+    let pages = PagesController(context: context, renderer: renderer)
+    // Outermost first: page routes turn errors into pages, the API into its JSON shape.
+    router.add(middleware: PageErrorMiddleware(renderer: renderer, queue: { pages.queueText() }))
     router.add(middleware: ErrorShapeMiddleware())
+    router.add(middleware: StaticFilesMiddleware(version: renderer.assetVersion))
     SystemController(context: context).addRoutes(to: router)
     RunsController(context: context).addRoutes(to: router)
     ExperimentsController(context: context).addRoutes(to: router)
+    pages.addRoutes(to: router)
     return router
 }
 

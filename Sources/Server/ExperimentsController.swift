@@ -35,7 +35,14 @@ struct ExperimentsController: Sendable {
     // MARK: Create
 
     func create(_ request: Request, _ ctx: BasicRequestContext) async throws -> Response {
-        guard case .object(let body) = try await request.jsonBody(context: ctx) else {
+        let (experiment, created) = try createExperiment(try await request.jsonBody(context: ctx))
+        return Reply.json(view(experiment, runs: created), status: .created)
+    }
+
+    /// Validates an experiment (`{name, base, variants, seeds, baseline?}`), stores it with its
+    /// variants × seeds runs and queues them. The API and the launch form both come here.
+    func createExperiment(_ document: JSONValue) throws -> (ExperimentRecord, [RunRecord]) {
+        guard case .object(let body) = document else {
             throw APIError.badRequest("the body must be an object {name, base, variants, seeds, baseline?}")
         }
         for key in body.keys where !["name", "base", "variants", "seeds", "baseline"].contains(key) {
@@ -84,7 +91,7 @@ struct ExperimentsController: Sendable {
             name: name, baseJSON: base.text(), variantsJSON: JSONValue.array(variants.map(\.json)).text(),
             seedsJSON: JSONValue.array(seeds.map { .number(Double($0)) }).text(), baseline: baseline, runs: runs)
         context.runner.schedule()
-        return Reply.json(view(experiment, runs: created), status: .created)
+        return (experiment, created)
     }
 
     /// Whether `spec` holds a value at `path` (`optim.lr`, `averaging[0].decays[1]`, or a prefix of it).
@@ -323,11 +330,15 @@ struct ExperimentsController: Sendable {
 
     // MARK: Grid
 
-    func grid(_ id: Int64, csv: Bool) throws -> Response {
-        let e = try existing(id)
-        struct Key: Hashable { var variant, weights, stage: String; var trainSize, resize, crop: Int64 }
+    struct GridKey: Hashable { var variant, weights, stage: String; var trainSize, resize, crop: Int64 }
+    /// One cell of the experiment's grid: the seeds' cells of a variant × weight set × stage × size.
+    struct GridRow { var key: GridKey; var n: Int; var top1: Statistics.Summary?; var top5: Double?; var loss: Double? }
+
+    /// The experiment's resize × crop cells averaged over seeds, in variant, weight-set, stage order.
+    func gridRows(_ e: ExperimentRecord) throws -> [GridRow] {
+        typealias Key = GridKey
         var groups: [Key: [GridCell]] = [:]
-        for c in try store.experimentGrid(id) {
+        for c in try store.experimentGrid(e.id) {
             groups[Key(variant: c.variant, weights: c.cell.weights, stage: c.cell.stage, trainSize: c.cell.trainSize,
                        resize: c.cell.resize, crop: c.cell.crop), default: []].append(c.cell)
         }
@@ -340,12 +351,15 @@ struct ExperimentsController: Sendable {
             return ($0.trainSize, $0.resize, $0.crop) < ($1.trainSize, $1.resize, $1.crop)
         }
         func mean(_ xs: [Double?]) -> Double? { let v = xs.compactMap { $0 }; return v.isEmpty ? nil : v.reduce(0, +) / Double(v.count) }
-        struct Row { var key: Key; var n: Int; var top1: Statistics.Summary?; var top5: Double?; var loss: Double? }
-        let rows = keys.map { k -> Row in
+        return keys.map { k -> GridRow in
             let cells = groups[k]!
-            return Row(key: k, n: cells.count, top1: Statistics.summarize(cells.compactMap(\.top1)),
-                       top5: mean(cells.map(\.top5)), loss: mean(cells.map(\.loss)))
+            return GridRow(key: k, n: cells.count, top1: Statistics.summarize(cells.compactMap(\.top1)),
+                           top5: mean(cells.map(\.top5)), loss: mean(cells.map(\.loss)))
         }
+    }
+
+    func grid(_ id: Int64, csv: Bool) throws -> Response {
+        let rows = try gridRows(try existing(id))
         if csv {
             var w = CSVWriter(header: ["variant", "weights", "stage", "train_size", "resize", "crop", "n", "top1_mean", "top1_std", "top5_mean", "loss_mean"])
             for r in rows {

@@ -2,17 +2,11 @@ import Experiments
 import Hummingbird
 import Store
 
-/// `/`, `GET /api/health`, `GET /api/presets`.
+/// `GET /api/health`, `GET /api/presets` (`/` is the home page, in PagesController).
 struct SystemController: Sendable {
     let context: ServiceContext
 
     func addRoutes(to router: Router<BasicRequestContext>) {
-        router.get("/") { _, _ in
-            Reply.json([
-                "service": "polyak", "version": .string(context.options.version),
-                "message": "Polyak tracking service: the JSON API is under /api (health, presets, runs, experiments); pages come later.",
-            ])
-        }
         router.get("/api/health") { _, _ in try health() }
         router.table("/api/presets") { _, _, csv in presets(csv: csv) }
     }

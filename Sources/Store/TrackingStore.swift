@@ -537,6 +537,41 @@ public final class TrackingStore: @unchecked Sendable {
         }
     }
 
+    /// How many runs of each experiment are in each status: experiment id → status → count.
+    public func statusCounts() throws -> [Int64: [RunStatus: Int]] {
+        try read { db in
+            let s = try db.prepare("""
+                SELECT experiment_id, status, COUNT(*) FROM runs WHERE experiment_id IS NOT NULL GROUP BY experiment_id, status
+                """)
+            defer { s.reset() }
+            var out: [Int64: [RunStatus: Int]] = [:]
+            while try s.step() {
+                if let status = RunStatus(rawValue: s.text(1)) { out[s.int(0), default: [:]][status] = Int(s.int(2)) }
+            }
+            return out
+        }
+    }
+
+    /// Calls `body(runID, variant, weights, step, epoch, value)` for every point of `key` over an
+    /// experiment's runs (any status, so curves fill in while runs train), run by run in step order.
+    /// One query: the experiment page draws 1 000 runs' curves from it.
+    public func forEachExperimentPoint(
+        experiment: Int64, key: String, _ body: (Int64, String, String, Int64, Int64?, Double) throws -> Void
+    ) throws {
+        try read { db in
+            let s = try db.prepare("""
+                SELECT r.id, r.variant, m.weights, p.step, p.epoch, p.value
+                FROM runs r JOIN metric_series m ON m.run_id = r.id JOIN metric_points p ON p.series_id = m.id
+                WHERE r.experiment_id = ? AND m.key = ?
+                ORDER BY r.id, m.weights, p.step
+                """).bind([.int(experiment), .text(key)])
+            defer { s.reset() }
+            while try s.step() {
+                try body(s.int(0), s.isNull(1) ? "" : s.text(1), s.text(2), s.int(3), s.optionalInt(4), s.isNull(5) ? .nan : s.double(5))
+            }
+        }
+    }
+
     /// The grid cells of an experiment's completed runs, with each run's variant and seed.
     public func experimentGrid(_ experiment: Int64) throws -> [ExperimentGridCell] {
         try read { db in

@@ -1,0 +1,243 @@
+import Charts
+import Experiments
+import Foundation
+import Store
+
+/// `/experiments/{id}`: the answer to "which averaging helps": the comparison table, learning
+/// curves per variant, resize × crop heat maps, the runs, and the CSV exports.
+struct ExperimentPage {
+    struct MetricChoice { var label: String; var href: String; var selected: Bool }
+
+    struct CompareRow {
+        var variant: String
+        var weights: String
+        var n: Int
+        var mean: String
+        var meanValue: String
+        var std: String?
+        var ci: String
+        var delta: String
+        var deltaValue: String
+        var deltaCI: String
+        var deltaClass: String
+        var wlt: String
+        var best: Bool
+    }
+
+    struct Chart { var svg: String; var caption: String }
+
+    struct RunRow {
+        var id: Int64
+        var variant: String
+        var seed: Int64
+        var status: String
+        var percent: String
+        var fraction: Double
+        var top1: String
+        var top1Value: String
+    }
+
+    var id: Int64
+    var name: String
+    var variants: String
+    var seeds: String
+    var baseline: String
+    var created: String
+    var createdISO: String
+    var total: Int
+    var finished: Int
+    var statuses: String
+    var eta: String?
+    var active: Bool
+    var metrics: [MetricChoice]
+    var metricLabel: String
+    var metricQuery: String
+    var rows: [CompareRow]
+    var charts: [Chart]
+    var grids: [HeatMap.Table]
+    var scaleLow = "", scaleHigh = "", scaleText = ""
+    var runs: [RunRow]
+
+    static func seedList(_ json: String) -> String {
+        guard case .array(let items)? = try? JSONValue.parse(json) else { return json }
+        return items.compactMap { $0.doubleValue.map { String(Int($0)) } }.joined(separator: ", ")
+    }
+
+    /// The metrics a user may compare on.
+    static let metricKeys = ["test/top1", "test/top5", "test/loss"]
+
+    static func statusLine(_ counts: [RunStatus: Int]) -> String {
+        RunStatus.allCases.compactMap { s in counts[s].map { "\($0) \(s.rawValue)" } }.joined(separator: " · ")
+    }
+
+    /// Builds the page; `metric` is one of `metricKeys`.
+    static func build(_ e: ExperimentRecord, metric: String, controller: ExperimentsController) throws -> ExperimentPage {
+        let store = controller.store
+        let runs = try controller.runs(e.id)
+        let variantNames = controller.variantOrder(e)
+        var counts: [RunStatus: Int] = [:]
+        for r in runs { counts[r.status, default: 0] += 1 }
+        let finished = runs.filter { $0.status.isFinished }.count
+
+        // Progress and the time left: the running runs' own ETAs, plus the queued ones at the
+        // mean duration of the finished ones, shared over the training slots.
+        var remaining = 0.0
+        var fractions: [Int64: Double] = [:]
+        for r in runs where r.status == .running {
+            if let p = r.progressJSON.flatMap({ try? JSONValue.parse($0) }) {
+                if let step = p["step"]?.doubleValue, let total = p["total_steps"]?.doubleValue, total > 0 { fractions[r.id] = step / total }
+                remaining += p["eta_s"]?.doubleValue ?? 0
+            }
+        }
+        let durations = runs.compactMap { r -> Double? in
+            guard r.status == .completed, let s = r.startedAt, let t = r.endedAt else { return nil }
+            return t - s
+        }
+        let queued = runs.filter { $0.status == .queued || $0.status == .interrupted }.count
+        var eta: String?
+        if !durations.isEmpty && (queued > 0 || remaining > 0) {
+            let slots = Double(max(1, controller.context.options.maxConcurrent))
+            eta = Format.duration((remaining + Double(queued) * durations.reduce(0, +) / Double(durations.count)) / slots)
+        }
+
+        let rows = try controller.compareRows(e, metric: metric)
+        let lower = Format.lowerIsBetter(metric)
+        let bestMean = rows.map(\.summary.mean).filter(\.isFinite).reduce(nil as Double?) { best, x in
+            guard let best else { return x }
+            return lower ? min(best, x) : max(best, x)
+        }
+        let compare = rows.map { r -> CompareRow in
+            var deltaClass = ""
+            if let ci = r.delta?.ci95, ci.low.isFinite, ci.high.isFinite, ci.low > 0 || ci.high < 0 {
+                deltaClass = ((ci.low > 0) != lower) ? "delta-up" : "delta-down"
+            }
+            let isBaseline = r.variant == e.baseline && r.weights == "raw"
+            return CompareRow(
+                variant: r.variant, weights: r.weights, n: r.summary.n, mean: Format.metric(r.summary.mean, key: metric),
+                meanValue: r.summary.mean.isFinite ? String(r.summary.mean) : "", std: Format.spread(r.summary.std, key: metric),
+                ci: Format.interval(r.summary.ci95, key: metric),
+                delta: isBaseline ? "baseline" : Format.delta(r.delta?.mean, key: metric),
+                deltaValue: r.delta.map { $0.mean.isFinite ? String($0.mean) : "" } ?? "",
+                deltaCI: isBaseline ? "" : Format.interval(r.delta?.ci95, key: metric, signed: true), deltaClass: deltaClass,
+                wlt: isBaseline ? "" : "\(r.wins) / \(r.losses) / \(r.ties)", best: bestMean != nil && r.summary.mean == bestMean)
+        }
+
+        let final = Dictionary(
+            try store.finalValues(experiment: e.id, key: "test/top1").filter { $0.weights == "raw" }.map { ($0.runID, $0.value) },
+            uniquingKeysWith: { a, _ in a })
+        let runRows = runs.sorted { ($0.variant ?? "", $0.seed, $0.id) < ($1.variant ?? "", $1.seed, $1.id) }.map { r -> RunRow in
+            let fraction = r.status == .completed ? 1 : fractions[r.id] ?? 0
+            let top1 = final[r.id]
+            return RunRow(
+                id: r.id, variant: r.variant ?? "—", seed: r.seed, status: r.status.rawValue,
+                percent: String(format: "%.0f %%", 100 * fraction), fraction: fraction,
+                top1: top1.map { Format.metric($0, key: "test/top1") } ?? "—", top1Value: top1.map { String($0) } ?? "")
+        }
+
+        var page = ExperimentPage(
+            id: e.id, name: e.name, variants: variantNames.joined(separator: ", "),
+            seeds: seedList(e.seedsJSON),
+            baseline: e.baseline, created: Format.time(e.createdAt), createdISO: Format.iso(e.createdAt), total: runs.count,
+            finished: finished, statuses: statusLine(counts), eta: eta, active: runs.contains { !$0.status.isFinished },
+            metrics: metricKeys.map { MetricChoice(label: $0, href: "/experiments/\(e.id)?metric=\($0)", selected: $0 == metric) },
+            metricLabel: metric, metricQuery: metric, rows: compare,
+            charts: try curves(e, metric: metric, variants: variantNames, store: store), grids: [], runs: runRows)
+        try page.addGrids(controller.gridRows(e))
+        return page
+    }
+
+    /// One panel per variant: each weight set's mean over seeds with a min–max band, raw dashed.
+    /// Colours follow the weight set, so `ema@0.998` has one colour in every panel.
+    static func curves(_ e: ExperimentRecord, metric: String, variants: [String], store: TrackingStore) throws -> [Chart] {
+        struct Key: Hashable { var variant: String; var weights: String }
+        struct Accumulator { var sum = 0.0; var count = 0; var low = Double.infinity; var high = -Double.infinity; var nonFinite = false }
+        var curves: [Key: [Int64: Accumulator]] = [:]
+        var allHaveEpochs = true
+        // First pass by step and epoch together: epochs label the x axis when every point has one.
+        var points: [(Key, Int64, Int64?, Double)] = []
+        try store.forEachExperimentPoint(experiment: e.id, key: metric) { _, variant, weights, step, epoch, value in
+            if epoch == nil { allHaveEpochs = false }
+            points.append((Key(variant: variant, weights: weights), step, epoch, value))
+        }
+        for (key, step, epoch, value) in points {
+            let x = allHaveEpochs ? epoch! : step
+            var a = curves[key, default: [:]][x, default: Accumulator()]
+            if value.isFinite {
+                a.sum += value
+                a.count += 1
+                a.low = min(a.low, value)
+                a.high = max(a.high, value)
+            } else {
+                a.nonFinite = true
+            }
+            curves[key, default: [:]][x] = a
+        }
+        guard !curves.isEmpty else { return [] }
+        let weightNames = Array(Set(curves.keys.map(\.weights))).sorted(by: ExperimentsController.weightOrder)
+        let colour = Dictionary(uniqueKeysWithValues: weightNames.enumerated().map { ($1, $0) })
+        var allValues: [Double] = []
+        for series in curves.values { for a in series.values where a.count > 0 { allValues += [a.low, a.high] } }
+        let yRange = (allValues.min() ?? 0)...(allValues.max() ?? 1)
+        var charts: [Chart] = []
+        let ordered = variants + Array(Set(curves.keys.map(\.variant))).filter { !variants.contains($0) }.sorted()
+        for variant in ordered {
+            let sets = weightNames.filter { curves[Key(variant: variant, weights: $0)] != nil }
+            guard !sets.isEmpty else { continue }
+            var seeds = 0
+            let series = sets.map { w -> ChartSeries in
+                let byX = curves[Key(variant: variant, weights: w)]!
+                let xs = byX.keys.sorted()
+                seeds = max(seeds, byX.values.map(\.count).max() ?? 0)
+                let line = xs.map { x -> ChartPoint in
+                    let a = byX[x]!
+                    return ChartPoint(x: Double(x), y: a.nonFinite || a.count == 0 ? .nan : a.sum / Double(a.count))
+                }
+                let band = xs.compactMap { x -> ChartBand? in
+                    let a = byX[x]!
+                    return a.count > 1 && !a.nonFinite ? ChartBand(x: Double(x), low: a.low, high: a.high) : (a.nonFinite ? ChartBand(x: Double(x), low: .nan, high: .nan) : nil)
+                }
+                return ChartSeries(label: w, colorIndex: colour[w] ?? 0, dashed: w == "raw", points: line, band: band, markers: xs.count <= 12)
+            }
+            var chart = LineChart(
+                title: "\(variant) · \(metric)", xLabel: allHaveEpochs ? "epoch" : "step", yLabel: metric, series: series)
+            chart.yFormat = Format.isFraction(metric) ? .percent : .automatic
+            chart.yRange = yRange
+            charts.append(Chart(svg: chart.svg(), caption: "\(variant): \(sets.count) weight set\(sets.count == 1 ? "" : "s"), up to \(seeds) seed\(seeds == 1 ? "" : "s") per point"))
+        }
+        return charts
+    }
+
+    mutating func addGrids(_ rows: [ExperimentsController.GridRow]) {
+        guard let scale = HeatMap.Scale(rows.compactMap { $0.top1?.mean }) else { return }
+        struct Key: Hashable { var variant, weights, stage: String; var trainSize: Int64 }
+        var order: [Key] = []
+        var cells: [Key: [HeatMap.Cell]] = [:]
+        for r in rows {
+            let k = Key(variant: r.key.variant, weights: r.key.weights, stage: r.key.stage, trainSize: r.key.trainSize)
+            if cells[k] == nil { order.append(k) }
+            var detail = "n = \(r.n)"
+            if let s = r.top1?.std { detail += String(format: ", std %.2f pp", 100 * s) }
+            if let t5 = r.top5 { detail += ", top-5 " + Format.metric(t5, key: "top5") }
+            cells[k, default: []].append(HeatMap.Cell(resize: r.key.resize, crop: r.key.crop, top1: r.top1?.mean, detail: detail))
+        }
+        grids = order.map { k in
+            let stage = k.stage == "finetuned" ? "after fine-tuning" : "as trained"
+            return HeatMap.table(title: "\(k.variant) · \(k.weights) · \(stage) · trained at \(k.trainSize) px", cells: cells[k]!, scale: scale)
+        }
+        scaleLow = scale.lowColor
+        scaleHigh = scale.highColor
+        scaleText = Format.metric(scale.low, key: "top1", digits: 1) + " to " + Format.metric(scale.high, key: "top1", digits: 1)
+    }
+}
+
+extension ExperimentPage: TemplateModel {
+    func computed(_ name: String) -> Any? {
+        switch name {
+        case "hasRows": return !rows.isEmpty
+        case "hasCharts": return !charts.isEmpty
+        case "hasGrids": return !grids.isEmpty
+        case "fewRuns": return runs.count <= 30
+        default: return nil
+        }
+    }
+}

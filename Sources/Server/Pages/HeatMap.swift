@@ -1,0 +1,83 @@
+import Foundation
+
+/// A resize × crop grid as a colour heat-map table: one table per weight set and stage, colours
+/// on one scale for the whole page so tables compare at a glance, values printed in each cell.
+struct HeatMap {
+    /// One evaluated cell: top-1 (mean over seeds) with what the tooltip should add.
+    struct Cell {
+        var resize: Int64
+        var crop: Int64
+        var top1: Double?
+        var detail: String
+    }
+
+    struct Table {
+        var title: String
+        var crops: [Int64]
+        var rows: [Row]
+    }
+
+    struct Row {
+        var resize: Int64
+        var cells: [CellView]
+    }
+
+    struct CellView {
+        var text: String
+        var tip: String
+        var style: String?
+        var na: Bool
+    }
+
+    /// The scale's ends: the lowest and the highest finite top-1 on the page.
+    struct Scale {
+        var low: Double
+        var high: Double
+
+        init?(_ values: [Double]) {
+            let finite = values.filter(\.isFinite)
+            guard let lo = finite.min(), let hi = finite.max() else { return nil }
+            low = lo
+            high = hi
+        }
+
+        /// Light yellow → deep blue (a sequential, colour-blind-safe ramp after viridis' ends);
+        /// text turns white where the background is dark.
+        func style(_ x: Double) -> String {
+            let t = high > low ? (x - low) / (high - low) : 1
+            let stops: [(Double, Double, Double)] = [(255, 247, 188), (161, 218, 180), (65, 182, 196), (34, 94, 168), (12, 44, 132)]
+            let f = max(0, min(1, t)) * Double(stops.count - 1)
+            let i = min(Int(f), stops.count - 2)
+            let u = f - Double(i)
+            let a = stops[i], b = stops[i + 1]
+            let r = Int((a.0 + (b.0 - a.0) * u).rounded()), g = Int((a.1 + (b.1 - a.1) * u).rounded()), bl = Int((a.2 + (b.2 - a.2) * u).rounded())
+            let text = t > 0.55 ? "#fff" : "#1b1f24"
+            return String(format: "background:#%02x%02x%02x;color:%@", r, g, bl, text)
+        }
+
+        var lowColor: String { String(style(low).dropFirst("background:".count).prefix(7)) }
+        var highColor: String { String(style(high).dropFirst("background:".count).prefix(7)) }
+    }
+
+    /// A table of `cells` (any order); crops larger than the resize were never evaluated and show as "—".
+    static func table(title: String, cells: [Cell], scale: Scale?) -> Table {
+        let resizes = Array(Set(cells.map(\.resize))).sorted()
+        let crops = Array(Set(cells.map(\.crop))).sorted()
+        var byPosition: [Int64: [Int64: Cell]] = [:]
+        for c in cells { byPosition[c.resize, default: [:]][c.crop] = c }
+        let rows = resizes.map { resize in
+            Row(resize: resize, cells: crops.map { crop in
+                guard let c = byPosition[resize]?[crop] else {
+                    let why = crop > resize ? "a \(crop) px crop does not fit a \(resize) px image" : "not evaluated"
+                    return CellView(text: "—", tip: why, style: nil, na: true)
+                }
+                guard let v = c.top1 else { return CellView(text: "—", tip: "no value", style: nil, na: true) }
+                guard v.isFinite else { return CellView(text: Format.nonFinite(v), tip: "not a finite accuracy", style: nil, na: true) }
+                return CellView(
+                    text: String(format: "%.1f", 100 * v), tip: "resize \(resize), crop \(crop): " + c.detail,
+                    style: scale?.style(v), na: false)
+            })
+        }
+        return Table(title: title, crops: crops, rows: rows)
+    }
+}

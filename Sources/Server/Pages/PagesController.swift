@@ -1,0 +1,172 @@
+import Experiments
+import Foundation
+import Hummingbird
+import Store
+
+/// The HTML pages: `/`, `/experiments/{id}`, `/runs/{id}`, and the form posts behind their
+/// buttons (launch, cancel, run again), each answered with a redirect to the page it concerns.
+struct PagesController: Sendable {
+    let context: ServiceContext
+    let renderer: PageRenderer
+    var store: TrackingStore { context.store }
+    var experiments: ExperimentsController { ExperimentsController(context: context) }
+
+    func addRoutes(to router: Router<BasicRequestContext>) {
+        router.get("/") { _, _ in try home(form: nil, status: .ok) }
+        router.post("/experiments") { request, ctx in try await launch(request, ctx) }
+        router.get("/experiments/:id") { request, ctx in try experiment(ctx.id(), metric: request.query("metric")) }
+        router.post("/experiments/:id/cancel") { _, ctx in try cancelExperiment(ctx.id()) }
+        router.get("/runs/:id") { _, ctx in try run(ctx.id()) }
+        router.post("/runs/:id/cancel") { _, ctx in try cancelRun(ctx.id()) }
+        router.post("/runs/:id/again") { _, ctx in try runAgain(ctx.id()) }
+    }
+
+    /// "training 1 of 1 · 4 queued", in every page's header.
+    func queueText() -> String {
+        let running = (try? store.count(status: .running)) ?? 0
+        let queued = (try? store.count(status: .queued)) ?? 0
+        return "training \(running) of \(context.options.maxConcurrent) · \(queued) queued"
+    }
+
+    static func redirect(_ path: String) -> Response {
+        Response(status: .seeOther, headers: [.location: path])
+    }
+
+    // MARK: Home and the launch form
+
+    func home(form: LaunchForm?, status: HTTPResponse.Status) throws -> Response {
+        let counts = try store.statusCounts()
+        let experimentRows = try store.experiments(before: nil, limit: 50).map { e -> HomePage.ExperimentRow in
+            let c = counts[e.id] ?? [:]
+            let total = c.values.reduce(0, +)
+            let finished = c.filter { $0.key.isFinished }.values.reduce(0, +)
+            let variants = (try? JSONValue.parse(e.variantsJSON)).map { v -> String in
+                guard case .array(let items) = v else { return "" }
+                return items.compactMap { $0["name"]?.stringValue }.joined(separator: ", ")
+            } ?? ""
+            let seeds = ExperimentPage.seedList(e.seedsJSON).split(separator: ",").count
+            return HomePage.ExperimentRow(
+                id: e.id, name: e.name, variants: variants, seeds: seeds, total: total, finished: finished,
+                fraction: total > 0 ? Double(finished) / Double(total) : 0, statuses: ExperimentPage.statusLine(c),
+                createdAt: e.createdAt, created: Format.time(e.createdAt), createdISO: Format.iso(e.createdAt))
+        }
+        let recent = try store.runs(RunFilter(limit: 30))
+        let runRows = recent.map { r -> HomePage.RunRow in
+            let (progress, _, eta) = RunPage.progress(r.progressJSON, status: r.status)
+            let top1 = Self.finalTop1(r)
+            let fraction = r.status == .completed ? 1 : progress.map { Double($0.value) / Double(max($0.max, 1)) } ?? 0
+            return HomePage.RunRow(
+                id: r.id, name: r.name ?? "run \(r.id)", experiment: r.experiment, experimentID: r.experimentID,
+                variant: r.variant ?? "—", seed: r.seed, status: r.status.rawValue,
+                progress: r.status == .running || r.status == .interrupted ? progress : nil, fraction: fraction, eta: eta ?? "",
+                top1: top1.map { Format.metric($0, key: "test/top1") } ?? "—", top1Value: top1.map { String($0) } ?? "")
+        }
+        var form = form ?? LaunchForm()
+        let teachers = try store.runs(RunFilter(status: .completed, limit: 50)).filter { !$0.external }
+        form.prepare(presets: context.options.presets, teachers: teachers, top1: Dictionary(uniqueKeysWithValues: teachers.compactMap { r in Self.finalTop1(r).map { (r.id, $0) } }))
+        let page = HomePage(experiments: experimentRows, runs: runRows, form: form)
+        let busy = recent.contains { !$0.status.isFinished }
+        return renderer.response(renderer.html("home", page, title: "Experiments and runs", queue: queueText(), refresh: busy ? 5 : nil), status: status)
+    }
+
+    /// A run's final raw top-1 from its summary line.
+    static func finalTop1(_ r: RunRecord) -> Double? {
+        guard r.status == .completed, let summary = r.summaryJSON.flatMap({ try? JSONValue.parse($0) }) else { return nil }
+        return summary["final"]?["raw"]?["test/top1"]?.doubleValue
+    }
+
+    func launch(_ request: Request, _ ctx: BasicRequestContext) async throws -> Response {
+        let type = request.headers[.contentType] ?? ""
+        guard type.hasPrefix("application/x-www-form-urlencoded") else {
+            throw APIError(.unsupportedMediaType, "the launch form posts application/x-www-form-urlencoded, got \(type.isEmpty ? "no content type" : type); the API takes JSON at POST /api/experiments")
+        }
+        let buffer: ByteBuffer
+        do { buffer = try await request.body.collect(upTo: 64 << 10) } catch { throw APIError(.contentTooLarge, "the form is larger than 64 kB") }
+        var form = LaunchForm(posted: FormBody(String(decoding: buffer.readableBytesView, as: UTF8.self)))
+        let (document, errors) = form.experimentDocument(knownPresets: context.options.presets.map(\.name))
+        form.errors = errors
+        guard let document else { return try home(form: form, status: .badRequest) }
+        do {
+            let (experiment, _) = try experiments.createExperiment(document)
+            return Self.redirect("/experiments/\(experiment.id)")
+        } catch let e as APIError where e.status == .badRequest {
+            form.attach(e)
+            return try home(form: form, status: .badRequest)
+        }
+    }
+
+    // MARK: Experiment
+
+    func experiment(_ id: Int64, metric: String?) throws -> Response {
+        let e = try experiments.existing(id)
+        let metric = metric ?? "test/top1"
+        guard ExperimentPage.metricKeys.contains(metric) else {
+            throw APIError.badRequest("metric must be one of \(ExperimentPage.metricKeys.joined(separator: ", ")), got \(metric)", field: "metric")
+        }
+        let page = try ExperimentPage.build(e, metric: metric, controller: experiments)
+        let html = renderer.html(
+            "experiment", page, title: e.name, crumbs: [.init(label: e.name, href: "/experiments/\(id)")], queue: queueText(),
+            refresh: page.active ? 10 : nil)
+        return renderer.response(html)
+    }
+
+    func cancelExperiment(_ id: Int64) throws -> Response {
+        _ = try experiments.cancel(id)
+        return Self.redirect("/experiments/\(id)")
+    }
+
+    // MARK: Run
+
+    func run(_ id: Int64) throws -> Response {
+        guard let r = try store.run(id) else { throw APIError.notFound("run \(id) does not exist") }
+        let page = try RunPage.build(r, store: store)
+        var crumbs: [PageRenderer.Crumb] = []
+        if let eid = r.experimentID, let name = r.experiment { crumbs.append(.init(label: name, href: "/experiments/\(eid)")) }
+        crumbs.append(.init(label: page.name, href: "/runs/\(id)"))
+        // Live progress comes over SSE; the page itself refreshes only to pick up new points.
+        let html = renderer.html("run", page, title: page.name, crumbs: crumbs, queue: queueText(), refresh: nil)
+        return renderer.response(html)
+    }
+
+    func cancelRun(_ id: Int64) throws -> Response {
+        _ = try RunsController(context: context).cancel(id)
+        return Self.redirect("/runs/\(id)")
+    }
+
+    /// The same spec with a seed no run of its experiment (or the run itself) has used yet.
+    func runAgain(_ id: Int64) throws -> Response {
+        guard let r = try store.run(id) else { throw APIError.notFound("run \(id) does not exist") }
+        guard !r.external else { throw APIError.conflict("run \(id) is external: it trains elsewhere, so Polyak cannot start it again") }
+        let siblings = try r.experimentID.map { try store.runs(RunFilter(experimentID: $0, limit: 1_000_000)) } ?? [r]
+        let seed = (siblings.map(\.seed).max() ?? r.seed) + 1
+        let name = (r.variant ?? r.name.map { $0.replacingOccurrences(of: "-seed\(r.seed)", with: "") } ?? "run") + "-seed\(seed)"
+        let stored = try JSONValue.parse(r.specJSON)
+        let spec: RunSpec
+        do {
+            spec = try RunSpec.decode(stored.merged(with: ["seed": .number(Double(seed)), "name": .string(name)]))
+        } catch let e as SpecError {
+            throw APIError(spec: e)
+        }
+        let created = try store.createRun(NewRun(
+            experimentID: r.experimentID, experiment: r.experiment, variant: r.variant, seed: seed, name: name, tags: r.tags,
+            strategies: r.strategies, status: .queued, specJSON: spec.json().text(), codeVersion: context.options.version))
+        context.runner.schedule()
+        return Self.redirect("/runs/\(created.id)")
+    }
+}
+
+/// Errors on page routes come back as pages in the site's style; the API keeps its JSON.
+struct PageErrorMiddleware<Context: RequestContext>: RouterMiddleware {
+    let renderer: PageRenderer
+    let queue: @Sendable () -> String
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        do {
+            return try await next(request, context)
+        } catch let e as APIError where !request.uri.path.hasPrefix("/api/") {
+            var message = e.message
+            if e.status == .notFound && message.hasPrefix("no route for") { message = "There is no page at \(request.uri.path)." }
+            return renderer.error(status: e.status, message: message, queue: queue())
+        }
+    }
+}
