@@ -360,7 +360,7 @@ enum EmbeddedAssets {
         .legend-scale { display: inline-block; width: 10rem; height: .7rem; vertical-align: middle; border: 1px solid var(--line); }
         form.launch { background: var(--panel); border: 1px solid var(--line); border-radius: .4rem; padding: 1rem 1.2rem; max-width: 52rem; }
         form.launch .row { display: grid; grid-template-columns: 11rem 1fr; gap: .4rem 1rem; align-items: start; margin: .6rem 0; }
-        form.launch label.field { font-weight: 600; padding-top: .3rem; }
+        form.launch .field { font-weight: 600; padding-top: .3rem; }
         form.launch input[type=text], form.launch input[type=number], form.launch select { font: inherit; padding: .3rem .4rem;
           border: 1px solid #b9c1ca; border-radius: .25rem; width: 100%; max-width: 24rem; }
         form.launch fieldset { border: 0; padding: 0; margin: 0; display: flex; flex-wrap: wrap; gap: .3rem 1.2rem; }

@@ -220,9 +220,10 @@ struct ExperimentPage {
             if let t5 = r.top5 { detail += ", top-5 " + Format.metric(t5, key: "top5") }
             cells[k, default: []].append(HeatMap.Cell(resize: r.key.resize, crop: r.key.crop, top1: r.top1?.mean, detail: detail))
         }
+        let finetuned = Set(rows.filter { $0.key.stage == "finetuned" }.map(\.key.variant))
         grids = order.map { k in
-            let stage = k.stage == "finetuned" ? "after fine-tuning" : "as trained"
-            return HeatMap.table(title: "\(k.variant) · \(k.weights) · \(stage) · trained at \(k.trainSize) px", cells: cells[k]!, scale: scale)
+            let stage = k.stage == "finetuned" ? " · after fine-tuning" : finetuned.contains(k.variant) ? " · before fine-tuning" : ""
+            return HeatMap.table(title: "\(k.variant) · \(k.weights)\(stage) · trained at \(k.trainSize) px", cells: cells[k]!, scale: scale)
         }
         scaleLow = scale.lowColor
         scaleHigh = scale.highColor

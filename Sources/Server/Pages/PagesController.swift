@@ -21,11 +21,12 @@ struct PagesController: Sendable {
         router.post("/runs/:id/again") { _, ctx in try runAgain(ctx.id()) }
     }
 
-    /// "training 1 of 1 · 4 queued", in every page's header.
+    /// "1 running · 4 queued · 1 training slot", in every page's header.
     func queueText() -> String {
         let running = (try? store.count(status: .running)) ?? 0
         let queued = (try? store.count(status: .queued)) ?? 0
-        return "training \(running) of \(context.options.maxConcurrent) · \(queued) queued"
+        let slots = context.options.maxConcurrent
+        return "\(running) running · \(queued) queued · \(slots) training slot\(slots == 1 ? "" : "s")"
     }
 
     static func redirect(_ path: String) -> Response {

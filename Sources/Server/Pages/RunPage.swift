@@ -133,7 +133,7 @@ struct RunPage {
         for key in keys {
             var loaded: [(String, [(Int64, Int64?, Double)])] = []
             var byEpoch = true
-            for s in series where s.key == key {
+            for s in series.filter({ $0.key == key }).sorted(by: { ExperimentsController.weightOrder($0.weights, $1.weights) }) {
                 var points: [(Int64, Int64?, Double)] = []
                 var lastEpoch: Int64?
                 try store.forEachPoint(series: s.id) { step, epoch, value, _ in
@@ -173,8 +173,8 @@ struct RunPage {
         // Weight set, then before fine-tuning ahead of after.
         order.sort { ($0.weights == $1.weights) ? ($0.stage == "base" && $1.stage != "base") : ExperimentsController.weightOrder($0.weights, $1.weights) }
         grids = order.map { k in
-            let stage = k.stage == "finetuned" ? "after fine-tuning" : finetuned ? "before fine-tuning" : "as trained"
-            return HeatMap.table(title: "\(k.weights) · \(stage) · trained at \(k.trainSize) px", cells: groups[k]!, scale: scale)
+            let stage = k.stage == "finetuned" ? " · after fine-tuning" : finetuned ? " · before fine-tuning" : ""
+            return HeatMap.table(title: "\(k.weights)\(stage) · trained at \(k.trainSize) px", cells: groups[k]!, scale: scale)
         }
         scaleText = Format.metric(scale.low, key: "top1", digits: 1) + " to " + Format.metric(scale.high, key: "top1", digits: 1)
     }
