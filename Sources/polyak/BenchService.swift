@@ -10,7 +10,7 @@ extension Bench {
     struct Service: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "service",
-            abstract: "Metric ingestion (1 and 8 clients), a 100 000-point history, compare over 1 000 runs; one JSON object each.")
+            abstract: "Metric ingestion (1 and 8 clients), a 100 000-point history, compare and the experiment page over 1 000 runs; one JSON object each.")
 
         @Option(help: "Repetitions after a warm-up (the median is reported).") var reps: Int = 3
         @Option(help: "1000-point batches per ingestion repetition (split over the clients).") var batches: Int = 200
@@ -36,7 +36,8 @@ extension Bench {
                 try ingestion(clients: clients, port: port, client: client, store: store)
             }
             try history(client: client, store: store)
-            try compare(client: client, store: store)
+            let experiment = try compare(client: client, store: store)
+            try experimentPage(experiment, client: client, store: store)
             Self.emit(["benchmark": "resident_memory", "idle_mb": .number(idleRSS), "after_mb": .number(Self.residentMB()),
                        "bar_idle_mb": 64, "pass": .bool(idleRSS <= 64),
                        "note": "whole bench process (server + clients + setup data), not a lone `polyak serve`"])
@@ -108,7 +109,8 @@ extension Bench {
                        "reps_ms": .array(times.map { .number(Self.round($0)) }), "bar_ms": 100, "pass": .bool(ms <= 100)])
         }
 
-        func compare(client: RawHTTP, store: TrackingStore) throws {
+        /// Builds the 1 000-run experiment (10 variants × 100 seeds) and times its comparison; returns its id.
+        func compare(client: RawHTTP, store: TrackingStore) throws -> Int64 {
             let variants = (0..<10).map { "v\($0)" }
             let runs = variants.flatMap { v in (0..<100).map { s in
                 NewRun(experiment: "bench", variant: v, seed: Int64(s), status: .completed, specJSON: "{}", codeVersion: "bench")
@@ -140,6 +142,46 @@ extension Bench {
             let ms = Self.median(times)
             Self.emit(["benchmark": "compare", "runs": 1000, "variants": 10, "seeds": 100, "points": 500_000, "rows": .number(Double(rows)),
                        "ms": .number(Self.round(ms)), "reps_ms": .array(times.map { .number(Self.round($0)) }), "bar_ms": 200, "pass": .bool(ms <= 200)])
+            return experiment.id
+        }
+
+        /// The experiment page of those 1 000 runs, once they also have an averaged weight set and a
+        /// resize × crop grid (4 × 3, raw and averaged): the whole HTML, timed and weighed.
+        func experimentPage(_ experiment: Int64, client: RawHTTP, store: TrackingStore) throws {
+            let runs = try store.runs(RunFilter(experimentID: experiment, limit: 1_000_000))
+            for (i, r) in runs.enumerated() {
+                let ema = (1...100).map { e -> MetricPoint in
+                    let value: Double = 0.802 + 0.001 * Double(e) + 0.0001 * Double(i % 89)
+                    return MetricPoint(key: "test/top1", weights: "ema@0.999", step: Int64(e * 468), epoch: Int64(e), value: value,
+                                       time: 1_764_000_000 + Double(e))
+                }
+                try store.logBatch(run: r.id, ema, policy: .refuse)
+                var cells: [GridCell] = []
+                for weights in ["raw", "ema@0.999"] {
+                    for resize in [24, 28, 32, 36] {
+                        for crop in [24, 28, 32] where crop <= resize {
+                            let top1: Double = 0.9 - 0.002 * Double(abs(crop - 28)) + 0.0001 * Double(i % 13)
+                            cells.append(GridCell(weights: weights, stage: "base", trainSize: 28, resize: Int64(resize), crop: Int64(crop),
+                                                  top1: top1, top5: 0.99, loss: 0.3))
+                        }
+                    }
+                }
+                try store.saveGrid(run: r.id, cells)
+            }
+            var times: [Double] = []
+            var bytes = 0
+            for rep in 0...max(reps, 5) {
+                let start = DispatchTime.now()
+                let (status, body) = try client.request("GET", "/experiments/\(experiment)", [])
+                let ms = Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1e6
+                guard status == 200 else { throw ValidationError("experiment page: \(status) \(String(decoding: body.prefix(300), as: UTF8.self))") }
+                bytes = body.count
+                if rep > 0 { times.append(ms) }
+            }
+            let ms = Self.median(times)
+            Self.emit(["benchmark": "experiment_page", "runs": .number(Double(runs.count)), "variants": 10, "seeds": 100,
+                       "bytes": .number(Double(bytes)), "ms": .number(Self.round(ms)), "reps_ms": .array(times.map { .number(Self.round($0)) }),
+                       "bar_ms": 300, "bar_bytes": 2_000_000, "pass": .bool(ms <= 300 && bytes <= 2_000_000)])
         }
 
         // MARK: Helpers

@@ -1,4 +1,5 @@
 import Charts
+import Mustache
 import Experiments
 import Foundation
 import Store
@@ -151,27 +152,42 @@ struct ExperimentPage {
     static func curves(_ e: ExperimentRecord, metric: String, variants: [String], store: TrackingStore) throws -> [Chart] {
         struct Key: Hashable { var variant: String; var weights: String }
         struct Accumulator { var sum = 0.0; var count = 0; var low = Double.infinity; var high = -Double.infinity; var nonFinite = false }
-        var curves: [Key: [Int64: Accumulator]] = [:]
-        var allHaveEpochs = true
-        // First pass by step and epoch together: epochs label the x axis when every point has one.
-        var points: [(Key, Int64, Int64?, Double)] = []
-        try store.forEachExperimentPoint(experiment: e.id, key: metric) { _, variant, weights, step, epoch, value in
-            if epoch == nil { allHaveEpochs = false }
-            points.append((Key(variant: variant, weights: weights), step, epoch, value))
-        }
-        for (key, step, epoch, value) in points {
-            let x = allHaveEpochs ? epoch! : step
-            var a = curves[key, default: [:]][x, default: Accumulator()]
-            if value.isFinite {
-                a.sum += value
-                a.count += 1
-                a.low = min(a.low, value)
-                a.high = max(a.high, value)
-            } else {
-                a.nonFinite = true
+        // x → accumulator per curve. Rows arrive run by run, series by series, so the current
+        // curve is looked up only when it changes (200 000 points for 1 000 runs × 100 epochs).
+        func aggregate(byEpoch: Bool) throws -> ([Key: [Int64: Accumulator]], Bool) {
+            var curves: [Key: [Int64: Accumulator]] = [:]
+            var current: (variant: String, weights: String, values: [Int64: Accumulator])?
+            var complete = true
+            func flush() {
+                if let c = current { curves[Key(variant: c.variant, weights: c.weights)] = c.values }
             }
-            curves[key, default: [:]][x] = a
+            try store.forEachExperimentPoint(experiment: e.id, key: metric) { _, variant, weights, step, epoch, value in
+                if current?.variant != variant || current?.weights != weights {
+                    flush()
+                    current = (variant, weights, curves.removeValue(forKey: Key(variant: variant, weights: weights)) ?? [:])
+                }
+                guard let x = byEpoch ? epoch : step else {
+                    complete = false
+                    return
+                }
+                var a = current!.values[x] ?? Accumulator()
+                if value.isFinite {
+                    a.sum += value
+                    a.count += 1
+                    a.low = min(a.low, value)
+                    a.high = max(a.high, value)
+                } else {
+                    a.nonFinite = true
+                }
+                current!.values[x] = a
+            }
+            flush()
+            return (curves, complete)
         }
+        // Epochs on the x axis when every point has one (variants may differ in batch size, so
+        // steps would not line up); steps otherwise, e.g. for an external script that logs none.
+        var (curves, allHaveEpochs) = try aggregate(byEpoch: true)
+        if !allHaveEpochs { curves = try aggregate(byEpoch: false).0 }
         guard !curves.isEmpty else { return [] }
         let weightNames = Array(Set(curves.keys.map(\.weights))).sorted(by: ExperimentsController.weightOrder)
         let colour = Dictionary(uniqueKeysWithValues: weightNames.enumerated().map { ($1, $0) })
@@ -238,6 +254,24 @@ extension ExperimentPage: TemplateModel {
         case "hasCharts": return !charts.isEmpty
         case "hasGrids": return !grids.isEmpty
         case "fewRuns": return runs.count <= 30
+        default: return nil
+        }
+    }
+}
+
+// A table row of a 1 000-run experiment is looked up ~10 times per field by the template: a
+// switch instead of Mirror keeps the page within its 300 ms.
+extension ExperimentPage.RunRow: MustacheParent {
+    func child(named name: String) -> Any? {
+        switch name {
+        case "id": return id
+        case "variant": return variant
+        case "seed": return seed
+        case "status": return status
+        case "percent": return percent
+        case "fraction": return fraction
+        case "top1": return top1
+        case "top1Value": return top1Value
         default: return nil
         }
     }

@@ -1,4 +1,5 @@
 import Foundation
+import Mustache
 
 /// A resize × crop grid as a colour heat-map table: one table per weight set and stage, colours
 /// on one scale for the whole page so tables compare at a glance, values printed in each cell.
@@ -79,5 +80,17 @@ struct HeatMap {
             })
         }
         return Table(title: title, crops: crops, rows: rows)
+    }
+}
+
+extension HeatMap.CellView: MustacheParent {
+    func child(named name: String) -> Any? {
+        switch name {
+        case "text": return text
+        case "tip": return tip
+        case "style": return style.map { $0 as Any }
+        case "na": return na
+        default: return nil
+        }
     }
 }
