@@ -75,6 +75,7 @@ function followRun(box) {
   const text = box.querySelector("[data-progress-text]");
   source.addEventListener("progress", e => {
     const p = JSON.parse(e.data);
+    box.setAttribute("data-connected", "true");
     if (bar && p.total_steps) { bar.max = p.total_steps; bar.value = p.step; }
     if (text) {
       const pct = p.total_steps ? (100 * p.step / p.total_steps).toFixed(1) + " %" : "";
@@ -85,6 +86,7 @@ function followRun(box) {
   });
   source.addEventListener("status", e => {
     const s = JSON.parse(e.data).status;
+    box.setAttribute("data-connected", "true");
     const badge = document.querySelector("[data-run-status]");
     if (badge && badge.textContent !== s) {
       badge.textContent = s;
