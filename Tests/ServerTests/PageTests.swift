@@ -138,6 +138,16 @@ final class PageTests: XCTestCase {
             XCTAssertTrue(String(buffer: g.body).contains("id=\"teacher-error\">"), String(buffer: g.body))
             XCTAssertTrue(String(buffer: g.body).contains("9999"))
 
+            // Another site's page cannot launch trainings from a visitor's browser.
+            let foreign = try await client.call(.post, "/experiments", bad, headers: [.contentType: "application/x-www-form-urlencoded", .origin: "https://evil.example"])
+            XCTAssertEqual(foreign.status, .forbidden)
+            XCTAssertTrue(String(buffer: foreign.body).contains("posted from https://evil.example"))
+            let cancelForeign = try await client.call(.post, "/runs/\(f.liveRunID)/cancel", headers: [.origin: "http://localhost:1"])
+            XCTAssertEqual(cancelForeign.status, .forbidden)
+            // (The test client names its server `localhost`, without a port, in the request's authority.)
+            let own = try await client.call(.post, "/experiments", bad, headers: [.contentType: "application/x-www-form-urlencoded", .origin: "http://localhost"])
+            XCTAssertEqual(own.status, .badRequest, "our own page's origin is fine (the form has errors): \(String(buffer: own.body).prefix(2000))")
+
             // Not a form: 415 page naming the content type.
             let json = try await client.call(.post, "/experiments", "{}", headers: [.contentType: "application/json"])
             XCTAssertEqual(json.status, .unsupportedMediaType)

@@ -13,12 +13,12 @@ struct PagesController: Sendable {
 
     func addRoutes(to router: Router<BasicRequestContext>) {
         router.get("/") { _, _ in try home(form: nil, status: .ok) }
-        router.post("/experiments") { request, ctx in try await launch(request, ctx) }
+        router.post("/experiments") { request, ctx in try await launch(request.sameOrigin(), ctx) }
         router.get("/experiments/:id") { request, ctx in try experiment(ctx.id(), metric: request.query("metric")) }
-        router.post("/experiments/:id/cancel") { _, ctx in try cancelExperiment(ctx.id()) }
+        router.post("/experiments/:id/cancel") { request, ctx in try cancelExperiment(request.sameOrigin().id(ctx)) }
         router.get("/runs/:id") { _, ctx in try run(ctx.id()) }
-        router.post("/runs/:id/cancel") { _, ctx in try cancelRun(ctx.id()) }
-        router.post("/runs/:id/again") { _, ctx in try runAgain(ctx.id()) }
+        router.post("/runs/:id/cancel") { request, ctx in try cancelRun(request.sameOrigin().id(ctx)) }
+        router.post("/runs/:id/again") { request, ctx in try runAgain(request.sameOrigin().id(ctx)) }
     }
 
     /// "1 running · 4 queued · 1 training slot", in every page's header.
@@ -154,6 +154,20 @@ struct PagesController: Sendable {
         context.runner.schedule()
         return Self.redirect("/runs/\(created.id)")
     }
+}
+
+extension Request {
+    /// The form posts start trainings and cancel them: a page of another site must not be able to
+    /// post them from a visitor's browser (which names the page's origin in `Origin`).
+    func sameOrigin() throws -> Request {
+        // No Origin header: not a browser posting across sites (curl, scripts, the tests).
+        guard let origin = headers[.origin] else { return self }
+        let host = head.authority ?? ""
+        if let url = URL(string: origin), let name = url.host, name + (url.port.map { ":\($0)" } ?? "") == host { return self }
+        throw APIError(.forbidden, "this form was posted from \(origin), not from a page of \(host)")
+    }
+
+    func id(_ context: some RequestContext) throws -> Int64 { try context.id() }
 }
 
 /// Errors on page routes come back as pages in the site's style; the API keeps its JSON.
