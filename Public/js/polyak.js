@@ -100,6 +100,9 @@ function followRun(box) {
 }
 
 document.addEventListener("DOMContentLoaded", () => {
+  // Destructive buttons ask first (without JavaScript they simply post).
+  document.querySelectorAll("form[data-confirm]").forEach(f =>
+    f.addEventListener("submit", e => { if (!confirm(f.getAttribute("data-confirm"))) e.preventDefault(); }));
   document.querySelectorAll("table.sortable").forEach(makeSortable);
   document.querySelectorAll("[data-events]").forEach(followRun);
   liveRefresh();

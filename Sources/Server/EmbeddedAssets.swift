@@ -18,6 +18,7 @@ enum EmbeddedAssets {
         <div data-live="status">
         <p><progress max="{{total}}" value="{{finished}}">{{finished}} of {{total}}</progress> {{finished}} of {{total}} runs finished · {{statuses}}{{#eta}} · about {{eta}} left{{/eta}}</p>
         {{#active}}<div class="actions"><form method="post" action="/experiments/{{id}}/cancel"><button class="danger" type="submit">Cancel the remaining runs</button></form></div>{{/active}}
+        {{^active}}<div class="actions"><form method="post" action="/experiments/{{id}}/delete" data-confirm="Delete experiment {{id}} with its {{total}} runs, their metrics and weight files?"><button class="danger" type="submit">Delete this experiment</button></form></div>{{/active}}
         </div>
         
         <section aria-labelledby="compare-heading" data-live="compare">
@@ -109,6 +110,7 @@ enum EmbeddedAssets {
         </tbody></table></div>
         {{/hasExperiments}}
         {{^hasExperiments}}<p class="empty">No experiments yet: launch one below.</p>{{/hasExperiments}}
+        <p class="muted">The newest 50 here; all of them as <a href="/api/experiments.csv?limit=1000">CSV</a> or <a href="/api/experiments?limit=1000">JSON</a>.</p>
         </section>
         
         <section aria-labelledby="runs-heading" data-live="runs">
@@ -127,6 +129,7 @@ enum EmbeddedAssets {
         </tbody></table></div>
         {{/hasRuns}}
         {{^hasRuns}}<p class="empty">No runs yet.</p>{{/hasRuns}}
+        <p class="muted">The newest 30; every run as <a href="/api/runs.csv?limit=1000">CSV</a> or <a href="/api/runs?limit=1000">JSON</a> (filters: experiment, status, strategy, tag).</p>
         </section>
         
         <section aria-labelledby="launch-heading">
@@ -293,6 +296,17 @@ enum EmbeddedAssets {
         {{^hasArtifacts}}<p class="muted">Weight files (safetensors, PyTorch names) appear here when the run completes.</p>{{/hasArtifacts}}
         </section>
         
+        <section aria-labelledby="edit-heading">
+        <h2 id="edit-heading">Name, notes and tags</h2>
+        <form class="launch" method="post" action="/runs/{{id}}/edit" id="edit-form">
+        <div class="row"><label class="field" for="run-name">Name</label><div><input type="text" id="run-name" name="name" value="{{editName}}" maxlength="200"></div></div>
+        <div class="row"><label class="field" for="run-tags">Tags</label><div><input type="text" id="run-tags" name="tags" value="{{editTags}}"><p class="hint">Separated by commas; <code>GET /api/runs?tag=…</code> filters by them.</p></div></div>
+        <div class="row"><label class="field" for="run-notes">Notes</label><div><textarea id="run-notes" name="notes" rows="3" maxlength="10000">{{editNotes}}</textarea></div></div>
+        <div class="actions"><button type="submit" class="secondary">Save</button></div>
+        </form>
+        {{#canDelete}}<form method="post" action="/runs/{{id}}/delete" class="actions" data-confirm="Delete run {{id}} with its metrics and weight files?"><button class="danger" type="submit">Delete this run</button></form>{{/canDelete}}
+        </section>
+        
         <section aria-labelledby="spec-heading">
         <h2 id="spec-heading">Spec</h2>
         <details><summary>The full spec as run</summary><pre>{{spec}}</pre></details>
@@ -361,7 +375,7 @@ enum EmbeddedAssets {
         form.launch { background: var(--panel); border: 1px solid var(--line); border-radius: .4rem; padding: 1rem 1.2rem; max-width: 52rem; }
         form.launch .row { display: grid; grid-template-columns: 11rem 1fr; gap: .4rem 1rem; align-items: start; margin: .6rem 0; }
         form.launch .field { font-weight: 600; padding-top: .3rem; }
-        form.launch input[type=text], form.launch input[type=number], form.launch select { font: inherit; padding: .3rem .4rem;
+        form.launch input[type=text], form.launch input[type=number], form.launch select, form.launch textarea { font: inherit; padding: .3rem .4rem;
           border: 1px solid #b9c1ca; border-radius: .25rem; width: 100%; max-width: 24rem; }
         form.launch fieldset { border: 0; padding: 0; margin: 0; display: flex; flex-wrap: wrap; gap: .3rem 1.2rem; }
         form.launch .choice { display: flex; gap: .35rem; align-items: baseline; max-width: 24rem; }
@@ -503,6 +517,9 @@ enum EmbeddedAssets {
         }
         
         document.addEventListener("DOMContentLoaded", () => {
+          // Destructive buttons ask first (without JavaScript they simply post).
+          document.querySelectorAll("form[data-confirm]").forEach(f =>
+            f.addEventListener("submit", e => { if (!confirm(f.getAttribute("data-confirm"))) e.preventDefault(); }));
           document.querySelectorAll("table.sortable").forEach(makeSortable);
           document.querySelectorAll("[data-events]").forEach(followRun);
           liveRefresh();

@@ -188,6 +188,20 @@ final class PageTests: XCTestCase {
             XCTAssertEqual(created["experiment_id"]?.intValue, Int(f.experimentID))
             XCTAssertEqual(created["spec"]?["seed"]?.intValue, 3)
 
+            // Rename, tag, annotate from the form; delete a finished run, back to its experiment.
+            let form = "name=" + "better%20name" + "&tags=" + "a%2C%20b%20%2C" + "&notes=" + "line%201%0Aline%202"
+            let edit = try await client.call(.post, "/runs/\(source.id)/edit", form, headers: [.contentType: "application/x-www-form-urlencoded"])
+            XCTAssertEqual(edit.status, .seeOther)
+            let edited = try await client.json(.get, "/api/runs/\(source.id)")
+            XCTAssertEqual(edited["name"]?.stringValue, "better name")
+            XCTAssertEqual(edited["tags"], ["a", "b"])
+            XCTAssertEqual(edited["notes"]?.stringValue, "line 1\nline 2")
+            let shown = try await page(client, "/runs/\(source.id)")
+            XCTAssertTrue(shown.contains("value=\"a, b\""))
+            let delete = try await client.call(.post, "/runs/\(source.id)/delete")
+            XCTAssertEqual(delete.headers[.location], "/experiments/\(f.experimentID)")
+            try assertError(try await client.call(.get, "/api/runs/\(source.id)"), .notFound, field: nil)
+
             let cancel = try await client.call(.post, "/runs/\(f.liveRunID)/cancel")
             XCTAssertEqual(cancel.status, .seeOther)
             XCTAssertEqual(cancel.headers[.location], "/runs/\(f.liveRunID)")
@@ -199,6 +213,16 @@ final class PageTests: XCTestCase {
             let r = try await client.call(.post, "/runs/\(f.liveRunID)/cancel")
             XCTAssertEqual(r.status, .conflict)
             XCTAssertTrue(String(buffer: r.body).contains("nothing to cancel"))
+
+            // The experiment, once nothing of it runs (the run started again above is stopped first).
+            _ = try await client.call(.post, "/runs/\(newID)/cancel")
+            for _ in 0..<100 where try await client.json(.get, "/api/runs/\(newID)")["status"]?.stringValue == "running" {
+                try await Task.sleep(nanoseconds: 50_000_000)
+            }
+            let gone = try await client.call(.post, "/experiments/\(f.experimentID)/delete")
+            XCTAssertEqual(gone.status, .seeOther, String(buffer: gone.body))
+            XCTAssertEqual(gone.headers[.location], "/")
+            _ = try await page(client, "/experiments/\(f.experimentID)", expect: .notFound)
         }
     }
 

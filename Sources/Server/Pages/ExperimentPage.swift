@@ -215,7 +215,7 @@ struct ExperimentPage {
                 return ChartSeries(label: w, colorIndex: colour[w] ?? 0, dashed: w == "raw", points: line, band: band, markers: xs.count <= 12)
             }
             var chart = LineChart(
-                title: "\(variant) · \(metric)", xLabel: allHaveEpochs ? "epoch" : "step", yLabel: metric, series: series)
+                title: "\(variant) · \(metric)", xLabel: allHaveEpochs ? "epoch" : "step", yLabel: metric, series: series, width: 560)
             chart.yFormat = Format.isFraction(metric) ? .percent : .automatic
             chart.yRange = yRange
             charts.append(Chart(svg: chart.svg(), caption: "\(variant): \(sets.count) weight set\(sets.count == 1 ? "" : "s"), up to \(seeds) seed\(seeds == 1 ? "" : "s") per point"))

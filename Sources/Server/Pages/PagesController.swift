@@ -16,9 +16,12 @@ struct PagesController: Sendable {
         router.post("/experiments") { request, ctx in try await launch(request.sameOrigin(), ctx) }
         router.get("/experiments/:id") { request, ctx in try experiment(ctx.id(), metric: request.query("metric")) }
         router.post("/experiments/:id/cancel") { request, ctx in try cancelExperiment(request.sameOrigin().id(ctx)) }
+        router.post("/experiments/:id/delete") { request, ctx in try deleteExperiment(request.sameOrigin().id(ctx)) }
         router.get("/runs/:id") { _, ctx in try run(ctx.id()) }
         router.post("/runs/:id/cancel") { request, ctx in try cancelRun(request.sameOrigin().id(ctx)) }
         router.post("/runs/:id/again") { request, ctx in try runAgain(request.sameOrigin().id(ctx)) }
+        router.post("/runs/:id/edit") { request, ctx in try await editRun(request.sameOrigin(), ctx) }
+        router.post("/runs/:id/delete") { request, ctx in try deleteRun(request.sameOrigin().id(ctx)) }
     }
 
     /// "1 running · 4 queued · 1 training slot", in every page's header.
@@ -77,13 +80,7 @@ struct PagesController: Sendable {
     }
 
     func launch(_ request: Request, _ ctx: BasicRequestContext) async throws -> Response {
-        let type = request.headers[.contentType] ?? ""
-        guard type.hasPrefix("application/x-www-form-urlencoded") else {
-            throw APIError(.unsupportedMediaType, "the launch form posts application/x-www-form-urlencoded, got \(type.isEmpty ? "no content type" : type); the API takes JSON at POST /api/experiments")
-        }
-        let buffer: ByteBuffer
-        do { buffer = try await request.body.collect(upTo: 64 << 10) } catch { throw APIError(.contentTooLarge, "the form is larger than 64 kB") }
-        var form = LaunchForm(posted: FormBody(String(decoding: buffer.readableBytesView, as: UTF8.self)))
+        var form = LaunchForm(posted: try await Self.form(request))
         let (document, errors) = form.experimentDocument(knownPresets: context.options.presets.map(\.name))
         form.errors = errors
         guard let document else { return try home(form: form, status: .badRequest) }
@@ -116,6 +113,11 @@ struct PagesController: Sendable {
         return Self.redirect("/experiments/\(id)")
     }
 
+    func deleteExperiment(_ id: Int64) throws -> Response {
+        _ = try experiments.delete(id)
+        return Self.redirect("/")
+    }
+
     // MARK: Run
 
     func run(_ id: Int64) throws -> Response {
@@ -132,6 +134,38 @@ struct PagesController: Sendable {
     func cancelRun(_ id: Int64) throws -> Response {
         _ = try RunsController(context: context).cancel(id)
         return Self.redirect("/runs/\(id)")
+    }
+
+    /// Name, notes and tags from the run page's form (tags separated by commas).
+    func editRun(_ request: Request, _ ctx: BasicRequestContext) async throws -> Response {
+        let id = try ctx.id()
+        guard try store.run(id) != nil else { throw APIError.notFound("run \(id) does not exist") }
+        let form = try await Self.form(request)
+        let name = form.first("name")
+        guard (name?.count ?? 0) <= 200 else { throw APIError.badRequest("the name is longer than 200 characters", field: "name") }
+        let notes = form.values["notes"]?.first ?? ""
+        guard notes.count <= 10_000 else { throw APIError.badRequest("the notes are longer than 10 000 characters", field: "notes") }
+        let tags = (form.first("tags") ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        try store.updateRun(id, name: .some(name), notes: notes, tags: tags)
+        return Self.redirect("/runs/\(id)")
+    }
+
+    /// A finished run with its metrics and files; back to its experiment (or home).
+    func deleteRun(_ id: Int64) throws -> Response {
+        guard let r = try store.run(id) else { throw APIError.notFound("run \(id) does not exist") }
+        _ = try RunsController(context: context).delete(id)
+        return Self.redirect(r.experimentID.map { "/experiments/\($0)" } ?? "/")
+    }
+
+    /// A posted form's fields (the pages' forms are small: 64 kB is plenty).
+    static func form(_ request: Request) async throws -> FormBody {
+        let type = request.headers[.contentType] ?? ""
+        guard type.hasPrefix("application/x-www-form-urlencoded") else {
+            throw APIError(.unsupportedMediaType, "the form posts application/x-www-form-urlencoded, got \(type.isEmpty ? "no content type" : type); the JSON API is under /api")
+        }
+        let buffer: ByteBuffer
+        do { buffer = try await request.body.collect(upTo: 64 << 10) } catch { throw APIError(.contentTooLarge, "the form is larger than 64 kB") }
+        return FormBody(String(decoding: buffer.readableBytesView, as: UTF8.self))
     }
 
     /// The same spec with a seed no run of its experiment (or the run itself) has used yet.

@@ -32,6 +32,11 @@ struct RunPage {
     var external: Bool
     var tags: String?
     var notes: String?
+    /// The editable fields as the form shows them.
+    var editName: String
+    var editTags: String
+    var editNotes: String
+    var canDelete: Bool
     var active: Bool
     var progress: HomePage.Progress?
     var progressText: String
@@ -100,6 +105,7 @@ struct RunPage {
             duration: r.startedAt.flatMap { s in endOrNow.flatMap { Format.duration($0 - s) } },
             durationLabel: r.endedAt == nil ? "running for" : "took", external: r.external,
             tags: r.tags.isEmpty ? nil : r.tags.joined(separator: ", "), notes: r.notes.isEmpty ? nil : r.notes,
+            editName: r.name ?? "", editTags: r.tags.joined(separator: ", "), editNotes: r.notes, canDelete: r.status.isFinished,
             active: !r.status.isFinished, progress: progress, progressText: progressText, error: r.error, warnings: warnings,
             canCancel: !r.status.isFinished && (!r.external || r.status == .running), canRunAgain: !r.external,
             finals: finals, charts: try charts(r.id, store: store), grids: [], scaleText: "", artifacts: artifacts, spec: specText)
@@ -149,7 +155,7 @@ struct RunPage {
                     label: weights, colorIndex: colour[weights] ?? 0, dashed: weights == "raw" && loaded.count > 1,
                     points: points.map { ChartPoint(x: Double(byEpoch ? $0.1! : $0.0), y: $0.2) }, markers: points.count <= 12)
             }
-            var chart = LineChart(title: key, xLabel: byEpoch ? "epoch" : "step", yLabel: key, series: chartSeries)
+            var chart = LineChart(title: key, xLabel: byEpoch ? "epoch" : "step", yLabel: key, series: chartSeries, width: 560)
             chart.yFormat = Format.isFraction(key) ? .percent : .automatic
             charts.append(.init(svg: chart.svg(), caption: captions[key] ?? "\(key) as logged."))
         }
