@@ -53,21 +53,10 @@ enum EmbeddedAssets {
         
         <section aria-labelledby="grids-heading" data-live="grids">
         <h2 id="grids-heading">Resize × crop accuracy (top-1, mean over seeds)</h2>
-        {{#hasGrids}}
-        <p class="muted">Rows: the image is resized to this side; columns: the center crop fed to the network. Colour runs from the lowest (<span class="legend-scale" style="background:linear-gradient(90deg,{{scaleLow}},{{scaleHigh}})"></span>) to the highest cell of this experiment: {{scaleText}}.</p>
-        <div class="grids">
-        {{#grids}}
-        <div class="scroll"><table class="heat">
-        <caption>{{title}}</caption>
-        <thead><tr><th scope="col">resize \ crop</th>{{#crops}}<th scope="col">{{.}}</th>{{/crops}}</tr></thead>
-        <tbody>
-        {{#rows}}<tr><th scope="row">{{resize}}</th>{{#cells}}<td{{#style}} style="{{style}}"{{/style}}{{#na}} class="na"{{/na}} title="{{tip}}">{{text}}</td>{{/cells}}</tr>
-        {{/rows}}
-        </tbody></table></div>
-        {{/grids}}
-        </div>
-        {{/hasGrids}}
-        {{^hasGrids}}<p class="empty">No resize × crop grid yet: completed runs with a <code>resolution.test_grid</code> fill this in.</p>{{/hasGrids}}
+        {{#heat}}
+        {{> heatmaps}}
+        {{/heat}}
+        {{^heat}}<p class="empty">No resize × crop grid yet: completed runs with a <code>resolution.test_grid</code> fill this in.</p>{{/heat}}
         </section>
         
         <section aria-labelledby="runs-heading" data-live="runs">
@@ -90,6 +79,20 @@ enum EmbeddedAssets {
         <li><a href="/api/experiments/{{id}}.csv">runs as CSV</a> · <a href="/api/experiments/{{id}}">JSON</a></li>
         </ul>
         </section>
+        """#,
+        "heatmaps": #"""
+        <p class="muted">Rows: the image is resized to this side; columns: the center crop fed to the network. Colour runs from the lowest (<span class="legend-scale" style="background:linear-gradient(90deg,{{scaleLow}},{{scaleHigh}})"></span>) to the highest cell on this page: {{scaleText}}. Hover a cell for details.</p>
+        <div class="grids">
+        {{#tables}}
+        <div class="scroll"><table class="heat">
+        <caption>{{title}}</caption>
+        <thead><tr><th scope="col">resize \ crop</th>{{#crops}}<th scope="col">{{.}}</th>{{/crops}}</tr></thead>
+        <tbody>
+        {{#rows}}<tr><th scope="row">{{resize}}</th>{{#cells}}<td{{#style}} style="{{style}}"{{/style}}{{#na}} class="na"{{/na}} title="{{tip}}">{{text}}</td>{{/cells}}</tr>
+        {{/rows}}
+        </tbody></table></div>
+        {{/tables}}
+        </div>
         """#,
         "home": #"""
         <h1>Experiments and runs</h1>
@@ -267,23 +270,12 @@ enum EmbeddedAssets {
         {{^hasCharts}}<p class="empty">No metrics logged yet.</p>{{/hasCharts}}
         </section>
         
-        {{#hasGrids}}
+        {{#heat}}
         <section aria-labelledby="grids-heading">
         <h2 id="grids-heading">Resize × crop accuracy (top-1)</h2>
-        <p class="muted">Rows: resize; columns: center crop. Colour from the lowest to the highest cell of this run: {{scaleText}}.</p>
-        <div class="grids">
-        {{#grids}}
-        <div class="scroll"><table class="heat">
-        <caption>{{title}}</caption>
-        <thead><tr><th scope="col">resize \ crop</th>{{#crops}}<th scope="col">{{.}}</th>{{/crops}}</tr></thead>
-        <tbody>
-        {{#rows}}<tr><th scope="row">{{resize}}</th>{{#cells}}<td{{#style}} style="{{style}}"{{/style}}{{#na}} class="na"{{/na}} title="{{tip}}">{{text}}</td>{{/cells}}</tr>
-        {{/rows}}
-        </tbody></table></div>
-        {{/grids}}
-        </div>
+        {{> heatmaps}}
         </section>
-        {{/hasGrids}}
+        {{/heat}}
         
         <section aria-labelledby="downloads-heading">
         <h2 id="downloads-heading">Downloads</h2>

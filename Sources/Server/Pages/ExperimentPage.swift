@@ -55,8 +55,7 @@ struct ExperimentPage {
     var metricQuery: String
     var rows: [CompareRow]
     var charts: [Chart]
-    var grids: [HeatMap.Table]
-    var scaleLow = "", scaleHigh = "", scaleText = ""
+    var heat: HeatMap.Figure?
     var runs: [RunRow]
 
     static func seedList(_ json: String) -> String {
@@ -135,15 +134,15 @@ struct ExperimentPage {
                 top1: top1.map { Format.metric($0, key: "test/top1") } ?? "—", top1Value: top1.map { String($0) } ?? "")
         }
 
-        var page = ExperimentPage(
+        let page = ExperimentPage(
             id: e.id, name: e.name, variants: variantNames.joined(separator: ", "),
             seeds: seedList(e.seedsJSON),
             baseline: e.baseline, created: Format.time(e.createdAt), createdISO: Format.iso(e.createdAt), total: runs.count,
             finished: finished, statuses: statusLine(counts), eta: eta, active: runs.contains { !$0.status.isFinished },
             metrics: metricKeys.map { MetricChoice(label: $0, href: "/experiments/\(e.id)?metric=\($0)", selected: $0 == metric) },
             metricLabel: metric, metricQuery: metric, rows: compare,
-            charts: try curves(e, metric: metric, variants: variantNames, store: store), grids: [], runs: runRows)
-        try page.addGrids(controller.gridRows(e))
+            charts: try curves(e, metric: metric, variants: variantNames, store: store),
+            heat: heatMaps(try controller.gridRows(e)), runs: runRows)
         return page
     }
 
@@ -223,27 +222,16 @@ struct ExperimentPage {
         return charts
     }
 
-    mutating func addGrids(_ rows: [ExperimentsController.GridRow]) {
-        guard let scale = HeatMap.Scale(rows.compactMap { $0.top1?.mean }) else { return }
-        struct Key: Hashable { var variant, weights, stage: String; var trainSize: Int64 }
-        var order: [Key] = []
-        var cells: [Key: [HeatMap.Cell]] = [:]
-        for r in rows {
-            let k = Key(variant: r.key.variant, weights: r.key.weights, stage: r.key.stage, trainSize: r.key.trainSize)
-            if cells[k] == nil { order.append(k) }
+    /// Each variant × weight set's grid, averaged over seeds (the tooltip gives n, std and top-5).
+    static func heatMaps(_ rows: [ExperimentsController.GridRow]) -> HeatMap.Figure? {
+        HeatMap.figure(rows.map { r in
             var detail = "n = \(r.n)"
             if let s = r.top1?.std { detail += String(format: ", std %.2f pp", 100 * s) }
             if let t5 = r.top5 { detail += ", top-5 " + Format.metric(t5, key: "top5") }
-            cells[k, default: []].append(HeatMap.Cell(resize: r.key.resize, crop: r.key.crop, top1: r.top1?.mean, detail: detail))
-        }
-        let finetuned = Set(rows.filter { $0.key.stage == "finetuned" }.map(\.key.variant))
-        grids = order.map { k in
-            let stage = k.stage == "finetuned" ? " · after fine-tuning" : finetuned.contains(k.variant) ? " · before fine-tuning" : ""
-            return HeatMap.table(title: "\(k.variant) · \(k.weights)\(stage) · trained at \(k.trainSize) px", cells: cells[k]!, scale: scale)
-        }
-        scaleLow = scale.lowColor
-        scaleHigh = scale.highColor
-        scaleText = Format.metric(scale.low, key: "top1", digits: 1) + " to " + Format.metric(scale.high, key: "top1", digits: 1)
+            return HeatMap.Entry(
+                label: r.key.variant, weights: r.key.weights, stage: r.key.stage, trainSize: r.key.trainSize,
+                cell: HeatMap.Cell(resize: r.key.resize, crop: r.key.crop, top1: r.top1?.mean, detail: detail))
+        })
     }
 }
 
@@ -252,7 +240,6 @@ extension ExperimentPage: TemplateModel {
         switch name {
         case "hasRows": return !rows.isEmpty
         case "hasCharts": return !charts.isEmpty
-        case "hasGrids": return !grids.isEmpty
         case "fewRuns": return runs.count <= 30
         default: return nil
         }

@@ -60,6 +60,54 @@ struct HeatMap {
         var highColor: String { String(style(high).dropFirst("background:".count).prefix(7)) }
     }
 
+    /// One evaluated cell with the table it belongs to.
+    struct Entry {
+        /// What tells tables of different runs apart on one page (the variant), or nil.
+        var label: String?
+        var weights: String
+        var stage: String
+        var trainSize: Int64
+        var cell: Cell
+    }
+
+    /// A page's grids: one table per label × weight set × stage × training size, all on one scale.
+    struct Figure {
+        var tables: [Table]
+        var scaleLow: String
+        var scaleHigh: String
+        var scaleText: String
+    }
+
+    /// Tables in the order labels first appear, then weight set, then before fine-tuning ahead of
+    /// after; nil when no cell has a finite top-1.
+    static func figure(_ entries: [Entry]) -> Figure? {
+        guard let scale = Scale(entries.compactMap(\.cell.top1)) else { return nil }
+        struct Key: Hashable { var label: String?; var weights, stage: String; var trainSize: Int64 }
+        var labels: [String?] = []
+        var keys: [Key] = []
+        var cells: [Key: [Cell]] = [:]
+        for e in entries {
+            let k = Key(label: e.label, weights: e.weights, stage: e.stage, trainSize: e.trainSize)
+            if !labels.contains(e.label) { labels.append(e.label) }
+            if cells[k] == nil { keys.append(k) }
+            cells[k, default: []].append(e.cell)
+        }
+        let finetuned = Set(entries.filter { $0.stage == "finetuned" }.map(\.label))
+        keys.sort { a, b in
+            if a.label != b.label { return labels.firstIndex(of: a.label)! < labels.firstIndex(of: b.label)! }
+            if a.weights != b.weights { return ExperimentsController.weightOrder(a.weights, b.weights) }
+            if a.stage != b.stage { return a.stage == "base" }
+            return a.trainSize < b.trainSize
+        }
+        let tables = keys.map { k in
+            let stage = k.stage == "finetuned" ? " · after fine-tuning" : finetuned.contains(k.label) ? " · before fine-tuning" : ""
+            let title = (k.label.map { $0 + " · " } ?? "") + k.weights + stage + " · trained at \(k.trainSize) px"
+            return table(title: title, cells: cells[k]!, scale: scale)
+        }
+        let text = Format.metric(scale.low, key: "top1", digits: 1) + " to " + Format.metric(scale.high, key: "top1", digits: 1)
+        return Figure(tables: tables, scaleLow: scale.lowColor, scaleHigh: scale.highColor, scaleText: text)
+    }
+
     /// A table of `cells` (any order); crops larger than the resize were never evaluated and show as "—".
     static func table(title: String, cells: [Cell], scale: Scale?) -> Table {
         let resizes = Array(Set(cells.map(\.resize))).sorted()

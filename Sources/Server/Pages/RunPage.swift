@@ -46,8 +46,7 @@ struct RunPage {
     var canRunAgain: Bool
     var finals: [Final]
     var charts: [ExperimentPage.Chart]
-    var grids: [HeatMap.Table]
-    var scaleText: String
+    var heat: HeatMap.Figure?
     var artifacts: [Artifact]
     var spec: String
 
@@ -98,7 +97,7 @@ struct RunPage {
                 size: Format.bytes(a.bytes), sha: a.sha256, shortSha: a.sha256.map { String($0.prefix(12)) + "…" })
         }
 
-        var page = RunPage(
+        return RunPage(
             id: r.id, name: r.name ?? "run \(r.id)", status: r.status.rawValue, experiment: r.experiment, experimentID: r.experimentID,
             variant: r.variant, seed: r.seed, strategies: r.strategies.isEmpty ? "none" : r.strategies.joined(separator: ", "),
             created: Format.time(r.createdAt), createdISO: Format.iso(r.createdAt),
@@ -108,9 +107,8 @@ struct RunPage {
             editName: r.name ?? "", editTags: r.tags.joined(separator: ", "), editNotes: r.notes, canDelete: r.status.isFinished,
             active: !r.status.isFinished, progress: progress, progressText: progressText, error: r.error, warnings: warnings,
             canCancel: !r.status.isFinished && (!r.external || r.status == .running), canRunAgain: !r.external,
-            finals: finals, charts: try charts(r.id, store: store), grids: [], scaleText: "", artifacts: artifacts, spec: specText)
-        page.addGrids(try store.grid(run: r.id))
-        return page
+            finals: finals, charts: try charts(r.id, store: store), heat: heatMaps(try store.grid(run: r.id)), artifacts: artifacts,
+            spec: specText)
     }
 
     /// The order keys are charted in: evaluation first, then training, then averaging, then the rest.
@@ -162,27 +160,16 @@ struct RunPage {
         return charts
     }
 
-    mutating func addGrids(_ cells: [GridCell]) {
-        guard let scale = HeatMap.Scale(cells.compactMap(\.top1)) else { return }
-        struct Key: Hashable { var weights, stage: String; var trainSize: Int64 }
-        var order: [Key] = []
-        var groups: [Key: [HeatMap.Cell]] = [:]
-        for c in cells {
-            let k = Key(weights: c.weights, stage: c.stage, trainSize: c.trainSize)
-            if groups[k] == nil { order.append(k) }
+    /// The run's grids, before and after fine-tuning (the tooltip gives top-5 and loss).
+    static func heatMaps(_ cells: [GridCell]) -> HeatMap.Figure? {
+        HeatMap.figure(cells.map { c in
             var detail = "top-1 " + Format.metric(c.top1, key: "top1")
             if let t5 = c.top5 { detail += ", top-5 " + Format.metric(t5, key: "top5") }
             if let l = c.loss { detail += ", loss " + Format.metric(l, key: "loss") }
-            groups[k, default: []].append(HeatMap.Cell(resize: c.resize, crop: c.crop, top1: c.top1, detail: detail))
-        }
-        let finetuned = cells.contains { $0.stage == "finetuned" }
-        // Weight set, then before fine-tuning ahead of after.
-        order.sort { ($0.weights == $1.weights) ? ($0.stage == "base" && $1.stage != "base") : ExperimentsController.weightOrder($0.weights, $1.weights) }
-        grids = order.map { k in
-            let stage = k.stage == "finetuned" ? " · after fine-tuning" : finetuned ? " · before fine-tuning" : ""
-            return HeatMap.table(title: "\(k.weights)\(stage) · trained at \(k.trainSize) px", cells: groups[k]!, scale: scale)
-        }
-        scaleText = Format.metric(scale.low, key: "top1", digits: 1) + " to " + Format.metric(scale.high, key: "top1", digits: 1)
+            return HeatMap.Entry(
+                label: nil, weights: c.weights, stage: c.stage, trainSize: c.trainSize,
+                cell: HeatMap.Cell(resize: c.resize, crop: c.crop, top1: c.top1, detail: detail))
+        })
     }
 }
 
@@ -192,7 +179,6 @@ extension RunPage: TemplateModel {
         case "hasWarnings": return !warnings.isEmpty
         case "hasFinals": return !finals.isEmpty
         case "hasCharts": return !charts.isEmpty
-        case "hasGrids": return !grids.isEmpty
         case "hasArtifacts": return !artifacts.isEmpty
         default: return nil
         }
