@@ -16,7 +16,7 @@ enum EmbeddedAssets {
         <li><span>created</span><time datetime="{{createdISO}}">{{created}}</time></li>
         </ul>
         <div data-live="status">
-        <p><progress max="{{total}}" value="{{finished}}">{{finished}} of {{total}}</progress> {{finished}} of {{total}} runs finished · {{statuses}}{{#eta}} · about {{eta}} left{{/eta}}</p>
+        <p><progress max="{{total}}" value="{{finished}}">{{finished}} of {{total}}</progress> {{finished}} of {{total}} runs finished · {{#statuses}}<span class="status status-{{status}}">{{count}} {{status}}</span> {{/statuses}}{{#eta}} · about {{eta}} left{{/eta}}</p>
         {{#active}}<div class="actions"><form method="post" action="/experiments/{{id}}/cancel"><button class="danger" type="submit">Cancel the remaining runs</button></form></div>{{/active}}
         {{^active}}<div class="actions"><form method="post" action="/experiments/{{id}}/delete" data-confirm="Delete experiment {{id}} with its {{total}} runs, their metrics and weight files?"><button class="danger" type="submit">Delete this experiment</button></form></div>{{/active}}
         </div>
@@ -108,7 +108,7 @@ enum EmbeddedAssets {
         <tr><td class="num" data-value="{{id}}">{{id}}</td><td><a href="/experiments/{{id}}">{{name}}</a></td><td>{{variants}}</td>
         <td class="num">{{seeds}}</td>
         <td data-value="{{fraction}}"><progress max="{{total}}" value="{{finished}}">{{finished}} of {{total}}</progress> {{finished}}/{{total}}</td>
-        <td>{{statuses}}</td><td data-value="{{createdAt}}"><time datetime="{{createdISO}}">{{created}}</time></td></tr>
+        <td>{{#statuses}}<span class="status status-{{status}}">{{count}} {{status}}</span> {{/statuses}}</td><td data-value="{{createdAt}}"><time datetime="{{createdISO}}">{{created}}</time></td></tr>
         {{/experiments}}
         </tbody></table></div>
         {{/hasExperiments}}
@@ -180,7 +180,7 @@ enum EmbeddedAssets {
         <label class="field" for="width">Width</label>
         <div><input type="number" id="width" name="width" value="{{width}}" min="1" max="256"{{#errors.width}} aria-invalid="true" aria-describedby="width-error"{{/errors.width}}>
         {{#errors.width}}<p class="field-error" id="width-error">{{errors.width}}</p>{{/errors.width}}
-        <p class="hint">Channels of the first ResNet stage (16 trains an epoch in about a minute on two cores).</p></div>
+        <p class="hint">Channels of the first ResNet stage: 16 trains an epoch of 60 000 images in about 15 s on two cores; wider is slower and usually more accurate.</p></div>
         </div>
         <div class="row{{#errors.trainLimit}} has-error{{/errors.trainLimit}}">
         <label class="field" for="train_limit">Training images</label>
@@ -248,7 +248,7 @@ enum EmbeddedAssets {
         {{#canRunAgain}}<form method="post" action="/runs/{{id}}/again"><button class="secondary" type="submit">Run again with another seed</button></form>{{/canRunAgain}}
         </div>
         
-        <section aria-labelledby="final-heading">
+        <section aria-labelledby="final-heading" data-live="finals">
         <h2 id="final-heading">Final test metrics</h2>
         {{#hasFinals}}
         <div class="scroll"><table class="sortable" id="finals">
@@ -261,7 +261,7 @@ enum EmbeddedAssets {
         {{^hasFinals}}<p class="empty">No evaluation yet.</p>{{/hasFinals}}
         </section>
         
-        <section aria-labelledby="curves-heading">
+        <section aria-labelledby="curves-heading" data-live="curves">
         <h2 id="curves-heading">Curves</h2>
         {{#hasCharts}}<div class="charts">
         {{#charts}}<figure>{{{svg}}}<figcaption>{{caption}}</figcaption></figure>

@@ -47,7 +47,7 @@ struct ExperimentPage {
     var createdISO: String
     var total: Int
     var finished: Int
-    var statuses: String
+    var statuses: [StatusCount]
     var eta: String?
     var active: Bool
     var metrics: [MetricChoice]
@@ -66,8 +66,11 @@ struct ExperimentPage {
     /// The metrics a user may compare on.
     static let metricKeys = ["test/top1", "test/top5", "test/loss"]
 
-    static func statusLine(_ counts: [RunStatus: Int]) -> String {
-        RunStatus.allCases.compactMap { s in counts[s].map { "\($0) \(s.rawValue)" } }.joined(separator: " · ")
+    /// "6 completed", "2 failed": one badge per status present, in the life-cycle's order.
+    struct StatusCount { var status: String; var count: Int }
+
+    static func statusCounts(_ counts: [RunStatus: Int]) -> [StatusCount] {
+        RunStatus.allCases.compactMap { s in counts[s].map { StatusCount(status: s.rawValue, count: $0) } }
     }
 
     /// Builds the page; `metric` is one of `metricKeys`.
@@ -138,7 +141,7 @@ struct ExperimentPage {
             id: e.id, name: e.name, variants: variantNames.joined(separator: ", "),
             seeds: seedList(e.seedsJSON),
             baseline: e.baseline, created: Format.time(e.createdAt), createdISO: Format.iso(e.createdAt), total: runs.count,
-            finished: finished, statuses: statusLine(counts), eta: eta, active: runs.contains { !$0.status.isFinished },
+            finished: finished, statuses: statusCounts(counts), eta: eta, active: runs.contains { !$0.status.isFinished },
             metrics: metricKeys.map { MetricChoice(label: $0, href: "/experiments/\(e.id)?metric=\($0)", selected: $0 == metric) },
             metricLabel: metric, metricQuery: metric, rows: compare,
             charts: try curves(e, metric: metric, variants: variantNames, store: store),

@@ -12,7 +12,7 @@ struct HomePage {
         var total: Int
         var finished: Int
         var fraction: Double
-        var statuses: String
+        var statuses: [ExperimentPage.StatusCount]
         var createdAt: Double
         var created: String
         var createdISO: String

@@ -51,7 +51,7 @@ struct PagesController: Sendable {
             let seeds = ExperimentPage.seedList(e.seedsJSON).split(separator: ",").count
             return HomePage.ExperimentRow(
                 id: e.id, name: e.name, variants: variants, seeds: seeds, total: total, finished: finished,
-                fraction: total > 0 ? Double(finished) / Double(total) : 0, statuses: ExperimentPage.statusLine(c),
+                fraction: total > 0 ? Double(finished) / Double(total) : 0, statuses: ExperimentPage.statusCounts(c),
                 createdAt: e.createdAt, created: Format.time(e.createdAt), createdISO: Format.iso(e.createdAt))
         }
         let recent = try store.runs(RunFilter(limit: 30))
@@ -126,8 +126,9 @@ struct PagesController: Sendable {
         var crumbs: [PageRenderer.Crumb] = []
         if let eid = r.experimentID, let name = r.experiment { crumbs.append(.init(label: name, href: "/experiments/\(eid)")) }
         crumbs.append(.init(label: page.name, href: "/runs/\(id)"))
-        // Live progress comes over SSE; the page itself refreshes only to pick up new points.
-        let html = renderer.html("run", page, title: page.name, crumbs: crumbs, queue: queueText(), refresh: nil)
+        // The progress bar moves with the run's events (SSE); the metrics and charts of a run
+        // that trains are refetched every 15 s.
+        let html = renderer.html("run", page, title: page.name, crumbs: crumbs, queue: queueText(), refresh: page.active ? 15 : nil)
         return renderer.response(html)
     }
 
