@@ -2,7 +2,7 @@
 SWIFT ?= swift
 RELEASE_BIN = .build/release/polyak
 
-.PHONY: setup build run run-train test bench bench-service lint clean
+.PHONY: setup build run run-train test bench bench-service bench-load lint clean
 
 setup:
 	@scripts/setup.sh
@@ -28,6 +28,11 @@ bench: build
 
 bench-service: build
 	$(RELEASE_BIN) bench service
+
+# Health, a run page and an experiment page under wrk -t2 -c64 while a run trains (needs wrk).
+bench-load: build
+	@scripts/setup.sh wrk
+	python3 scripts/bench_pages_load.py --polyak $(RELEASE_BIN)
 
 lint:
 	$(SWIFT) format lint --recursive --strict Sources Tests Package.swift

@@ -47,9 +47,20 @@ public final class TrackingStore: @unchecked Sendable {
 
     private func write<T>(_ body: (Connection) throws -> T) throws -> T {
         writeLock.lock()
-        defer { writeLock.unlock() }
+        defer {
+            writeLock.unlock()
+            // After the commit: whoever sees the new revision also sees the data.
+            revisionLock.withLock { revisionCounter &+= 1 }
+        }
         return try body(writer)
     }
+
+    private let revisionLock = NSLock()
+    private var revisionCounter: UInt64 = 0
+
+    /// Changes after every write through this store (the server is the database's one writer), so
+    /// a page rendered at one revision can be served again until the next.
+    public var revision: UInt64 { revisionLock.withLock { revisionCounter } }
 
     private func read<T>(_ body: (Connection) throws -> T) throws -> T {
         readLock.lock()

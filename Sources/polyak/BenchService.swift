@@ -169,17 +169,27 @@ extension Bench {
                 try store.saveGrid(run: r.id, cells)
             }
             var times: [Double] = []
+            var cached: [Double] = []
             var bytes = 0
             for rep in 0...max(reps, 5) {
+                // A write through the server first, as a training run makes them: the page is rendered,
+                // not served from the server's page cache.
+                let note = Array("{\"notes\": \"rep \(rep)\"}".utf8)
+                guard try client.request("PATCH", "/api/runs/\(runs[rep % runs.count].id)", note).0 == 200 else {
+                    throw ValidationError("experiment page: cannot annotate a run")
+                }
                 let start = DispatchTime.now()
                 let (status, body) = try client.request("GET", "/experiments/\(experiment)", [])
                 let ms = Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1e6
                 guard status == 200 else { throw ValidationError("experiment page: \(status) \(String(decoding: body.prefix(300), as: UTF8.self))") }
                 bytes = body.count
                 if rep > 0 { times.append(ms) }
+                let again = DispatchTime.now()
+                _ = try client.request("GET", "/experiments/\(experiment)", [])
+                cached.append(Double(DispatchTime.now().uptimeNanoseconds - again.uptimeNanoseconds) / 1e6)
             }
             let ms = Self.median(times)
-            Self.emit(["benchmark": "experiment_page", "runs": .number(Double(runs.count)), "variants": 10, "seeds": 100,
+            Self.emit(["benchmark": "experiment_page", "cached_ms": .number(Self.round(Self.median(cached))), "runs": .number(Double(runs.count)), "variants": 10, "seeds": 100,
                        "bytes": .number(Double(bytes)), "ms": .number(Self.round(ms)), "reps_ms": .array(times.map { .number(Self.round($0)) }),
                        "bar_ms": 300, "bar_bytes": 2_000_000, "pass": .bool(ms <= 300 && bytes <= 2_000_000)])
         }

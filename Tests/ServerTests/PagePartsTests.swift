@@ -58,4 +58,27 @@ final class PagePartsTests: XCTestCase {
         XCTAssertEqual(figure.scaleText, "80.0 % to 90.0 %")
         XCTAssertNil(HeatMap.figure([entry("x", "raw", "base", 24, 24, nil)]), "nothing finite: no figure")
     }
+
+    func testPageCacheServesARevisionUntilTheNextAndStaysWithinItsBytes() {
+        let cache = PageCache(limitBytes: 400)
+        var renders = 0
+        func render(_ text: String) -> () -> String { { renders += 1; return text } }
+        XCTAssertEqual(cache.page("/a", revision: 1, render: render("a1")), "a1")
+        XCTAssertEqual(cache.page("/a", revision: 1, render: render("other")), "a1", "same revision: served again")
+        XCTAssertEqual(renders, 1)
+        XCTAssertEqual(cache.page("/a", revision: 2, render: render("a2")), "a2", "a write happened: rendered anew")
+        XCTAssertEqual(renders, 2)
+        // Larger than a quarter of the limit: rendered, never kept.
+        let big = String(repeating: "x", count: 101)
+        _ = cache.page("/big", revision: 2, render: render(big))
+        _ = cache.page("/big", revision: 2, render: render(big))
+        XCTAssertEqual(renders, 4)
+        // Over the limit: the oldest go first.
+        for i in 0..<10 { _ = cache.page("/p\(i)", revision: 2, render: render(String(repeating: "y", count: 90))) }
+        renders = 0
+        _ = cache.page("/p9", revision: 2, render: render("new"))
+        XCTAssertEqual(renders, 0, "the newest is kept")
+        _ = cache.page("/p0", revision: 2, render: render("new"))
+        XCTAssertEqual(renders, 1, "the oldest was evicted")
+    }
 }

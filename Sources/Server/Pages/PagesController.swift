@@ -8,6 +8,7 @@ import Store
 struct PagesController: Sendable {
     let context: ServiceContext
     let renderer: PageRenderer
+    let cache = PageCache()
     var store: TrackingStore { context.store }
     var experiments: ExperimentsController { ExperimentsController(context: context) }
 
@@ -39,6 +40,12 @@ struct PagesController: Sendable {
     // MARK: Home and the launch form
 
     func home(form: LaunchForm?, status: HTTPResponse.Status) throws -> Response {
+        // A form coming back with its errors is this visitor's alone; the plain page is everyone's.
+        guard form == nil else { return renderer.response(try homeHTML(form: form), status: status) }
+        return renderer.response(try cache.page("/", revision: store.revision) { try homeHTML(form: nil) })
+    }
+
+    func homeHTML(form: LaunchForm?) throws -> String {
         let counts = try store.statusCounts()
         let experimentRows = try store.experiments(before: nil, limit: 50).map { e -> HomePage.ExperimentRow in
             let c = counts[e.id] ?? [:]
@@ -70,7 +77,7 @@ struct PagesController: Sendable {
         form.prepare(presets: context.options.presets, teachers: teachers, top1: Dictionary(uniqueKeysWithValues: teachers.compactMap { r in Self.finalTop1(r).map { (r.id, $0) } }))
         let page = HomePage(experiments: experimentRows, runs: runRows, form: form)
         let busy = recent.contains { !$0.status.isFinished }
-        return renderer.response(renderer.html("home", page, title: "Experiments and runs", queue: queueText(), refresh: busy ? 5 : nil), status: status)
+        return renderer.html("home", page, title: "Experiments and runs", queue: queueText(), refresh: busy ? 5 : nil)
     }
 
     /// A run's final raw top-1 from its summary line.
@@ -101,10 +108,12 @@ struct PagesController: Sendable {
         guard ExperimentPage.metricKeys.contains(metric) else {
             throw APIError.badRequest("metric must be one of \(ExperimentPage.metricKeys.joined(separator: ", ")), got \(metric)", field: "metric")
         }
-        let page = try ExperimentPage.build(e, metric: metric, controller: experiments)
-        let html = renderer.html(
-            "experiment", page, title: e.name, crumbs: [.init(label: e.name, href: "/experiments/\(id)")], queue: queueText(),
-            refresh: page.active ? 10 : nil)
+        let html = try cache.page("/experiments/\(id)?metric=\(metric)", revision: store.revision) {
+            let page = try ExperimentPage.build(e, metric: metric, controller: experiments)
+            return renderer.html(
+                "experiment", page, title: e.name, crumbs: [.init(label: e.name, href: "/experiments/\(id)")], queue: queueText(),
+                refresh: page.active ? 10 : nil)
+        }
         return renderer.response(html)
     }
 
@@ -121,15 +130,20 @@ struct PagesController: Sendable {
     // MARK: Run
 
     func run(_ id: Int64) throws -> Response {
+        let revision = store.revision
         guard let r = try store.run(id) else { throw APIError.notFound("run \(id) does not exist") }
+        return renderer.response(try cache.page("/runs/\(id)", revision: revision) { try runHTML(r) })
+    }
+
+    func runHTML(_ r: RunRecord) throws -> String {
+        let id = r.id
         let page = try RunPage.build(r, store: store)
         var crumbs: [PageRenderer.Crumb] = []
         if let eid = r.experimentID, let name = r.experiment { crumbs.append(.init(label: name, href: "/experiments/\(eid)")) }
         crumbs.append(.init(label: page.name, href: "/runs/\(id)"))
         // The progress bar moves with the run's events (SSE); the metrics and charts of a run
         // that trains are refetched every 15 s.
-        let html = renderer.html("run", page, title: page.name, crumbs: crumbs, queue: queueText(), refresh: page.active ? 15 : nil)
-        return renderer.response(html)
+        return renderer.html("run", page, title: page.name, crumbs: crumbs, queue: queueText(), refresh: page.active ? 15 : nil)
     }
 
     func cancelRun(_ id: Int64) throws -> Response {
