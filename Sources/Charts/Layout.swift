@@ -138,6 +138,12 @@ extension LineChart {
                 if (ylo - pad).isFinite { ylo -= pad }
                 if (yhi + pad).isFinite { yhi += pad }
             }
+            // The padding never takes the axis where no value can be (an accuracy above 100 %),
+            // unless the data itself is there.
+            if let limits = yLimits, limits.lowerBound < limits.upperBound {
+                if ylo < limits.lowerBound && ymin >= limits.lowerBound { ylo = limits.lowerBound }
+                if yhi > limits.upperBound && ymax <= limits.upperBound { yhi = limits.upperBound }
+            }
         }
 
         // x domain: the data's x range; a single x gets room on both sides.

@@ -21,6 +21,8 @@ public struct LineChart: Sendable {
     public var id: String? = nil
     /// A y range every panel of a figure shares, so they compare at a glance; nil = the data's own.
     public var yRange: ClosedRange<Double>? = nil
+    /// Where values can lie at all (0...1 for an accuracy): the axis' padding stops there.
+    public var yLimits: ClosedRange<Double>? = nil
 
     public init(title: String, xLabel: String = "", yLabel: String = "", series: [ChartSeries],
                 width: Int = 640, height: Int = 300, yFormat: ValueFormat = .automatic,

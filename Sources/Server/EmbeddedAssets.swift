@@ -249,7 +249,7 @@ enum EmbeddedAssets {
         </div>
         
         <section aria-labelledby="final-heading" data-live="finals">
-        <h2 id="final-heading">Final test metrics</h2>
+        <h2 id="final-heading">{{#active}}Latest{{/active}}{{^active}}Final{{/active}} test metrics</h2>
         {{#hasFinals}}
         <div class="scroll"><table class="sortable" id="finals">
         <thead><tr><th>Weights</th><th class="num">Top-1</th><th class="num">Top-5</th><th class="num">Loss</th><th class="num">Epoch</th></tr></thead>

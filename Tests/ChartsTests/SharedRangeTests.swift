@@ -16,4 +16,13 @@ final class SharedRangeTests: XCTestCase {
         chart.yRange = 0.45...0.5
         XCTAssertEqual(chart.layout().y, own, "a narrower shared range leaves the data's own")
     }
+
+    func testLimitsStopThePaddingAtWhatCanBe() {
+        let s = ChartSeries(label: "top5", colorIndex: 0, points: [ChartPoint(x: 1, y: 0.9), ChartPoint(x: 2, y: 0.999)])
+        var chart = LineChart(title: "t", series: [s])
+        XCTAssertGreaterThan(chart.layout().y.domainHigh, 1, "padded past 100 %")
+        chart.yLimits = 0...1
+        XCTAssertEqual(chart.layout().y.domainHigh, 1)
+        XCTAssertLessThan(chart.layout().y.domainLow, 0.9, "the other end keeps its padding")
+    }
 }

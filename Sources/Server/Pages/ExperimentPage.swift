@@ -219,6 +219,7 @@ struct ExperimentPage {
             var chart = LineChart(
                 title: "\(variant) · \(metric)", xLabel: allHaveEpochs ? "epoch" : "step", yLabel: metric, series: series, width: 560)
             chart.yFormat = Format.isFraction(metric) ? .percent : .automatic
+            if Format.isFraction(metric) { chart.yLimits = 0...1 }
             chart.yRange = yRange
             charts.append(Chart(svg: chart.svg(), caption: "\(variant): \(sets.count) weight set\(sets.count == 1 ? "" : "s"), up to \(seeds) seed\(seeds == 1 ? "" : "s") per point"))
         }

@@ -155,6 +155,7 @@ struct RunPage {
             }
             var chart = LineChart(title: key, xLabel: byEpoch ? "epoch" : "step", yLabel: key, series: chartSeries, width: 560)
             chart.yFormat = Format.isFraction(key) ? .percent : .automatic
+            if Format.isFraction(key) { chart.yLimits = 0...1 }
             charts.append(.init(svg: chart.svg(), caption: captions[key] ?? "\(key) as logged."))
         }
         return charts
