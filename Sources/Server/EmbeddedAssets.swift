@@ -180,7 +180,7 @@ enum EmbeddedAssets {
         <label class="field" for="width">Width</label>
         <div><input type="number" id="width" name="width" value="{{width}}" min="1" max="256"{{#errors.width}} aria-invalid="true" aria-describedby="width-error"{{/errors.width}}>
         {{#errors.width}}<p class="field-error" id="width-error">{{errors.width}}</p>{{/errors.width}}
-        <p class="hint">Channels of the first ResNet stage: 16 trains an epoch of 60 000 images in about 15 s on two cores; wider is slower and usually more accurate.</p></div>
+        <p class="hint">Channels of the first ResNet stage: 16 trains an epoch of 60 000 images in 15–25 s on two cores (it depends on the CPU); wider is slower and usually more accurate.</p></div>
         </div>
         <div class="row{{#errors.trainLimit}} has-error{{/errors.trainLimit}}">
         <label class="field" for="train_limit">Training images</label>
