@@ -69,7 +69,7 @@ enum TextMetrics {
             case "0"..."9": em += 0.57
             case "A"..."Z": em += 0.68
             case "a"..."z": em += 0.55
-            default: em += u.value < 0x2E80 ? 0.62 : 1.0   // CJK and wide symbols take a full em
+            default: em += u.value < 0x2E80 ? 0.62 : 1.0  // CJK and wide symbols take a full em
             }
         }
         return em * fontSize
@@ -134,7 +134,7 @@ extension LineChart {
                 let pad = c != 0 ? abs(c) * 0.1 : 1
                 ylo = c - pad; yhi = c + pad
             } else {
-                let pad = half * 0.1   // 5 % of the full span
+                let pad = half * 0.1  // 5 % of the full span
                 if (ylo - pad).isFinite { ylo -= pad }
                 if (yhi + pad).isFinite { yhi += pad }
             }
@@ -177,7 +177,8 @@ extension LineChart {
             var maxCount = max(2, Int((plotRight - plotLeft) / 64))
             while true {
                 xTicks = Ticks.inside(xlo, xhi, maxCount: maxCount, integerOnly: xIsInteger)
-                xLabels = xIsInteger
+                xLabels =
+                    xIsInteger
                     ? xTicks.map { NumberText.fixed($0, 0, minus: NumberText.minus) }
                     : ValueFormat.automatic.labels(for: xTicks)
                 let widest = xLabels.map { TextMetrics.width($0, fontSize: Style.tickFont) }.max() ?? 0

@@ -24,9 +24,11 @@ public struct LineChart: Sendable {
     /// Where values can lie at all (0...1 for an accuracy): the axis' padding stops there.
     public var yLimits: ClosedRange<Double>? = nil
 
-    public init(title: String, xLabel: String = "", yLabel: String = "", series: [ChartSeries],
-                width: Int = 640, height: Int = 300, yFormat: ValueFormat = .automatic,
-                xIsInteger: Bool = true, id: String? = nil) {
+    public init(
+        title: String, xLabel: String = "", yLabel: String = "", series: [ChartSeries],
+        width: Int = 640, height: Int = 300, yFormat: ValueFormat = .automatic,
+        xIsInteger: Bool = true, id: String? = nil
+    ) {
         self.title = title
         self.xLabel = xLabel
         self.yLabel = yLabel
@@ -43,13 +45,14 @@ public struct LineChart: Sendable {
     /// The element id prefix: the caller's `id` made safe, or a hash of the content.
     var elementID: String {
         if let id, !id.isEmpty {
-            let safe = String(id.unicodeScalars.map { u -> Character in
-                (u.properties.isAlphabetic && u.isASCII) || ("0"..."9").contains(u) || u == "-" || u == "_"
-                    ? Character(u) : "-"
-            })
+            let safe = String(
+                id.unicodeScalars.map { u -> Character in
+                    (u.properties.isAlphabetic && u.isASCII) || ("0"..."9").contains(u) || u == "-" || u == "_"
+                        ? Character(u) : "-"
+                })
             return safe.first.map { $0.isLetter } == true ? safe : "c" + safe
         }
-        var h: UInt64 = 0xcbf2_9ce4_8422_2325   // FNV-1a, stable across runs and platforms
+        var h: UInt64 = 0xcbf2_9ce4_8422_2325  // FNV-1a, stable across runs and platforms
         func mix<S: Sequence>(_ bytes: S) where S.Element == UInt8 {
             for b in bytes { h = (h ^ UInt64(b)) &* 0x0000_0100_0000_01b3 }
         }
@@ -106,7 +109,9 @@ public struct LineChart: Sendable {
         }
 
         // Axes: lines and tick marks, then tick labels and axis labels.
-        b.put("<g class=\"axis\">\n<path class=\"axis-line\" fill=\"none\" stroke=\"#000\" stroke-width=\"1\" shape-rendering=\"crispEdges\" d=\"M")
+        b.put(
+            "<g class=\"axis\">\n<path class=\"axis-line\" fill=\"none\" stroke=\"#000\" stroke-width=\"1\" shape-rendering=\"crispEdges\" d=\"M"
+        )
         b.num(L.plotLeft); b.put(" "); b.num(L.plotTop); b.put("V"); b.num(L.plotBottom); b.put("H"); b.num(L.plotRight)
         for t in L.yTicks { b.put("M"); b.num(L.plotLeft - 4); b.put(" "); b.num(L.y(t)); b.put("h4") }
         for t in L.xTicks { b.put("M"); b.num(L.x(t)); b.put(" "); b.num(L.plotBottom); b.put("v4") }
@@ -147,7 +152,9 @@ public struct LineChart: Sendable {
         var breaks: [Int64] = []
         for (i, s) in series.enumerated() {
             var dots: [(Double, Double)] = []
-            b.put("<g class=\"series series-\(i)\" fill=\"none\" stroke=\"\(s.color)\" stroke-width=\"1.75\" stroke-linejoin=\"round\"")
+            b.put(
+                "<g class=\"series series-\(i)\" fill=\"none\" stroke=\"\(s.color)\" stroke-width=\"1.75\" stroke-linejoin=\"round\""
+            )
             if s.dashed { b.put(" stroke-dasharray=\"5 3\"") }
             b.put(">")
             var start = -1
@@ -203,7 +210,9 @@ public struct LineChart: Sendable {
         // A small grey × just above the x axis wherever some value was NaN/±Inf.
         if !breaks.isEmpty {
             breaks.sort()
-            b.put("<g class=\"breaks\" fill=\"#777\" font-size=\"11\" text-anchor=\"middle\"><title>missing or non-finite value</title>")
+            b.put(
+                "<g class=\"breaks\" fill=\"#777\" font-size=\"11\" text-anchor=\"middle\"><title>missing or non-finite value</title>"
+            )
             var last: Int64? = nil
             for x in breaks where x != last {
                 last = x
@@ -228,7 +237,8 @@ public struct LineChart: Sendable {
                     b.put("<rect x=\""); b.num(slot.x); b.put("\" y=\""); b.num(cy - 6)
                     b.put("\" width=\"24\" height=\"12\" fill=\"\(s.color)\" fill-opacity=\"0.18\"/>")
                 }
-                b.put("<path d=\"M"); b.num(slot.x); b.put(" "); b.num(cy); b.put("h24\" stroke=\"\(s.color)\" stroke-width=\"2\"")
+                b.put("<path d=\"M"); b.num(slot.x); b.put(" "); b.num(cy);
+                b.put("h24\" stroke=\"\(s.color)\" stroke-width=\"2\"")
                 if s.dashed { b.put(" stroke-dasharray=\"5 3\"") }
                 b.put("/>")
                 if s.markers {

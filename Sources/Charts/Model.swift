@@ -40,8 +40,10 @@ public struct ChartSeries: Sendable {
     /// Draw a small circle at each finite point (useful when there are few points).
     public var markers: Bool
 
-    public init(label: String, colorIndex: Int, dashed: Bool = false, points: [ChartPoint],
-                band: [ChartBand] = [], markers: Bool = false) {
+    public init(
+        label: String, colorIndex: Int, dashed: Bool = false, points: [ChartPoint],
+        band: [ChartBand] = [], markers: Bool = false
+    ) {
         self.label = label
         self.colorIndex = colorIndex
         self.dashed = dashed
@@ -58,14 +60,14 @@ public struct ChartSeries: Sendable {
 /// Ordered so the strongest-contrast colours come first; yellow and black come last.
 public enum ChartPalette {
     public static let colors: [String] = [
-        "#0072B2", // blue
-        "#E69F00", // orange
-        "#009E73", // bluish green
-        "#D55E00", // vermillion
-        "#CC79A7", // reddish purple
-        "#56B4E9", // sky blue
-        "#F0E442", // yellow
-        "#000000", // black
+        "#0072B2",  // blue
+        "#E69F00",  // orange
+        "#009E73",  // bluish green
+        "#D55E00",  // vermillion
+        "#CC79A7",  // reddish purple
+        "#56B4E9",  // sky blue
+        "#F0E442",  // yellow
+        "#000000",  // black
     ]
 
     /// The colour for any index, wrapping around (also for negative indices).

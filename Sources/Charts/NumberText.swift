@@ -106,7 +106,7 @@ struct SVGBuffer {
 
     /// A coordinate rounded to one decimal: 12.34 → "12.3", 12.0 → "12", -0.04 → "0".
     mutating func num(_ v: Double) {
-        guard v.isFinite else { bytes.append(UInt8(ascii: "0")); return }   // never reached for drawn data
+        guard v.isFinite else { bytes.append(UInt8(ascii: "0")); return }  // never reached for drawn data
         let r = (v * 10).rounded()
         guard abs(r) < 1e15 else { put(String(Int64(v.rounded()))); return }
         var i = Int64(r)

@@ -16,8 +16,8 @@ public enum Ticks {
         var lo = low, hi = high
         if lo > hi { swap(&lo, &hi) }
         if lo == hi { return [lo] }
-        let maxCount = max(3, maxCount)   // 3 ticks can always cover a range; 2 cannot if it spans 0
-        let span = hi / 2 - lo / 2   // half span: cannot overflow
+        let maxCount = max(3, maxCount)  // 3 ticks can always cover a range; 2 cannot if it spans 0
+        let span = hi / 2 - lo / 2  // half span: cannot overflow
         var step = Step.atLeast(2 * span / Double(maxCount - 1))
         if !step.value.isFinite { return [lo, hi] }
         if integerOnly && step.exponent < 0 { step = Step(mantissa: 1, exponent: 0) }
@@ -41,7 +41,7 @@ public enum Ticks {
 
     /// A 1-2-5 step: mantissa × 10^exponent.
     struct Step {
-        var mantissa: Int64   // 1, 2 or 5
+        var mantissa: Int64  // 1, 2 or 5
         var exponent: Int
 
         /// The smallest 1-2-5 step ≥ raw (with a small tolerance for rounding noise).

@@ -1,9 +1,10 @@
-import XCTest
-import Foundation
-#if canImport(FoundationXML)
-import FoundationXML
-#endif
 import Charts
+import Foundation
+import XCTest
+
+#if canImport(FoundationXML)
+    import FoundationXML
+#endif
 
 // MARK: helpers
 
@@ -18,7 +19,8 @@ private func elements(_ root: XMLElement, _ name: String, class cls: String? = n
     var out: [XMLElement] = []
     func walk(_ e: XMLElement) {
         if (e.localName ?? e.name) == name,
-           cls == nil || (attr(e, "class") ?? "").split(separator: " ").contains(Substring(cls!)) {
+            cls == nil || (attr(e, "class") ?? "").split(separator: " ").contains(Substring(cls!))
+        {
             out.append(e)
         }
         for c in e.children ?? [] { if let ce = c as? XMLElement { walk(ce) } }
@@ -37,7 +39,9 @@ private func numbers(_ d: String) -> [Double] {
     var out: [Double] = []
     var cur = ""
     for ch in d {
-        if ch.isNumber || ch == "." || (ch == "-" && cur.isEmpty) { cur.append(ch) } else {
+        if ch.isNumber || ch == "." || (ch == "-" && cur.isEmpty) {
+            cur.append(ch)
+        } else {
             if let v = Double(cur) { out.append(v) }
             cur = ch == "-" ? "-" : ""
         }
@@ -46,10 +50,13 @@ private func numbers(_ d: String) -> [Double] {
     return out
 }
 
-private func series(_ label: String, _ ys: [Double], color: Int = 0, dashed: Bool = false,
-                    band: Bool = false, markers: Bool = false) -> ChartSeries {
+private func series(
+    _ label: String, _ ys: [Double], color: Int = 0, dashed: Bool = false,
+    band: Bool = false, markers: Bool = false
+) -> ChartSeries {
     let pts = ys.enumerated().map { ChartPoint(x: Double($0.offset), y: $0.element) }
-    let bands = band ? ys.enumerated().map { ChartBand(x: Double($0.offset), low: $0.element - 0.01, high: $0.element + 0.01) } : []
+    let bands =
+        band ? ys.enumerated().map { ChartBand(x: Double($0.offset), low: $0.element - 0.01, high: $0.element + 0.01) } : []
     return ChartSeries(label: label, colorIndex: color, dashed: dashed, points: pts, band: bands, markers: markers)
 }
 
@@ -63,10 +70,13 @@ private func curve(_ n: Int, seed: Double) -> [Double] {
 
 final class SVGTests: XCTestCase {
     func testParsesWithTitleAndViewBox() throws {
-        let chart = LineChart(title: "Validation accuracy", xLabel: "epoch", yLabel: "accuracy",
-                              series: [series("raw", curve(20, seed: 0), dashed: true),
-                                       series("ema · ema@0.998", curve(20, seed: 1), color: 1)],
-                              yFormat: .percent)
+        let chart = LineChart(
+            title: "Validation accuracy", xLabel: "epoch", yLabel: "accuracy",
+            series: [
+                series("raw", curve(20, seed: 0), dashed: true),
+                series("ema · ema@0.998", curve(20, seed: 1), color: 1),
+            ],
+            yFormat: .percent)
         let svg = chart.svg()
         let root = try parse(svg)
         let L = chart.layout()
@@ -96,8 +106,10 @@ final class SVGTests: XCTestCase {
         var all: [ChartSeries] = []
         for v in 0..<10 {
             for (w, name) in ["raw", "ema · ema@0.998", "swa · swa@epoch 5"].enumerated() {
-                all.append(series("variant-\(v) \(name)", curve(50, seed: Double(v * 3 + w)),
-                                  color: v, dashed: w == 0, band: w == 1))
+                all.append(
+                    series(
+                        "variant-\(v) \(name)", curve(50, seed: Double(v * 3 + w)),
+                        color: v, dashed: w == 0, band: w == 1))
             }
         }
         let chart = LineChart(title: "30 series", xLabel: "epoch", yLabel: "loss", series: all)
@@ -133,7 +145,7 @@ final class SVGTests: XCTestCase {
         var ys = curve(10, seed: 0)
         ys[4] = .nan
         ys[7] = .infinity
-        ys[8] = -.infinity     // 7 and 8 together: one gap
+        ys[8] = -.infinity  // 7 and 8 together: one gap
         var s = series("raw", ys, band: true)
         s.band[2].high = .nan  // the band breaks at 2, 4, 7, 8
         let chart = LineChart(title: "Loss", xLabel: "epoch", yLabel: "loss", series: [s])
@@ -167,8 +179,9 @@ final class SVGTests: XCTestCase {
     }
 
     func testCallerTextIsEscaped() throws {
-        let chart = LineChart(title: "A & B <c>", xLabel: "\"step\"", yLabel: "it's",
-                              series: [series("<script>&", [0.1, 0.2])])
+        let chart = LineChart(
+            title: "A & B <c>", xLabel: "\"step\"", yLabel: "it's",
+            series: [series("<script>&", [0.1, 0.2])])
         let svg = chart.svg()
         XCTAssertTrue(svg.contains("&lt;script&gt;&amp;"))
         XCTAssertFalse(svg.contains("<script>"))
@@ -186,8 +199,9 @@ final class SVGTests: XCTestCase {
     func testFirstPointIsDrawnWhereTheScaleSays() throws {
         let ys = [0.5, 0.62, 0.7, 0.74, 0.9]
         let pts = ys.enumerated().map { ChartPoint(x: Double($0.offset + 1), y: $0.element) }
-        let chart = LineChart(title: "t", xLabel: "epoch", yLabel: "acc",
-                              series: [ChartSeries(label: "s", colorIndex: 0, points: pts)])
+        let chart = LineChart(
+            title: "t", xLabel: "epoch", yLabel: "acc",
+            series: [ChartSeries(label: "s", colorIndex: 0, points: pts)])
         let L = chart.layout()
         // Data min → plot left / bottom edge (y padded by 5 % of the span).
         XCTAssertEqual(L.x(1), L.plotLeft)
@@ -225,10 +239,14 @@ final class SVGTests: XCTestCase {
     }
 
     func testSinglePoint() throws {
-        let chart = LineChart(title: "one epoch", xLabel: "epoch", yLabel: "acc",
-                              series: [ChartSeries(label: "ema", colorIndex: 2, points: [ChartPoint(x: 0, y: 0.91)],
-                                                   band: [ChartBand(x: 0, low: 0.9, high: 0.92)])],
-                              yFormat: .percent)
+        let chart = LineChart(
+            title: "one epoch", xLabel: "epoch", yLabel: "acc",
+            series: [
+                ChartSeries(
+                    label: "ema", colorIndex: 2, points: [ChartPoint(x: 0, y: 0.91)],
+                    band: [ChartBand(x: 0, low: 0.9, high: 0.92)])
+            ],
+            yFormat: .percent)
         let L = chart.layout()
         XCTAssertTrue(L.hasData)
         XCTAssertEqual(L.xTickLabels, ["0"])
@@ -256,8 +274,9 @@ final class SVGTests: XCTestCase {
 
     func testDeterministic() {
         func make() -> LineChart {
-            LineChart(title: "same", xLabel: "epoch", yLabel: "acc",
-                      series: (0..<6).map { series("s\($0)", curve(30, seed: Double($0)), color: $0, band: $0 % 2 == 0) })
+            LineChart(
+                title: "same", xLabel: "epoch", yLabel: "acc",
+                series: (0..<6).map { series("s\($0)", curve(30, seed: Double($0)), color: $0, band: $0 % 2 == 0) })
         }
         let a = make().svg()
         XCTAssertEqual(a, make().svg())
@@ -275,7 +294,7 @@ final class SVGTests: XCTestCase {
         var all: [ChartSeries] = []
         for v in 0..<30 { all.append(series("variant \(v)", curve(100, seed: Double(v)), color: v, dashed: v % 3 == 0)) }
         let chart = LineChart(title: "big", xLabel: "epoch", yLabel: "accuracy", series: all, yFormat: .percent)
-        _ = chart.svg()   // warm up
+        _ = chart.svg()  // warm up
         let start = Date()
         var svg = ""
         for _ in 0..<5 { svg = chart.svg() }
@@ -286,9 +305,11 @@ final class SVGTests: XCTestCase {
         XCTAssertEqual(elements(root, "g", class: "series").flatMap { elements($0, "path") }.count, 30)
         XCTAssertEqual(elements(root, "circle").count, 0, "no per-point elements without markers")
         // With bands the output stays compact too.
-        let banded = LineChart(title: "big", series: all.map { s in
-            var s = s; s.band = s.points.map { ChartBand(x: $0.x, low: $0.y - 0.01, high: $0.y + 0.01) }; return s
-        })
+        let banded = LineChart(
+            title: "big",
+            series: all.map { s in
+                var s = s; s.band = s.points.map { ChartBand(x: $0.x, low: $0.y - 0.01, high: $0.y + 0.01) }; return s
+            })
         XCTAssertLessThan(banded.svg().utf8.count, 200_000)
     }
 
@@ -321,8 +342,9 @@ final class SVGTests: XCTestCase {
             all.append(ChartSeries(label: "\(name) · raw", colorIndex: v, dashed: true, points: raw))
             all.append(ChartSeries(label: "\(name) · ema@0.998", colorIndex: v, points: ema, band: band))
         }
-        let chart = LineChart(title: "Validation accuracy (mean ± std over 5 seeds)", xLabel: "epoch",
-                              yLabel: "accuracy", series: all, yFormat: .percent)
+        let chart = LineChart(
+            title: "Validation accuracy (mean ± std over 5 seeds)", xLabel: "epoch",
+            yLabel: "accuracy", series: all, yFormat: .percent)
         try chart.svg().write(toFile: path, atomically: true, encoding: .utf8)
     }
 }

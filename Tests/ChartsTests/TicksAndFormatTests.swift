@@ -1,5 +1,5 @@
-import XCTest
 import Charts
+import XCTest
 
 final class TicksTests: XCTestCase {
     func testZeroToOne() {
@@ -18,8 +18,10 @@ final class TicksTests: XCTestCase {
     }
 
     func testCoversAndRespectsMaxCount() {
-        let ranges: [(Double, Double)] = [(0, 1), (-3.7, 12.2), (0.873, 0.921), (1e-5, 3e-5),
-                                          (0, 99), (-1e9, 5e9), (2.3, 2.30001), (17, 18)]
+        let ranges: [(Double, Double)] = [
+            (0, 1), (-3.7, 12.2), (0.873, 0.921), (1e-5, 3e-5),
+            (0, 99), (-1e9, 5e9), (2.3, 2.30001), (17, 18),
+        ]
         for (lo, hi) in ranges {
             for n in 3...12 {
                 let t = Ticks.nice(lo, hi, maxCount: n)
@@ -61,8 +63,9 @@ final class FormatTests: XCTestCase {
         XCTAssertEqual(ValueFormat.automatic.labels(for: [0.0001, 0.0002]), ["1e-4", "2e-4"])
         XCTAssertEqual(ValueFormat.automatic.labels(for: [-0.00025, 0]), ["\u{2212}2.5e-4", "0"])
         XCTAssertEqual(ValueFormat.automatic.labels(for: [-1, -0.5, 0]), ["\u{2212}1", "\u{2212}0.5", "0"])
-        XCTAssertEqual(ValueFormat.automatic.labels(for: Ticks.nice(0.873, 0.921, maxCount: 12)).prefix(3),
-                       ["0.87", "0.875", "0.88"])
+        XCTAssertEqual(
+            ValueFormat.automatic.labels(for: Ticks.nice(0.873, 0.921, maxCount: 12)).prefix(3),
+            ["0.87", "0.875", "0.88"])
         XCTAssertEqual(ValueFormat.automatic.labels(for: [0.1 + 0.2]), ["0.3"])
     }
 
@@ -96,8 +99,9 @@ final class ScaleTests: XCTestCase {
         XCTAssertEqual(inverted(0.25), 230)
         let empty = LinearScale(domainLow: 3, domainHigh: 3, rangeLow: 0, rangeHigh: 100)
         XCTAssertEqual(empty(3), 50)
-        let huge = LinearScale(domainLow: -Double.greatestFiniteMagnitude, domainHigh: .greatestFiniteMagnitude,
-                               rangeLow: 0, rangeHigh: 100)
+        let huge = LinearScale(
+            domainLow: -Double.greatestFiniteMagnitude, domainHigh: .greatestFiniteMagnitude,
+            rangeLow: 0, rangeHigh: 100)
         XCTAssertEqual(huge(0), 50, accuracy: 1e-9)
     }
 }

@@ -10,11 +10,14 @@ import XCTest
 /// what a person sees, at desktop and at phone width (kept in $POLYAK_SCREENSHOTS when set).
 final class BrowserTests: XCTestCase {
     static func chromium() throws -> String {
-        for path in ["/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome"] where FileManager.default.isExecutableFile(atPath: path) {
+        for path in ["/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome"]
+        where FileManager.default.isExecutableFile(atPath: path) {
             return path
         }
         // CI installs chromium (.ci/run → make test → scripts/setup.sh chromium): there it must be found.
-        if ProcessInfo.processInfo.environment["CI"] != nil { throw BrowserError("chromium is not installed; scripts/setup.sh chromium installs it") }
+        if ProcessInfo.processInfo.environment["CI"] != nil {
+            throw BrowserError("chromium is not installed; scripts/setup.sh chromium installs it")
+        }
         throw XCTSkip("chromium is not installed (scripts/setup.sh chromium)")
     }
 
@@ -32,8 +35,11 @@ final class BrowserTests: XCTestCase {
             DispatchQueue.global().async {
                 let p = Process()
                 p.executableURL = URL(fileURLWithPath: exe)
-                p.arguments = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
-                               "--hide-scrollbars", "--user-data-dir=" + profile] + arguments
+                p.arguments =
+                    [
+                        "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
+                        "--hide-scrollbars", "--user-data-dir=" + profile,
+                    ] + arguments
                 let out = Pipe(), err = Pipe()
                 p.standardOutput = out
                 p.standardError = err
@@ -72,7 +78,8 @@ final class BrowserTests: XCTestCase {
             let ema = try XCTUnwrap(f.runs.first { $0.variant == "ema" && $0.seed == 0 })
 
             let experiment = try await Self.browse(["--dump-dom", "\(base)/experiments/\(f.experimentID)"])
-            XCTAssertTrue(experiment.contains("<table class=\"sortable compare\" id=\"compare\">"), String(experiment.prefix(2000)))
+            XCTAssertTrue(
+                experiment.contains("<table class=\"sortable compare\" id=\"compare\">"), String(experiment.prefix(2000)))
             XCTAssertTrue(experiment.contains("83.60 % ± 0.10"))
             XCTAssertEqual(experiment.components(separatedBy: "<svg").count - 1, 2, "one chart per variant")
             XCTAssertTrue(experiment.contains("<table class=\"heat\">"))
@@ -89,9 +96,12 @@ final class BrowserTests: XCTestCase {
             // The launch form, submitted with exactly the fields the rendered form declares.
             let home = try await Self.browse(["--dump-dom", "\(base)/"])
             let fields = try Self.formFields(home, id: "launch-form")
-            XCTAssertEqual(Set(fields.map(\.0)), ["name", "presets", "baseline", "teacher_run", "seeds", "epochs", "width", "train_limit"])
-            let body = fields.map { k, v in k + "=" + (v.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? v) }.joined(separator: "&")
-            let posted = try await client.call(.post, "/experiments", body, headers: [.contentType: "application/x-www-form-urlencoded"])
+            XCTAssertEqual(
+                Set(fields.map(\.0)), ["name", "presets", "baseline", "teacher_run", "seeds", "epochs", "width", "train_limit"])
+            let body = fields.map { k, v in k + "=" + (v.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? v) }
+                .joined(separator: "&")
+            let posted = try await client.call(
+                .post, "/experiments", body, headers: [.contentType: "application/x-www-form-urlencoded"])
             XCTAssertEqual(posted.status, .seeOther, String(buffer: posted.body))
             let location = try XCTUnwrap(posted.headers[.location])
             let created = try await Self.browse(["--dump-dom", base + location])
@@ -99,9 +109,12 @@ final class BrowserTests: XCTestCase {
             XCTAssertTrue(created.contains("of 9 runs finished"), "three default strategies × three default seeds")
             _ = try await client.call(.post, location + "/cancel")
 
-            for (path, name) in [("/", "home"), ("/experiments/\(f.experimentID)", "experiment"), ("/runs/\(ema.id)", "run"),
-                                 ("/runs/\(f.failedRunID)", "run-failed"), ("/nothing-here", "not-found")] {
-                try await screenshot(base + path, name: name, width: 1280, height: name == "experiment" || name == "run" ? 2600 : 1500)
+            for (path, name) in [
+                ("/", "home"), ("/experiments/\(f.experimentID)", "experiment"), ("/runs/\(ema.id)", "run"),
+                ("/runs/\(f.failedRunID)", "run-failed"), ("/nothing-here", "not-found"),
+            ] {
+                try await screenshot(
+                    base + path, name: name, width: 1280, height: name == "experiment" || name == "run" ? 2600 : 1500)
                 try await screenshot(base + path, name: name, width: 390, height: 2400)
             }
         }
@@ -111,7 +124,8 @@ final class BrowserTests: XCTestCase {
     /// checkboxes, and each select's selected option (or its first).
     static func formFields(_ dom: String, id: String) throws -> [(String, String)] {
         guard let start = dom.range(of: "<form[^>]*id=\"\(id)\"", options: .regularExpression),
-              let end = dom.range(of: "</form>", range: start.upperBound..<dom.endIndex) else { throw BrowserError("no form \(id)") }
+            let end = dom.range(of: "</form>", range: start.upperBound..<dom.endIndex)
+        else { throw BrowserError("no form \(id)") }
         let form = String(dom[start.lowerBound..<end.upperBound])
         func attribute(_ tag: String, _ name: String) -> String? {
             guard let r = tag.range(of: " \(name)=\"([^\"]*)\"", options: .regularExpression) else {

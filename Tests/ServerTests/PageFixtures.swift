@@ -39,10 +39,13 @@ struct PageFixture {
         var news: [NewRun] = []
         for v in variants {
             for s in seeds {
-                news.append(NewRun(
-                    experiment: "fixture", variant: v, seed: s, name: "\(v)-seed\(s)", strategies: v == "none" ? ["none"] : ["ema"],
-                    status: .completed, specJSON: spec.merged(with: ["seed": .number(Double(s)), "name": .string("\(v)-seed\(s)")]).text(),
-                    codeVersion: "test"))
+                news.append(
+                    NewRun(
+                        experiment: "fixture", variant: v, seed: s, name: "\(v)-seed\(s)",
+                        strategies: v == "none" ? ["none"] : ["ema"],
+                        status: .completed,
+                        specJSON: spec.merged(with: ["seed": .number(Double(s)), "name": .string("\(v)-seed\(s)")]).text(),
+                        codeVersion: "test"))
             }
         }
         let variantsJSON = JSONValue.array(variants.map { ["name": .string($0), "preset": .string($0), "spec": [:]] }).text()
@@ -55,18 +58,35 @@ struct PageFixture {
             for e in 1...epochs {
                 for w in sets {
                     let top1 = top1(variant: v, seed: r.seed, weights: w, epoch: e)
-                    points.append(MetricPoint(key: "test/top1", weights: w, step: e * 10, epoch: e, value: top1, time: 1_764_000_000 + Double(e)))
-                    points.append(MetricPoint(key: "test/loss", weights: w, step: e * 10, epoch: e, value: 2 - 2 * top1, time: 1_764_000_000 + Double(e)))
+                    points.append(
+                        MetricPoint(
+                            key: "test/top1", weights: w, step: e * 10, epoch: e, value: top1, time: 1_764_000_000 + Double(e)))
+                    points.append(
+                        MetricPoint(
+                            key: "test/loss", weights: w, step: e * 10, epoch: e, value: 2 - 2 * top1,
+                            time: 1_764_000_000 + Double(e)))
                 }
-                points.append(MetricPoint(key: "train/loss", step: e * 10, epoch: e, value: 1.0 / Double(e), time: 1_764_000_000 + Double(e)))
-                if v == 1 { points.append(MetricPoint(key: "ema/decay", weights: "ema@0.998", step: e * 10, epoch: e, value: 0.9 + 0.03 * Double(e), time: 1_764_000_000)) }
+                points.append(
+                    MetricPoint(
+                        key: "train/loss", step: e * 10, epoch: e, value: 1.0 / Double(e), time: 1_764_000_000 + Double(e)))
+                if v == 1 {
+                    points.append(
+                        MetricPoint(
+                            key: "ema/decay", weights: "ema@0.998", step: e * 10, epoch: e, value: 0.9 + 0.03 * Double(e),
+                            time: 1_764_000_000))
+                }
             }
             _ = try store.logBatch(run: r.id, points, policy: .refuse)
             var cells: [GridCell] = []
             for w in sets {
                 for (resize, crop) in [(28, 24), (28, 28), (32, 24), (32, 28)] {
-                    let t = top1(variant: v, seed: r.seed, weights: w, epoch: epochs) - 0.01 * Double(abs(crop - 28)) - 0.005 * Double(resize - 28)
-                    cells.append(GridCell(weights: w, stage: "base", trainSize: 28, resize: Int64(resize), crop: Int64(crop), top1: t, top5: 0.99, loss: 0.3))
+                    let t =
+                        top1(variant: v, seed: r.seed, weights: w, epoch: epochs) - 0.01 * Double(abs(crop - 28)) - 0.005
+                        * Double(resize - 28)
+                    cells.append(
+                        GridCell(
+                            weights: w, stage: "base", trainSize: 28, resize: Int64(resize), crop: Int64(crop), top1: t,
+                            top5: 0.99, loss: 0.3))
                 }
             }
             try store.saveGrid(run: r.id, cells)
@@ -74,7 +94,11 @@ struct PageFixture {
             try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
             let bytes = Array("weights of run \(r.id)".utf8)
             FileManager.default.createFile(atPath: folder + "/final.safetensors", contents: Data(bytes))
-            try store.saveArtifact(run: r.id, Artifact(name: "raw", kind: .export, path: "final.safetensors", bytes: Int64(bytes.count), sha256: SHA256.hex(of: bytes)))
+            try store.saveArtifact(
+                run: r.id,
+                Artifact(
+                    name: "raw", kind: .export, path: "final.safetensors", bytes: Int64(bytes.count),
+                    sha256: SHA256.hex(of: bytes)))
             var final: [String: JSONValue] = [:]
             for w in sets { final[w] = ["test/top1": .number(top1(variant: v, seed: r.seed, weights: w, epoch: epochs))] }
             try store.setSummary(r.id, json: JSONValue.object(["status": "completed", "final": .object(final)]).text())
@@ -82,12 +106,20 @@ struct PageFixture {
             try store.setStatus(r.id, .running)
             try store.setStatus(r.id, .completed)
         }
-        let failed = try store.createRun(NewRun(seed: 7, name: "broken <run>", status: .queued, specJSON: spec.text(), codeVersion: "test"))
+        let failed = try store.createRun(
+            NewRun(seed: 7, name: "broken <run>", status: .queued, specJSON: spec.text(), codeVersion: "test"))
         try store.setStatus(failed.id, .running)
         try store.setStatus(failed.id, .failed, error: "diverged at step 812 & <stopped>")
-        let live = try store.createRun(NewRun(name: "external-live", external: true, status: .running, specJSON: "{}", codeVersion: "test"))
+        let live = try store.createRun(
+            NewRun(name: "external-live", external: true, status: .running, specJSON: "{}", codeVersion: "test"))
         try store.setProgress(live.id, json: #"{"epoch":2,"step":150,"total_steps":600,"images_per_sec":4321,"eta_s":95}"#)
-        _ = try store.logBatch(run: live.id, [MetricPoint(key: "val/acc", step: 1, value: 0.5, time: 1), MetricPoint(key: "val/acc", step: 2, value: .nan, time: 2), MetricPoint(key: "val/acc", step: 3, value: 0.7, time: 3)], policy: .refuse)
+        _ = try store.logBatch(
+            run: live.id,
+            [
+                MetricPoint(key: "val/acc", step: 1, value: 0.5, time: 1),
+                MetricPoint(key: "val/acc", step: 2, value: .nan, time: 2),
+                MetricPoint(key: "val/acc", step: 3, value: 0.7, time: 3),
+            ], policy: .refuse)
         return PageFixture(experimentID: experiment.id, runs: runs, failedRunID: failed.id, liveRunID: live.id)
     }
 }

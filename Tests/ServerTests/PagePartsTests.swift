@@ -33,19 +33,25 @@ final class PagePartsTests: XCTestCase {
     }
 
     func testHeatMapTablesShareOneScaleAndMarkWhatWasNotEvaluated() throws {
-        func entry(_ label: String, _ weights: String, _ stage: String, _ resize: Int64, _ crop: Int64, _ top1: Double?) -> HeatMap.Entry {
-            HeatMap.Entry(label: label, weights: weights, stage: stage, trainSize: 20,
-                          cell: HeatMap.Cell(resize: resize, crop: crop, top1: top1, detail: "d"))
+        func entry(_ label: String, _ weights: String, _ stage: String, _ resize: Int64, _ crop: Int64, _ top1: Double?)
+            -> HeatMap.Entry
+        {
+            HeatMap.Entry(
+                label: label, weights: weights, stage: stage, trainSize: 20,
+                cell: HeatMap.Cell(resize: resize, crop: crop, top1: top1, detail: "d"))
         }
-        let figure = try XCTUnwrap(HeatMap.figure([
-            entry("fixres", "raw", "finetuned", 24, 24, 0.9), entry("fixres", "raw", "base", 24, 24, 0.8),
-            entry("fixres", "raw", "base", 28, 24, .nan), entry("fixres", "raw", "base", 28, 28, 0.82),
-            entry("none", "raw", "base", 24, 24, 0.85),
-        ]))
-        XCTAssertEqual(figure.tables.map(\.title), [
-            "fixres · raw · before fine-tuning · trained at 20 px", "fixres · raw · after fine-tuning · trained at 20 px",
-            "none · raw · trained at 20 px",
-        ])
+        let figure = try XCTUnwrap(
+            HeatMap.figure([
+                entry("fixres", "raw", "finetuned", 24, 24, 0.9), entry("fixres", "raw", "base", 24, 24, 0.8),
+                entry("fixres", "raw", "base", 28, 24, .nan), entry("fixres", "raw", "base", 28, 28, 0.82),
+                entry("none", "raw", "base", 24, 24, 0.85),
+            ]))
+        XCTAssertEqual(
+            figure.tables.map(\.title),
+            [
+                "fixres · raw · before fine-tuning · trained at 20 px", "fixres · raw · after fine-tuning · trained at 20 px",
+                "none · raw · trained at 20 px",
+            ])
         let base = figure.tables[0]
         XCTAssertEqual(base.crops, [24, 28])
         XCTAssertEqual(base.rows.map(\.resize), [24, 28])
@@ -62,7 +68,11 @@ final class PagePartsTests: XCTestCase {
     func testPageCacheServesARevisionUntilTheNextAndStaysWithinItsBytes() {
         let cache = PageCache(limitBytes: 400)
         var renders = 0
-        func render(_ text: String) -> () -> String { { renders += 1; return text } }
+        func render(_ text: String) -> () -> String {
+            {
+                renders += 1; return text
+            }
+        }
         XCTAssertEqual(cache.page("/a", revision: 1, render: render("a1")), "a1")
         XCTAssertEqual(cache.page("/a", revision: 1, render: render("other")), "a1", "same revision: served again")
         XCTAssertEqual(renders, 1)

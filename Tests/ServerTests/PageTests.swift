@@ -13,8 +13,10 @@ final class PageTests: XCTestCase {
         try await PageFixture.serve(body)
     }
 
-    func page(_ client: some TestClientProtocol, _ path: String, expect: HTTPResponse.Status = .ok,
-              file: StaticString = #filePath, line: UInt = #line) async throws -> String {
+    func page(
+        _ client: some TestClientProtocol, _ path: String, expect: HTTPResponse.Status = .ok,
+        file: StaticString = #filePath, line: UInt = #line
+    ) async throws -> String {
         let r = try await client.call(.get, path)
         let html = String(buffer: r.body)
         XCTAssertEqual(r.status, expect, "\(path): \(html.prefix(400))", file: file, line: line)
@@ -53,8 +55,10 @@ final class PageTests: XCTestCase {
             XCTAssertTrue(html.contains("style=\"background:#"))
             // Runs and exports.
             XCTAssertTrue(html.contains("6 of 6 runs finished"))
-            for link in ["/api/experiments/\(f.experimentID)/compare.csv?metric=test/top1", "/api/experiments/\(f.experimentID)/grid.csv",
-                         "/api/experiments/\(f.experimentID).csv"] {
+            for link in [
+                "/api/experiments/\(f.experimentID)/compare.csv?metric=test/top1", "/api/experiments/\(f.experimentID)/grid.csv",
+                "/api/experiments/\(f.experimentID).csv",
+            ] {
                 XCTAssertTrue(html.contains("href=\"\(link)\""), link)
                 let csv = try await client.call(.get, link)
                 XCTAssertEqual(csv.status, .ok, link)
@@ -116,8 +120,10 @@ final class PageTests: XCTestCase {
     func testLaunchFormNamesTheFieldAndKeepsTheInput() async throws {
         try await withFixture { client, f in
             let headers: HTTPFields = [.contentType: "application/x-www-form-urlencoded"]
-            let bad = form([("name", "my <test>"), ("presets", "none"), ("presets", "kd"), ("baseline", "swa"), ("seeds", "1, x"),
-                            ("epochs", "0"), ("width", "16"), ("train_limit", "")])
+            let bad = form([
+                ("name", "my <test>"), ("presets", "none"), ("presets", "kd"), ("baseline", "swa"), ("seeds", "1, x"),
+                ("epochs", "0"), ("width", "16"), ("train_limit", ""),
+            ])
             let r = try await client.call(.post, "/experiments", bad, headers: headers)
             let html = String(buffer: r.body)
             XCTAssertEqual(r.status, .badRequest)
@@ -131,22 +137,31 @@ final class PageTests: XCTestCase {
             XCTAssertFalse(html.contains("value=\"ema\" checked"))
 
             // Refused by the API's own validation (a teacher that does not exist): next to the teacher field.
-            let ghost = form([("name", "kd-try"), ("presets", "none"), ("presets", "kd"), ("baseline", "none"), ("teacher_run", "9999"),
-                              ("seeds", "0"), ("epochs", "1"), ("width", "4")])
+            let ghost = form([
+                ("name", "kd-try"), ("presets", "none"), ("presets", "kd"), ("baseline", "none"), ("teacher_run", "9999"),
+                ("seeds", "0"), ("epochs", "1"), ("width", "4"),
+            ])
             let g = try await client.call(.post, "/experiments", ghost, headers: headers)
             XCTAssertEqual(g.status, .badRequest)
             XCTAssertTrue(String(buffer: g.body).contains("id=\"teacher-error\">"), String(buffer: g.body))
             XCTAssertTrue(String(buffer: g.body).contains("9999"))
 
             // Another site's page cannot launch trainings from a visitor's browser.
-            let foreign = try await client.call(.post, "/experiments", bad, headers: [.contentType: "application/x-www-form-urlencoded", .origin: "https://evil.example"])
+            let foreign = try await client.call(
+                .post, "/experiments", bad,
+                headers: [.contentType: "application/x-www-form-urlencoded", .origin: "https://evil.example"])
             XCTAssertEqual(foreign.status, .forbidden)
             XCTAssertTrue(String(buffer: foreign.body).contains("posted from https://evil.example"))
-            let cancelForeign = try await client.call(.post, "/runs/\(f.liveRunID)/cancel", headers: [.origin: "http://localhost:1"])
+            let cancelForeign = try await client.call(
+                .post, "/runs/\(f.liveRunID)/cancel", headers: [.origin: "http://localhost:1"])
             XCTAssertEqual(cancelForeign.status, .forbidden)
             // (The test client names its server `localhost`, without a port, in the request's authority.)
-            let own = try await client.call(.post, "/experiments", bad, headers: [.contentType: "application/x-www-form-urlencoded", .origin: "http://localhost"])
-            XCTAssertEqual(own.status, .badRequest, "our own page's origin is fine (the form has errors): \(String(buffer: own.body).prefix(2000))")
+            let own = try await client.call(
+                .post, "/experiments", bad,
+                headers: [.contentType: "application/x-www-form-urlencoded", .origin: "http://localhost"])
+            XCTAssertEqual(
+                own.status, .badRequest,
+                "our own page's origin is fine (the form has errors): \(String(buffer: own.body).prefix(2000))")
 
             // Not a form: 415 page naming the content type.
             let json = try await client.call(.post, "/experiments", "{}", headers: [.contentType: "application/json"])
@@ -155,8 +170,10 @@ final class PageTests: XCTestCase {
 
             // A good one: 303 to the new experiment, variants × seeds runs queued.
             let teacher = try XCTUnwrap(f.runs.first).id
-            let good = form([("name", "from the form"), ("presets", "none"), ("presets", "ema"), ("presets", "kd"), ("baseline", "none"),
-                             ("teacher_run", String(teacher)), ("seeds", "4 5"), ("epochs", "2"), ("width", "8"), ("train_limit", "512")])
+            let good = form([
+                ("name", "from the form"), ("presets", "none"), ("presets", "ema"), ("presets", "kd"), ("baseline", "none"),
+                ("teacher_run", String(teacher)), ("seeds", "4 5"), ("epochs", "2"), ("width", "8"), ("train_limit", "512"),
+            ])
             let ok = try await client.call(.post, "/experiments", good, headers: headers)
             XCTAssertEqual(ok.status, .seeOther, String(buffer: ok.body))
             let location = try XCTUnwrap(ok.headers[.location])
@@ -190,7 +207,8 @@ final class PageTests: XCTestCase {
 
             // Rename, tag, annotate from the form; delete a finished run, back to its experiment.
             let form = "name=" + "better%20name" + "&tags=" + "a%2C%20b%20%2C" + "&notes=" + "line%201%0Aline%202"
-            let edit = try await client.call(.post, "/runs/\(source.id)/edit", form, headers: [.contentType: "application/x-www-form-urlencoded"])
+            let edit = try await client.call(
+                .post, "/runs/\(source.id)/edit", form, headers: [.contentType: "application/x-www-form-urlencoded"])
             XCTAssertEqual(edit.status, .seeOther)
             let edited = try await client.json(.get, "/api/runs/\(source.id)")
             XCTAssertEqual(edited["name"]?.stringValue, "better name")
@@ -259,22 +277,34 @@ final class PageTests: XCTestCase {
 
     /// The binary serves embedded copies; they must be the files in the repository.
     func testEmbeddedAssetsMatchTheFiles() throws {
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent()
         func read(_ path: String) throws -> String { try String(contentsOf: root.appendingPathComponent(path), encoding: .utf8) }
-        let templates = try FileManager.default.contentsOfDirectory(atPath: root.appendingPathComponent("Sources/Server/Templates").path)
-            .filter { $0.hasSuffix(".mustache") }
+        let templates = try FileManager.default.contentsOfDirectory(
+            atPath: root.appendingPathComponent("Sources/Server/Templates").path
+        )
+        .filter { $0.hasSuffix(".mustache") }
         XCTAssertEqual(Set(templates.map { String($0.dropLast(".mustache".count)) }), Set(EmbeddedAssets.templates.keys))
         for t in templates {
-            XCTAssertEqual(try read("Sources/Server/Templates/" + t), EmbeddedAssets.templates[String(t.dropLast(9))]! + "\n",
-                           "\(t) changed: run scripts/embed-assets.sh")
+            XCTAssertEqual(
+                try read("Sources/Server/Templates/" + t), EmbeddedAssets.templates[String(t.dropLast(9))]! + "\n",
+                "\(t) changed: run scripts/embed-assets.sh")
         }
         let enumerator = FileManager.default.enumerator(atPath: root.appendingPathComponent("Public").path)!
         var files: [String] = []
         while let p = enumerator.nextObject() as? String {
             var isDir: ObjCBool = false
-            if FileManager.default.fileExists(atPath: root.appendingPathComponent("Public/" + p).path, isDirectory: &isDir), !isDir.boolValue { files.append(p) }
+            if FileManager.default.fileExists(atPath: root.appendingPathComponent("Public/" + p).path, isDirectory: &isDir),
+                !isDir.boolValue
+            {
+                files.append(p)
+            }
         }
         XCTAssertEqual(Set(files), Set(EmbeddedAssets.publicFiles.keys))
-        for p in files { XCTAssertEqual(try read("Public/" + p), EmbeddedAssets.publicFiles[p]! + "\n", "Public/\(p) changed: run scripts/embed-assets.sh") }
+        for p in files {
+            XCTAssertEqual(
+                try read("Public/" + p), EmbeddedAssets.publicFiles[p]! + "\n", "Public/\(p) changed: run scripts/embed-assets.sh"
+            )
+        }
     }
 }

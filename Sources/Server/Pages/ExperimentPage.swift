@@ -1,7 +1,7 @@
 import Charts
-import Mustache
 import Experiments
 import Foundation
+import Mustache
 import Store
 
 /// `/experiments/{id}`: the answer to "which averaging helps": the comparison table, learning
@@ -88,7 +88,9 @@ struct ExperimentPage {
         var fractions: [Int64: Double] = [:]
         for r in runs where r.status == .running {
             if let p = r.progressJSON.flatMap({ try? JSONValue.parse($0) }) {
-                if let step = p["step"]?.doubleValue, let total = p["total_steps"]?.doubleValue, total > 0 { fractions[r.id] = step / total }
+                if let step = p["step"]?.doubleValue, let total = p["total_steps"]?.doubleValue, total > 0 {
+                    fractions[r.id] = step / total
+                }
                 remaining += p["eta_s"]?.doubleValue ?? 0
             }
         }
@@ -142,7 +144,9 @@ struct ExperimentPage {
             seeds: seedList(e.seedsJSON),
             baseline: e.baseline, created: Format.time(e.createdAt), createdISO: Format.iso(e.createdAt), total: runs.count,
             finished: finished, statuses: statusCounts(counts), eta: eta, active: runs.contains { !$0.status.isFinished },
-            metrics: metricKeys.map { MetricChoice(label: $0, href: "/experiments/\(e.id)?metric=\($0)", selected: $0 == metric) },
+            metrics: metricKeys.map {
+                MetricChoice(label: $0, href: "/experiments/\(e.id)?metric=\($0)", selected: $0 == metric)
+            },
             metricLabel: metric, metricQuery: metric, rows: compare,
             charts: try curves(e, metric: metric, variants: variantNames, store: store),
             heat: heatMaps(try controller.gridRows(e)), runs: runRows)
@@ -153,7 +157,9 @@ struct ExperimentPage {
     /// Colours follow the weight set, so `ema@0.998` has one colour in every panel.
     static func curves(_ e: ExperimentRecord, metric: String, variants: [String], store: TrackingStore) throws -> [Chart] {
         struct Key: Hashable { var variant: String; var weights: String }
-        struct Accumulator { var sum = 0.0; var count = 0; var low = Double.infinity; var high = -Double.infinity; var nonFinite = false }
+        struct Accumulator {
+            var sum = 0.0; var count = 0; var low = Double.infinity; var high = -Double.infinity; var nonFinite = false
+        }
         // x → accumulator per curve. Rows arrive run by run, series by series, so the current
         // curve is looked up only when it changes (200 000 points for 1 000 runs × 100 epochs).
         func aggregate(byEpoch: Bool) throws -> ([Key: [Int64: Accumulator]], Bool) {
@@ -212,30 +218,40 @@ struct ExperimentPage {
                 }
                 let band = xs.compactMap { x -> ChartBand? in
                     let a = byX[x]!
-                    return a.count > 1 && !a.nonFinite ? ChartBand(x: Double(x), low: a.low, high: a.high) : (a.nonFinite ? ChartBand(x: Double(x), low: .nan, high: .nan) : nil)
+                    return a.count > 1 && !a.nonFinite
+                        ? ChartBand(x: Double(x), low: a.low, high: a.high)
+                        : (a.nonFinite ? ChartBand(x: Double(x), low: .nan, high: .nan) : nil)
                 }
-                return ChartSeries(label: w, colorIndex: colour[w] ?? 0, dashed: w == "raw", points: line, band: band, markers: xs.count <= 12)
+                return ChartSeries(
+                    label: w, colorIndex: colour[w] ?? 0, dashed: w == "raw", points: line, band: band, markers: xs.count <= 12)
             }
             var chart = LineChart(
-                title: "\(variant) · \(metric)", xLabel: allHaveEpochs ? "epoch" : "step", yLabel: metric, series: series, width: 560)
+                title: "\(variant) · \(metric)", xLabel: allHaveEpochs ? "epoch" : "step", yLabel: metric, series: series,
+                width: 560)
             chart.yFormat = Format.isFraction(metric) ? .percent : .automatic
             if Format.isFraction(metric) { chart.yLimits = 0...1 }
             chart.yRange = yRange
-            charts.append(Chart(svg: chart.svg(), caption: "\(variant): \(sets.count) weight set\(sets.count == 1 ? "" : "s"), up to \(seeds) seed\(seeds == 1 ? "" : "s") per point"))
+            charts.append(
+                Chart(
+                    svg: chart.svg(),
+                    caption:
+                        "\(variant): \(sets.count) weight set\(sets.count == 1 ? "" : "s"), up to \(seeds) seed\(seeds == 1 ? "" : "s") per point"
+                ))
         }
         return charts
     }
 
     /// Each variant × weight set's grid, averaged over seeds (the tooltip gives n, std and top-5).
     static func heatMaps(_ rows: [ExperimentsController.GridRow]) -> HeatMap.Figure? {
-        HeatMap.figure(rows.map { r in
-            var detail = "n = \(r.n)"
-            if let s = r.top1?.std { detail += String(format: ", std %.2f pp", 100 * s) }
-            if let t5 = r.top5 { detail += ", top-5 " + Format.metric(t5, key: "top5") }
-            return HeatMap.Entry(
-                label: r.key.variant, weights: r.key.weights, stage: r.key.stage, trainSize: r.key.trainSize,
-                cell: HeatMap.Cell(resize: r.key.resize, crop: r.key.crop, top1: r.top1?.mean, detail: detail))
-        })
+        HeatMap.figure(
+            rows.map { r in
+                var detail = "n = \(r.n)"
+                if let s = r.top1?.std { detail += String(format: ", std %.2f pp", 100 * s) }
+                if let t5 = r.top5 { detail += ", top-5 " + Format.metric(t5, key: "top5") }
+                return HeatMap.Entry(
+                    label: r.key.variant, weights: r.key.weights, stage: r.key.stage, trainSize: r.key.trainSize,
+                    cell: HeatMap.Cell(resize: r.key.resize, crop: r.key.crop, top1: r.top1?.mean, detail: detail))
+            })
     }
 }
 

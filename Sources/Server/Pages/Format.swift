@@ -54,7 +54,9 @@ enum Format {
         guard x.isFinite else { return nonFinite(x) }
         if x == 0 { return "0" }
         let magnitude = Int(floor(log10(abs(x))))
-        if magnitude < -4 || magnitude >= 7 { return String(format: "%.\(max(significant - 1, 0))e", x).replacingOccurrences(of: "-", with: "−") }
+        if magnitude < -4 || magnitude >= 7 {
+            return String(format: "%.\(max(significant - 1, 0))e", x).replacingOccurrences(of: "-", with: "−")
+        }
         let decimals = max(0, significant - 1 - magnitude)
         let text = String(format: "%.\(decimals)f", abs(x))
         return (x < 0 ? "−" : "") + text
@@ -84,7 +86,9 @@ enum Format {
         var t = time_t(unix)
         var parts = tm()
         gmtime_r(&t, &parts)
-        return String(format: "%04d-%02d-%02d %02d:%02d UTC", parts.tm_year + 1900, parts.tm_mon + 1, parts.tm_mday, parts.tm_hour, parts.tm_min)
+        return String(
+            format: "%04d-%02d-%02d %02d:%02d UTC", parts.tm_year + 1900, parts.tm_mon + 1, parts.tm_mday, parts.tm_hour,
+            parts.tm_min)
     }
 
     /// ISO 8601 for `<time datetime>`.
@@ -92,6 +96,8 @@ enum Format {
         var t = time_t(unix)
         var parts = tm()
         gmtime_r(&t, &parts)
-        return String(format: "%04d-%02d-%02dT%02d:%02d:%02dZ", parts.tm_year + 1900, parts.tm_mon + 1, parts.tm_mday, parts.tm_hour, parts.tm_min, parts.tm_sec)
+        return String(
+            format: "%04d-%02d-%02dT%02d:%02d:%02dZ", parts.tm_year + 1900, parts.tm_mon + 1, parts.tm_mday, parts.tm_hour,
+            parts.tm_min, parts.tm_sec)
     }
 }

@@ -46,12 +46,15 @@ struct HeatMap {
         /// text turns white where the background is dark.
         func style(_ x: Double) -> String {
             let t = high > low ? (x - low) / (high - low) : 1
-            let stops: [(Double, Double, Double)] = [(255, 247, 188), (161, 218, 180), (65, 182, 196), (34, 94, 168), (12, 44, 132)]
+            let stops: [(Double, Double, Double)] = [
+                (255, 247, 188), (161, 218, 180), (65, 182, 196), (34, 94, 168), (12, 44, 132),
+            ]
             let f = max(0, min(1, t)) * Double(stops.count - 1)
             let i = min(Int(f), stops.count - 2)
             let u = f - Double(i)
             let a = stops[i], b = stops[i + 1]
-            let r = Int((a.0 + (b.0 - a.0) * u).rounded()), g = Int((a.1 + (b.1 - a.1) * u).rounded()), bl = Int((a.2 + (b.2 - a.2) * u).rounded())
+            let r = Int((a.0 + (b.0 - a.0) * u).rounded()), g = Int((a.1 + (b.1 - a.1) * u).rounded()),
+                bl = Int((a.2 + (b.2 - a.2) * u).rounded())
             let text = t > 0.55 ? "#fff" : "#1b1f24"
             return String(format: "background:#%02x%02x%02x;color:%@", r, g, bl, text)
         }
@@ -100,7 +103,8 @@ struct HeatMap {
             return a.trainSize < b.trainSize
         }
         let tables = keys.map { k in
-            let stage = k.stage == "finetuned" ? " · after fine-tuning" : finetuned.contains(k.label) ? " · before fine-tuning" : ""
+            let stage =
+                k.stage == "finetuned" ? " · after fine-tuning" : finetuned.contains(k.label) ? " · before fine-tuning" : ""
             let title = (k.label.map { $0 + " · " } ?? "") + k.weights + stage + " · trained at \(k.trainSize) px"
             return table(title: title, cells: cells[k]!, scale: scale)
         }
@@ -115,17 +119,21 @@ struct HeatMap {
         var byPosition: [Int64: [Int64: Cell]] = [:]
         for c in cells { byPosition[c.resize, default: [:]][c.crop] = c }
         let rows = resizes.map { resize in
-            Row(resize: resize, cells: crops.map { crop in
-                guard let c = byPosition[resize]?[crop] else {
-                    let why = crop > resize ? "a \(crop) px crop does not fit a \(resize) px image" : "not evaluated"
-                    return CellView(text: "—", tip: why, style: nil, na: true)
-                }
-                guard let v = c.top1 else { return CellView(text: "—", tip: "no value", style: nil, na: true) }
-                guard v.isFinite else { return CellView(text: Format.nonFinite(v), tip: "not a finite accuracy", style: nil, na: true) }
-                return CellView(
-                    text: String(format: "%.1f", 100 * v), tip: "resize \(resize), crop \(crop): " + c.detail,
-                    style: scale?.style(v), na: false)
-            })
+            Row(
+                resize: resize,
+                cells: crops.map { crop in
+                    guard let c = byPosition[resize]?[crop] else {
+                        let why = crop > resize ? "a \(crop) px crop does not fit a \(resize) px image" : "not evaluated"
+                        return CellView(text: "—", tip: why, style: nil, na: true)
+                    }
+                    guard let v = c.top1 else { return CellView(text: "—", tip: "no value", style: nil, na: true) }
+                    guard v.isFinite else {
+                        return CellView(text: Format.nonFinite(v), tip: "not a finite accuracy", style: nil, na: true)
+                    }
+                    return CellView(
+                        text: String(format: "%.1f", 100 * v), tip: "resize \(resize), crop \(crop): " + c.detail,
+                        style: scale?.style(v), na: false)
+                })
         }
         return Table(title: title, crops: crops, rows: rows)
     }

@@ -102,7 +102,9 @@ struct LaunchForm {
 
     /// Fills the choices for rendering: the server's presets and the completed runs that can teach.
     mutating func prepare(presets: [PresetEntry], teachers runs: [RunRecord], top1: [Int64: Double]) {
-        self.presets = presets.map { PresetChoice(name: $0.name, summary: $0.summary, checked: ticked.contains($0.name), isBaseline: $0.name == baseline) }
+        self.presets = presets.map {
+            PresetChoice(name: $0.name, summary: $0.summary, checked: ticked.contains($0.name), isBaseline: $0.name == baseline)
+        }
         teachers = runs.map { r in
             var label = "#\(r.id) " + (r.name ?? "run \(r.id)")
             if let e = r.experiment { label += " (\(e))" }
@@ -114,7 +116,11 @@ struct LaunchForm {
     /// The experiment this form asks for, as the API's JSON, or the field errors that stop it.
     func experimentDocument(knownPresets: [String]) -> (JSONValue?, FieldErrors) {
         var errors = FieldErrors()
-        if name.isEmpty { errors.name = "Give the experiment a name." } else if name.count > 200 { errors.name = "At most 200 characters." }
+        if name.isEmpty {
+            errors.name = "Give the experiment a name."
+        } else if name.count > 200 {
+            errors.name = "At most 200 characters."
+        }
         if ticked.isEmpty { errors.presets = "Tick at least one strategy." }
         for p in ticked where !knownPresets.contains(p) { errors.presets = "Unknown strategy \(p)." }
         if !ticked.isEmpty && !ticked.contains(baseline) {
@@ -146,8 +152,12 @@ struct LaunchForm {
             seedList.append(.number(Double(s)))
         }
         func integer(_ text: String, _ range: ClosedRange<Int>, _ what: String) -> (Int?, String?) {
-            guard let x = Int(text) else { return (nil, text.isEmpty ? "Give the number of \(what)." : "\(text) is not a whole number.") }
-            guard range.contains(x) else { return (nil, "Must be between \(range.lowerBound) and \(range.upperBound), got \(x).") }
+            guard let x = Int(text) else {
+                return (nil, text.isEmpty ? "Give the number of \(what)." : "\(text) is not a whole number.")
+            }
+            guard range.contains(x) else {
+                return (nil, "Must be between \(range.lowerBound) and \(range.upperBound), got \(x).")
+            }
             return (x, nil)
         }
         let (epochCount, epochError) = integer(epochs, 1...1000, "epochs")
@@ -164,14 +174,16 @@ struct LaunchForm {
         var data: [String: JSONValue] = [:]
         if let limit { data["train_limit"] = .number(Double(limit)) }
         let base: JSONValue = .object([
-            "optim": ["epochs": .number(Double(epochCount))], "model": ["width": .number(Double(widthValue))], "data": .object(data),
+            "optim": ["epochs": .number(Double(epochCount))], "model": ["width": .number(Double(widthValue))],
+            "data": .object(data),
         ])
         let variants: [JSONValue] = ticked.map { p in
             guard p == "kd", let teacher else { return .string(p) }
             return ["name": "kd", "preset": "kd", "spec": ["distillation": ["teacher_run": .number(Double(teacher))]]]
         }
         let document: JSONValue = [
-            "name": .string(name), "base": base, "variants": .array(variants), "seeds": .array(seedList), "baseline": .string(baseline),
+            "name": .string(name), "base": base, "variants": .array(variants), "seeds": .array(seedList),
+            "baseline": .string(baseline),
         ]
         return (document, errors)
     }

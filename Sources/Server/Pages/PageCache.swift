@@ -34,7 +34,8 @@ final class PageCache: @unchecked Sendable {
             bytes += size
             // Evict the oldest entries (and every stale one) until under the limit.
             if bytes > limit {
-                for (k, e) in entries.sorted(by: { $0.value.serial < $1.value.serial }) where bytes > limit || e.revision != revision {
+                for (k, e) in entries.sorted(by: { $0.value.serial < $1.value.serial })
+                where bytes > limit || e.revision != revision {
                     entries[k] = nil
                     bytes -= e.bytes
                 }

@@ -22,12 +22,15 @@ struct PageRenderer: Sendable {
         self.library = library
         self.version = version
         var all = Data()
-        for path in EmbeddedAssets.publicFiles.keys.sorted() { all.append(contentsOf: Array((path + "\0" + EmbeddedAssets.publicFiles[path]! + "\0").utf8)) }
+        for path in EmbeddedAssets.publicFiles.keys.sorted() {
+            all.append(contentsOf: Array((path + "\0" + EmbeddedAssets.publicFiles[path]! + "\0").utf8))
+        }
         assetVersion = String(SHA256.hex(all).prefix(12))
     }
 
     /// The page's HTML: `template` rendered with `model`, inside the layout.
-    func html(_ template: String, _ model: Any, title: String, crumbs: [Crumb] = [], queue: String, refresh: Int? = nil) -> String {
+    func html(_ template: String, _ model: Any, title: String, crumbs: [Crumb] = [], queue: String, refresh: Int? = nil) -> String
+    {
         guard let body = library.render(model, withTemplate: template) else { preconditionFailure("no template \(template)") }
         let page: [String: Any] = [
             "title": title, "crumbs": crumbs, "queue": queue, "body": body, "assets": assetVersion, "version": version,

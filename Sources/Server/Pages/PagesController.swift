@@ -51,10 +51,11 @@ struct PagesController: Sendable {
             let c = counts[e.id] ?? [:]
             let total = c.values.reduce(0, +)
             let finished = c.filter { $0.key.isFinished }.values.reduce(0, +)
-            let variants = (try? JSONValue.parse(e.variantsJSON)).map { v -> String in
-                guard case .array(let items) = v else { return "" }
-                return items.compactMap { $0["name"]?.stringValue }.joined(separator: ", ")
-            } ?? ""
+            let variants =
+                (try? JSONValue.parse(e.variantsJSON)).map { v -> String in
+                    guard case .array(let items) = v else { return "" }
+                    return items.compactMap { $0["name"]?.stringValue }.joined(separator: ", ")
+                } ?? ""
             let seeds = ExperimentPage.seedList(e.seedsJSON).split(separator: ",").count
             return HomePage.ExperimentRow(
                 id: e.id, name: e.name, variants: variants, seeds: seeds, total: total, finished: finished,
@@ -74,7 +75,9 @@ struct PagesController: Sendable {
         }
         var form = form ?? LaunchForm()
         let teachers = try store.runs(RunFilter(status: .completed, limit: 50)).filter { !$0.external }
-        form.prepare(presets: context.options.presets, teachers: teachers, top1: Dictionary(uniqueKeysWithValues: teachers.compactMap { r in Self.finalTop1(r).map { (r.id, $0) } }))
+        form.prepare(
+            presets: context.options.presets, teachers: teachers,
+            top1: Dictionary(uniqueKeysWithValues: teachers.compactMap { r in Self.finalTop1(r).map { (r.id, $0) } }))
         let page = HomePage(experiments: experimentRows, runs: runRows, form: form)
         let busy = recent.contains { !$0.status.isFinished }
         return renderer.html("home", page, title: "Experiments and runs", queue: queueText(), refresh: busy ? 5 : nil)
@@ -106,7 +109,8 @@ struct PagesController: Sendable {
         let e = try experiments.existing(id)
         let metric = metric ?? "test/top1"
         guard ExperimentPage.metricKeys.contains(metric) else {
-            throw APIError.badRequest("metric must be one of \(ExperimentPage.metricKeys.joined(separator: ", ")), got \(metric)", field: "metric")
+            throw APIError.badRequest(
+                "metric must be one of \(ExperimentPage.metricKeys.joined(separator: ", ")), got \(metric)", field: "metric")
         }
         let html = try cache.page("/experiments/\(id)?metric=\(metric)", revision: store.revision) {
             let page = try ExperimentPage.build(e, metric: metric, controller: experiments)
@@ -157,10 +161,16 @@ struct PagesController: Sendable {
         guard try store.run(id) != nil else { throw APIError.notFound("run \(id) does not exist") }
         let form = try await Self.form(request)
         let name = form.first("name")
-        guard (name?.count ?? 0) <= 200 else { throw APIError.badRequest("the name is longer than 200 characters", field: "name") }
+        guard (name?.count ?? 0) <= 200 else {
+            throw APIError.badRequest("the name is longer than 200 characters", field: "name")
+        }
         let notes = form.values["notes"]?.first ?? ""
-        guard notes.count <= 10_000 else { throw APIError.badRequest("the notes are longer than 10 000 characters", field: "notes") }
-        let tags = (form.first("tags") ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        guard notes.count <= 10_000 else {
+            throw APIError.badRequest("the notes are longer than 10 000 characters", field: "notes")
+        }
+        let tags = (form.first("tags") ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter {
+            !$0.isEmpty
+        }
         try store.updateRun(id, name: .some(name), notes: notes, tags: tags)
         return Self.redirect("/runs/\(id)")
     }
@@ -176,17 +186,24 @@ struct PagesController: Sendable {
     static func form(_ request: Request) async throws -> FormBody {
         let type = request.headers[.contentType] ?? ""
         guard type.hasPrefix("application/x-www-form-urlencoded") else {
-            throw APIError(.unsupportedMediaType, "the form posts application/x-www-form-urlencoded, got \(type.isEmpty ? "no content type" : type); the JSON API is under /api")
+            throw APIError(
+                .unsupportedMediaType,
+                "the form posts application/x-www-form-urlencoded, got \(type.isEmpty ? "no content type" : type); the JSON API is under /api"
+            )
         }
         let buffer: ByteBuffer
-        do { buffer = try await request.body.collect(upTo: 64 << 10) } catch { throw APIError(.contentTooLarge, "the form is larger than 64 kB") }
+        do { buffer = try await request.body.collect(upTo: 64 << 10) } catch {
+            throw APIError(.contentTooLarge, "the form is larger than 64 kB")
+        }
         return FormBody(String(decoding: buffer.readableBytesView, as: UTF8.self))
     }
 
     /// The same spec with a seed no run of its experiment (or the run itself) has used yet.
     func runAgain(_ id: Int64) throws -> Response {
         guard let r = try store.run(id) else { throw APIError.notFound("run \(id) does not exist") }
-        guard !r.external else { throw APIError.conflict("run \(id) is external: it trains elsewhere, so Polyak cannot start it again") }
+        guard !r.external else {
+            throw APIError.conflict("run \(id) is external: it trains elsewhere, so Polyak cannot start it again")
+        }
         let siblings = try r.experimentID.map { try store.runs(RunFilter(experimentID: $0, limit: 1_000_000)) } ?? [r]
         let seed = (siblings.map(\.seed).max() ?? r.seed) + 1
         let name = (r.variant ?? r.name.map { $0.replacingOccurrences(of: "-seed\(r.seed)", with: "") } ?? "run") + "-seed\(seed)"
@@ -197,9 +214,10 @@ struct PagesController: Sendable {
         } catch let e as SpecError {
             throw APIError(spec: e)
         }
-        let created = try store.createRun(NewRun(
-            experimentID: r.experimentID, experiment: r.experiment, variant: r.variant, seed: seed, name: name, tags: r.tags,
-            strategies: r.strategies, status: .queued, specJSON: spec.json().text(), codeVersion: context.options.version))
+        let created = try store.createRun(
+            NewRun(
+                experimentID: r.experimentID, experiment: r.experiment, variant: r.variant, seed: seed, name: name, tags: r.tags,
+                strategies: r.strategies, status: .queued, specJSON: spec.json().text(), codeVersion: context.options.version))
         context.runner.schedule()
         return Self.redirect("/runs/\(created.id)")
     }
@@ -224,7 +242,8 @@ struct PageErrorMiddleware<Context: RequestContext>: RouterMiddleware {
     let renderer: PageRenderer
     let queue: @Sendable () -> String
 
-    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response
+    {
         do {
             return try await next(request, context)
         } catch let e as APIError where !request.uri.path.hasPrefix("/api/") {

@@ -71,7 +71,11 @@ struct RunPage {
         let (progress, progressText, _) = progress(r.progressJSON, status: r.status)
         var warnings: [Warning] = []
         if case .array(let items)? = try? JSONValue.parse(r.warningsJSON) {
-            warnings = items.map { Warning(code: $0["code"]?.stringValue ?? "warning", weights: $0["weights"]?.stringValue, message: $0["message"]?.stringValue ?? "") }
+            warnings = items.map {
+                Warning(
+                    code: $0["code"]?.stringValue ?? "warning", weights: $0["weights"]?.stringValue,
+                    message: $0["message"]?.stringValue ?? "")
+            }
         }
         let endOrNow = r.endedAt ?? (r.status == .running ? Date().timeIntervalSince1970 : nil)
         let specText = (try? JSONValue.parse(r.specJSON))?.text(pretty: true) ?? r.specJSON
@@ -86,19 +90,23 @@ struct RunPage {
             let top1 = m["test/top1"]?.value
             return Final(
                 weights: w, top1: Format.metric(top1, key: "test/top1"), top1Value: top1.map { String($0) } ?? "",
-                top5: Format.metric(m["test/top5"]?.value, key: "test/top5"), loss: Format.metric(m["test/loss"]?.value, key: "test/loss"),
+                top5: Format.metric(m["test/top5"]?.value, key: "test/top5"),
+                loss: Format.metric(m["test/loss"]?.value, key: "test/loss"),
                 epoch: (m["test/top1"]?.epoch ?? m.values.first?.epoch).map { String($0) } ?? "—",
                 best: byWeights.count > 1 && top1 != nil && top1 == bestTop1)
         }
 
         let artifacts = try store.artifacts(run: r.id).filter { $0.kind == .export }.map { a in
             Artifact(
-                name: a.name, url: "/api/runs/\(r.id)/artifacts/" + (a.name.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed) ?? a.name),
+                name: a.name,
+                url: "/api/runs/\(r.id)/artifacts/"
+                    + (a.name.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed) ?? a.name),
                 size: Format.bytes(a.bytes), sha: a.sha256, shortSha: a.sha256.map { String($0.prefix(12)) + "…" })
         }
 
         return RunPage(
-            id: r.id, name: r.name ?? "run \(r.id)", status: r.status.rawValue, experiment: r.experiment, experimentID: r.experimentID,
+            id: r.id, name: r.name ?? "run \(r.id)", status: r.status.rawValue, experiment: r.experiment,
+            experimentID: r.experimentID,
             variant: r.variant, seed: r.seed, strategies: r.strategies.isEmpty ? "none" : r.strategies.joined(separator: ", "),
             created: Format.time(r.createdAt), createdISO: Format.iso(r.createdAt),
             duration: r.startedAt.flatMap { s in endOrNow.flatMap { Format.duration($0 - s) } },
@@ -107,7 +115,8 @@ struct RunPage {
             editName: r.name ?? "", editTags: r.tags.joined(separator: ", "), editNotes: r.notes, canDelete: r.status.isFinished,
             active: !r.status.isFinished, progress: progress, progressText: progressText, error: r.error, warnings: warnings,
             canCancel: !r.status.isFinished && (!r.external || r.status == .running), canRunAgain: !r.external,
-            finals: finals, charts: try charts(r.id, store: store), heat: heatMaps(try store.grid(run: r.id)), artifacts: artifacts,
+            finals: finals, charts: try charts(r.id, store: store), heat: heatMaps(try store.grid(run: r.id)),
+            artifacts: artifacts,
             spec: specText)
     }
 
@@ -163,14 +172,15 @@ struct RunPage {
 
     /// The run's grids, before and after fine-tuning (the tooltip gives top-5 and loss).
     static func heatMaps(_ cells: [GridCell]) -> HeatMap.Figure? {
-        HeatMap.figure(cells.map { c in
-            var detail = "top-1 " + Format.metric(c.top1, key: "top1")
-            if let t5 = c.top5 { detail += ", top-5 " + Format.metric(t5, key: "top5") }
-            if let l = c.loss { detail += ", loss " + Format.metric(l, key: "loss") }
-            return HeatMap.Entry(
-                label: nil, weights: c.weights, stage: c.stage, trainSize: c.trainSize,
-                cell: HeatMap.Cell(resize: c.resize, crop: c.crop, top1: c.top1, detail: detail))
-        })
+        HeatMap.figure(
+            cells.map { c in
+                var detail = "top-1 " + Format.metric(c.top1, key: "top1")
+                if let t5 = c.top5 { detail += ", top-5 " + Format.metric(t5, key: "top5") }
+                if let l = c.loss { detail += ", loss " + Format.metric(l, key: "loss") }
+                return HeatMap.Entry(
+                    label: nil, weights: c.weights, stage: c.stage, trainSize: c.trainSize,
+                    cell: HeatMap.Cell(resize: c.resize, crop: c.crop, top1: c.top1, detail: detail))
+            })
     }
 }
 

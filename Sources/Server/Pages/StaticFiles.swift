@@ -18,7 +18,8 @@ struct StaticFilesMiddleware<Context: RequestContext>: RouterMiddleware {
         var files: [String: File] = [:]
         for (path, text) in EmbeddedAssets.publicFiles {
             let bytes = Array(text.utf8)
-            files["/" + path] = File(bytes: bytes, contentType: Self.contentType(path), etag: "\"" + String(SHA256.hex(of: bytes).prefix(16)) + "\"")
+            files["/" + path] = File(
+                bytes: bytes, contentType: Self.contentType(path), etag: "\"" + String(SHA256.hex(of: bytes).prefix(16)) + "\"")
         }
         self.files = files
         self.version = version
@@ -36,7 +37,8 @@ struct StaticFilesMiddleware<Context: RequestContext>: RouterMiddleware {
         }
     }
 
-    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response
+    {
         guard request.method == .get || request.method == .head, let file = files[request.uri.path] else {
             return try await next(request, context)
         }
@@ -46,7 +48,9 @@ struct StaticFilesMiddleware<Context: RequestContext>: RouterMiddleware {
             .contentType: file.contentType, .eTag: file.etag,
             .cacheControl: versioned ? "public, max-age=31536000, immutable" : "public, max-age=0, must-revalidate",
         ]
-        if let match = request.headers[.ifNoneMatch], match.split(separator: ",").contains(where: { $0.trimmingCharacters(in: .whitespaces) == file.etag }) {
+        if let match = request.headers[.ifNoneMatch],
+            match.split(separator: ",").contains(where: { $0.trimmingCharacters(in: .whitespaces) == file.etag })
+        {
             return Response(status: .notModified, headers: headers)
         }
         headers[.contentLength] = String(file.bytes.count)
