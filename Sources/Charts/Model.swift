@@ -80,10 +80,11 @@ public enum ChartPalette {
 /// How tick labels on the y axis are written.
 /// - `automatic`: the shortest form that shows each tick exactly (0.5, 1, 1.5; 1000; 1e-4).
 /// - `percent`: a fraction as a percentage, 0.9123 → "91.2 %", same decimals on every tick.
+/// - `percentPoints`: a difference of fractions in percentage points, 0.005 → "0.5 pp".
 /// - `fixed(n)`: always `n` decimals.
 /// Negative numbers use "−" (U+2212).
 public enum ValueFormat: Sendable, Equatable {
-    case automatic, percent, fixed(Int)
+    case automatic, percent, percentPoints, fixed(Int)
 
     /// Labels for a set of tick values (typically from `Ticks.nice`), formatted together so
     /// that adjacent ticks stay distinct. Non-finite values give an empty string.

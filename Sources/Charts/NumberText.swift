@@ -8,12 +8,13 @@ enum NumberText {
         switch format {
         case .fixed(let digits):
             return values.map { fixed($0, max(0, min(digits, 15)), minus: minus) }
-        case .percent:
+        case .percent, .percentPoints:
             let scaled = values.map { $0 * 100 }
             // A lone value (no neighbour to tell apart) gets at most one decimal: 0.9123 → "91.2 %".
             let finiteCount = scaled.filter { $0.isFinite }.count
             let d = finiteCount > 1 ? decimals(scaled) : min(1, decimals(scaled))
-            return scaled.map { $0.isFinite ? fixed($0, d, minus: minus) + " %" : "" }
+            let unit = format == .percent ? " %" : " pp"
+            return scaled.map { $0.isFinite ? fixed($0, d, minus: minus) + unit : "" }
         case .automatic:
             let finite = values.filter { $0.isFinite }
             let maxAbs = finite.map { abs($0) }.max() ?? 0

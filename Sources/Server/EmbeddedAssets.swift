@@ -35,6 +35,7 @@ enum EmbeddedAssets {
         {{/rows}}
         </tbody></table></div>
         <p class="muted">Final value of each completed run; Δ is paired by seed against {{baseline}}'s raw weights, with Student-t intervals. A Δ interval that excludes 0 is coloured.</p>
+        {{#forest}}<figure class="forest">{{{forest}}}<figcaption>Each row's Δ against {{baseline}}'s raw weights: the dot is the mean over seeds, the bar its 95 % interval; a bar clear of the dashed line is a difference the seeds agree on.</figcaption></figure>{{/forest}}
         {{/hasRows}}
         {{^hasRows}}<p class="empty">No completed run has reported {{metricLabel}} yet.</p>{{/hasRows}}
         </section>
@@ -356,6 +357,7 @@ enum EmbeddedAssets {
         .progress-big progress { width: 100%; max-width: 36rem; height: 1.1rem; display: block; margin: .3rem 0; }
         .charts { display: grid; grid-template-columns: repeat(auto-fit, minmax(min(100%, 560px), 1fr)); gap: 1rem 1.5rem; }
         figure { margin: 0; }
+        figure.forest { max-width: 560px; margin: 1rem 0; }
         figure svg { max-width: 100%; height: auto; display: block; }
         figcaption { color: var(--muted); font-size: .85rem; margin-top: .2rem; }
         .grids { display: flex; flex-wrap: wrap; gap: 1rem 2rem; }

@@ -81,7 +81,7 @@ final class BrowserTests: XCTestCase {
             XCTAssertTrue(
                 experiment.contains("<table class=\"sortable compare\" id=\"compare\">"), String(experiment.prefix(2000)))
             XCTAssertTrue(experiment.contains("83.60 % ± 0.10"))
-            XCTAssertEqual(experiment.components(separatedBy: "<svg").count - 1, 2, "one chart per variant")
+            XCTAssertEqual(experiment.components(separatedBy: "<svg").count - 1, 3, "the Δ plot and one chart per variant")
             XCTAssertTrue(experiment.contains("<table class=\"heat\">"))
             // The script ran (served with the right type): it made the headers sortable.
             XCTAssertTrue(experiment.contains("data-sortable=\"\""), "polyak.js ran")

@@ -46,7 +46,11 @@ final class PageTests: XCTestCase {
             XCTAssertTrue(html[best.upperBound...].prefix(200).contains("ema@0.998"), "the best row is ema@0.998")
             XCTAssertEqual(html.components(separatedBy: "<tr class=\"best\">").count, 2, "one best row")
             // Curves: one panel per variant, every weight set drawn, raw dashed.
-            XCTAssertEqual(html.components(separatedBy: "<svg").count - 1, 2)
+            XCTAssertEqual(html.components(separatedBy: "<svg").count - 1, 3, "the Δ plot and a panel per variant")
+            // The Δ plot: the two non-baseline rows, +0.20 and +0.50 pp with zero-width intervals (Δ is the same for every seed).
+            XCTAssertTrue(html.contains("class=\"chart intervals\""))
+            XCTAssertTrue(html.contains(">ema · ema@0.998</text>"))
+            XCTAssertTrue(html.contains(">Δ test/top1 vs none raw, 95 % CI</title>"))
             XCTAssertTrue(html.contains("none · test/top1"))
             XCTAssertTrue(html.contains("stroke-dasharray"))
             // Grids: heat-map tables with values printed; 32 px with a 28 crop for ema@0.998: 83.6 − 2.0.

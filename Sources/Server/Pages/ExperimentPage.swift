@@ -54,6 +54,8 @@ struct ExperimentPage {
     var metricLabel: String
     var metricQuery: String
     var rows: [CompareRow]
+    /// The Δ of every row with its interval (an `IntervalChart`), or nil before there is one.
+    var forest: String?
     var charts: [Chart]
     var heat: HeatMap.Figure?
     var runs: [RunRow]
@@ -139,6 +141,7 @@ struct ExperimentPage {
                 top1: top1.map { Format.metric($0, key: "test/top1") } ?? "—", top1Value: top1.map { String($0) } ?? "")
         }
 
+        let (charts, colour) = try curves(e, metric: metric, variants: variantNames, store: store)
         let page = ExperimentPage(
             id: e.id, name: e.name, variants: variantNames.joined(separator: ", "),
             seeds: seedList(e.seedsJSON),
@@ -148,14 +151,35 @@ struct ExperimentPage {
                 MetricChoice(label: $0, href: "/experiments/\(e.id)?metric=\($0)", selected: $0 == metric)
             },
             metricLabel: metric, metricQuery: metric, rows: compare,
-            charts: try curves(e, metric: metric, variants: variantNames, store: store),
-            heat: heatMaps(try controller.gridRows(e)), runs: runRows)
+            forest: forestPlot(rows, baseline: e.baseline, metric: metric, best: bestMean, colour: colour),
+            charts: charts, heat: heatMaps(try controller.gridRows(e)), runs: runRows)
         return page
     }
 
     /// One panel per variant: each weight set's mean over seeds with a min–max band, raw dashed.
     /// Colours follow the weight set, so `ema@0.998` has one colour in every panel.
-    static func curves(_ e: ExperimentRecord, metric: String, variants: [String], store: TrackingStore) throws -> [Chart] {
+    /// Every row's Δ against the baseline with its 95 % interval, one line each: the answer as a
+    /// picture. Nil until some row has a Δ (the baseline needs completed runs too).
+    static func forestPlot(
+        _ rows: [ExperimentsController.CompareRow], baseline: String, metric: String, best: Double?, colour: [String: Int]
+    ) -> String? {
+        let plotted = rows.filter { !($0.variant == baseline && $0.weights == "raw") && $0.delta != nil }
+        guard !plotted.isEmpty else { return nil }
+        let chartRows = plotted.map { r in
+            IntervalChart.Row(
+                label: "\(r.variant) · \(r.weights)", estimate: r.delta!.mean, low: r.delta!.ci95?.low, high: r.delta!.ci95?.high,
+                colorIndex: colour[r.weights] ?? 0, emphasized: best != nil && r.summary.mean == best)
+        }
+        let better = Format.lowerIsBetter(metric) ? "left" : "right"
+        let chart = IntervalChart(
+            title: "Δ \(metric) vs \(baseline) raw, 95 % CI", xLabel: "difference (paired by seed; better to the \(better))",
+            rows: chartRows, format: Format.isFraction(metric) ? .percentPoints : .automatic)
+        return chart.svg()
+    }
+
+    static func curves(_ e: ExperimentRecord, metric: String, variants: [String], store: TrackingStore) throws -> (
+        [Chart], [String: Int]
+    ) {
         struct Key: Hashable { var variant: String; var weights: String }
         struct Accumulator {
             var sum = 0.0; var count = 0; var low = Double.infinity; var high = -Double.infinity; var nonFinite = false
@@ -196,7 +220,7 @@ struct ExperimentPage {
         // steps would not line up); steps otherwise, e.g. for an external script that logs none.
         var (curves, allHaveEpochs) = try aggregate(byEpoch: true)
         if !allHaveEpochs { curves = try aggregate(byEpoch: false).0 }
-        guard !curves.isEmpty else { return [] }
+        guard !curves.isEmpty else { return ([], [:]) }
         let weightNames = Array(Set(curves.keys.map(\.weights))).sorted(by: ExperimentsController.weightOrder)
         let colour = Dictionary(uniqueKeysWithValues: weightNames.enumerated().map { ($1, $0) })
         var allValues: [Double] = []
@@ -238,7 +262,7 @@ struct ExperimentPage {
                         "\(variant): \(sets.count) weight set\(sets.count == 1 ? "" : "s"), up to \(seeds) seed\(seeds == 1 ? "" : "s") per point"
                 ))
         }
-        return charts
+        return (charts, colour)
     }
 
     /// Each variant × weight set's grid, averaged over seeds (the tooltip gives n, std and top-5).
