@@ -7,7 +7,8 @@ import XCTest
 
 /// The pages in a real browser: Debian's chromium, headless, against a live server holding a small
 /// finished experiment. `--dump-dom` gives the DOM after the page's script ran; `--screenshot`
-/// what a person sees, at desktop and at phone width (kept in $POLYAK_SCREENSHOTS when set).
+/// what a person sees, at desktop and at phone width (kept in $POLYAK_SCREENSHOTS when set); the
+/// DevTools protocol watches a run page while a real run trains.
 final class BrowserTests: XCTestCase {
     static func chromium() throws -> String {
         for path in ["/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome"]
@@ -117,6 +118,62 @@ final class BrowserTests: XCTestCase {
                     base + path, name: name, width: 1280, height: name == "experiment" || name == "run" ? 2600 : 1500)
                 try await screenshot(base + path, name: name, width: 390, height: 2400)
             }
+        }
+    }
+
+    /// A real training run watched in the browser: the progress bar moves with the run's events
+    /// (Server-Sent Events, no reload), and the page reloads itself into the finished run.
+    func testRunPageFollowsTheRunLive() async throws {
+        let browser = try Self.chromium()
+        let exe = try polyakExecutable()
+        let folder = try TempFolder()
+        let app = try buildApplication(options(folder, executable: exe))
+        try await app.test(.live) { client in
+            // 30 steps of a debug-built trainer: several seconds, a progress line every second.
+            let spec =
+                #"{"data": {"train_limit": 1920, "test_limit": 100}, "model": {"width": 4}, "optim": {"epochs": 1, "batch_size": 64}}"#
+            let run = try await client.json(.post, "/api/runs", spec, expect: .created)
+            let id = try XCTUnwrap(run["id"]?.intValue)
+            for _ in 0..<600 where try await client.json(.get, "/api/runs/\(id)")["status"]?.stringValue == "queued" {
+                try await Task.sleep(nanoseconds: 50_000_000)
+            }
+            let url = "http://127.0.0.1:\(try XCTUnwrap(client.port))/runs/\(id)"
+            let probe = """
+                (() => { const b = document.querySelector('.progress-big'); const p = b && b.querySelector('progress');
+                  return JSON.stringify({connected: b ? b.getAttribute('data-connected') : null, value: p ? p.value : null,
+                    status: (document.querySelector('[data-run-status]') || {}).textContent || null,
+                    final: !!document.querySelector('#final-heading') && document.querySelector('#final-heading').textContent}); })()
+                """
+            let seen: [[String: Any]] = try await withCheckedThrowingContinuation { continuation in
+                DispatchQueue.global().async {
+                    do {
+                        let page = try DevToolsBrowser(chromium: browser, url: url)
+                        var seen: [[String: Any]] = []
+                        let deadline = Date().addingTimeInterval(180)
+                        while Date() < deadline {
+                            usleep(250_000)
+                            guard let text = try page.evaluate(probe) as? String,
+                                let state = try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any]
+                            else { continue }
+                            seen.append(state)
+                            if state["status"] as? String == "completed", state["final"] as? String == "Final test metrics" {
+                                break
+                            }
+                        }
+                        continuation.resume(returning: seen)
+                    } catch {
+                        continuation.resume(throwing: error)
+                    }
+                }
+            }
+            let running = seen.filter { $0["status"] as? String == "running" }
+            XCTAssertTrue(
+                running.contains { $0["connected"] as? String == "true" }, "the event stream answered: \(seen.suffix(5))")
+            let values = Set(running.compactMap { ($0["value"] as? NSNumber)?.intValue })
+            XCTAssertGreaterThan(values.count, 1, "the bar moved while the page stayed open: \(values.sorted())")
+            XCTAssertEqual(
+                seen.last?["status"] as? String, "completed", "the page reloaded into the finished run: \(seen.suffix(3))")
+            XCTAssertEqual(seen.last?["final"] as? String, "Final test metrics")
         }
     }
 
