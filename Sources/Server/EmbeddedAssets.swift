@@ -394,6 +394,9 @@ enum EmbeddedAssets {
         code { font-size: .9em; }
         @media (max-width: 640px) {
           main { padding: .6rem .6rem 2rem; }
+          /* Charts keep labels readable on a phone: they scroll sideways rather than shrink below 460 px. */
+          figure { overflow-x: auto; }
+          figure svg { min-width: 460px; }
           form.launch .row { grid-template-columns: 1fr; }
           th, td { padding: .25rem .35rem; }
           h1 { font-size: 1.25rem; }
