@@ -70,9 +70,15 @@ public struct IntervalChart: Sendable {
             hi += pad
         }
         let labelWidth = rows.map { TextMetrics.width($0.label, fontSize: Style.labelFont) }.max() ?? 0
-        let plotLeft = min(max(labelWidth + 16, 60), Double(width) * 0.45)
+        // Bold (the emphasized row) runs about a tenth wider than the estimate.
+        let plotLeft = min(max(labelWidth * 1.12 + 16, 60), Double(width) * 0.45)
         let plotRight = Double(width) - 16
-        let ticks = Ticks.nice(lo, hi, maxCount: 6).filter { $0 >= lo - 1e-12 * abs(lo) && $0 <= hi + 1e-12 * abs(hi) }
+        // The axis runs from tick to tick, so every dot and bar end sits between labelled values.
+        let ticks = Ticks.nice(lo, hi, maxCount: 6)
+        if let first = ticks.first, let last = ticks.last, first < last {
+            lo = min(lo, first)
+            hi = max(hi, last)
+        }
         return (LinearScale(domainLow: lo, domainHigh: hi, rangeLow: plotLeft, rangeHigh: plotRight), ticks, plotLeft, plotRight)
     }
 
@@ -168,7 +174,7 @@ public struct IntervalChart: Sendable {
             b.put("\" y=\"")
             b.num(y + 4)
             b.put("\">")
-            b.text(TextMetrics.truncate(r.label, fontSize: Style.labelFont, maxWidth: plotLeft - 12))
+            b.text(TextMetrics.truncate(r.label, fontSize: Style.labelFont, maxWidth: (plotLeft - 12) / (r.emphasized ? 1.12 : 1)))
             b.put("</text>")
             if let lo = r.low, let hi = r.high, lo.isFinite, hi.isFinite {
                 b.put("<path fill=\"none\" stroke=\"\(color)\" stroke-width=\"\(r.emphasized ? 3 : 2)\" d=\"M")

@@ -24,6 +24,8 @@ final class IntervalChartTests: XCTestCase {
         XCTAssertEqual(x(x.domainLow), left, accuracy: 1e-9)
         XCTAssertEqual(x(x.domainHigh), right, accuracy: 1e-9)
         XCTAssertTrue(ticks.contains(0))
+        XCTAssertEqual(x.domainLow, ticks.first!, "the axis starts at a tick")
+        XCTAssertEqual(x.domainHigh, ticks.last!, "and ends at one")
         XCTAssertEqual(ValueFormat.percentPoints.labels(for: [-0.01, 0, 0.005]), ["−1.0 pp", "0.0 pp", "0.5 pp"])
     }
 
