@@ -174,7 +174,8 @@ public struct IntervalChart: Sendable {
             b.put("\" y=\"")
             b.num(y + 4)
             b.put("\">")
-            b.text(TextMetrics.truncate(r.label, fontSize: Style.labelFont, maxWidth: (plotLeft - 12) / (r.emphasized ? 1.12 : 1)))
+            b.text(
+                TextMetrics.truncate(r.label, fontSize: Style.labelFont, maxWidth: (plotLeft - 12) / (r.emphasized ? 1.12 : 1)))
             b.put("</text>")
             if let lo = r.low, let hi = r.high, lo.isFinite, hi.isFinite {
                 b.put("<path fill=\"none\" stroke=\"\(color)\" stroke-width=\"\(r.emphasized ? 3 : 2)\" d=\"M")
