@@ -14,15 +14,27 @@ struct PagesController: Sendable {
 
     func addRoutes(to router: Router<BasicRequestContext>) {
         router.get("/") { _, _ in try home(form: nil, status: .ok) }
-        router.post("/experiments") { request, ctx in try await launch(request.sameOrigin(), ctx) }
+        formPost(router, "/experiments") { request, ctx in try await launch(request, ctx) }
         router.get("/experiments/:id") { request, ctx in try experiment(ctx.id(), metric: request.query("metric")) }
-        router.post("/experiments/:id/cancel") { request, ctx in try cancelExperiment(request.sameOrigin().id(ctx)) }
-        router.post("/experiments/:id/delete") { request, ctx in try deleteExperiment(request.sameOrigin().id(ctx)) }
+        formPost(router, "/experiments/:id/cancel") { _, ctx in try cancelExperiment(ctx.id()) }
+        formPost(router, "/experiments/:id/delete") { _, ctx in try deleteExperiment(ctx.id()) }
         router.get("/runs/:id") { _, ctx in try run(ctx.id()) }
-        router.post("/runs/:id/cancel") { request, ctx in try cancelRun(request.sameOrigin().id(ctx)) }
-        router.post("/runs/:id/again") { request, ctx in try runAgain(request.sameOrigin().id(ctx)) }
-        router.post("/runs/:id/edit") { request, ctx in try await editRun(request.sameOrigin(), ctx) }
-        router.post("/runs/:id/delete") { request, ctx in try deleteRun(request.sameOrigin().id(ctx)) }
+        formPost(router, "/runs/:id/cancel") { _, ctx in try cancelRun(ctx.id()) }
+        formPost(router, "/runs/:id/again") { _, ctx in try runAgain(ctx.id()) }
+        formPost(router, "/runs/:id/edit") { request, ctx in try await editRun(request, ctx) }
+        formPost(router, "/runs/:id/delete") { _, ctx in try deleteRun(ctx.id()) }
+    }
+
+    /// A POST behind a page's form or button: refused when another site's page sent it (they
+    /// start and stop trainings on the user's machine).
+    private func formPost(
+        _ router: Router<BasicRequestContext>, _ path: String,
+        _ handler: @escaping @Sendable (Request, BasicRequestContext) async throws -> Response
+    ) {
+        router.post(RouterPath(path)) { request, ctx in
+            try request.checkSameOrigin()
+            return try await handler(request, ctx)
+        }
     }
 
     /// "1 running · 4 queued · 1 training slot", in every page's header.
@@ -224,17 +236,14 @@ struct PagesController: Sendable {
 }
 
 extension Request {
-    /// The form posts start trainings and cancel them: a page of another site must not be able to
-    /// post them from a visitor's browser (which names the page's origin in `Origin`).
-    func sameOrigin() throws -> Request {
+    /// A browser names the page a form was posted from in `Origin`; it must be one of ours.
+    func checkSameOrigin() throws {
         // No Origin header: not a browser posting across sites (curl, scripts, the tests).
-        guard let origin = headers[.origin] else { return self }
+        guard let origin = headers[.origin] else { return }
         let host = head.authority ?? ""
-        if let url = URL(string: origin), let name = url.host, name + (url.port.map { ":\($0)" } ?? "") == host { return self }
+        if let url = URL(string: origin), let name = url.host, name + (url.port.map { ":\($0)" } ?? "") == host { return }
         throw APIError(.forbidden, "this form was posted from \(origin), not from a page of \(host)")
     }
-
-    func id(_ context: some RequestContext) throws -> Int64 { try context.id() }
 }
 
 /// Errors on page routes come back as pages in the site's style; the API keeps its JSON.
