@@ -93,7 +93,7 @@ struct PageFixture {
             let folder = dataDirectory + "/runs/\(r.id)"
             try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
             let bytes = Array("weights of run \(r.id)".utf8)
-            FileManager.default.createFile(atPath: folder + "/final.safetensors", contents: Data(bytes))
+            _ = FileManager.default.createFile(atPath: folder + "/final.safetensors", contents: Data(bytes))
             try store.saveArtifact(
                 run: r.id,
                 Artifact(

@@ -24,7 +24,7 @@ final class PageTests: XCTestCase {
             // For a person to read the pages the tests saw: POLYAK_PAGE_DUMP=/tmp/pages swift test --filter PageTests
             try? FileManager.default.createDirectory(atPath: dump, withIntermediateDirectories: true)
             let name = path.replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "?", with: "_")
-            FileManager.default.createFile(atPath: dump + "/page\(name).html", contents: Data(html.utf8))
+            _ = FileManager.default.createFile(atPath: dump + "/page\(name).html", contents: Data(html.utf8))
         }
         XCTAssertEqual(r.headers[.contentType], "text/html; charset=utf-8", path, file: file, line: line)
         XCTAssertTrue(html.hasPrefix("<!doctype html>"), path, file: file, line: line)
