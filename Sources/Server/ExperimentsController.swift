@@ -336,10 +336,9 @@ struct ExperimentsController: Sendable {
 
     /// The experiment's resize × crop cells averaged over seeds, in variant, weight-set, stage order.
     func gridRows(_ e: ExperimentRecord) throws -> [GridRow] {
-        typealias Key = GridKey
-        var groups: [Key: [GridCell]] = [:]
+        var groups: [GridKey: [GridCell]] = [:]
         for c in try store.experimentGrid(e.id) {
-            groups[Key(variant: c.variant, weights: c.cell.weights, stage: c.cell.stage, trainSize: c.cell.trainSize,
+            groups[GridKey(variant: c.variant, weights: c.cell.weights, stage: c.cell.stage, trainSize: c.cell.trainSize,
                        resize: c.cell.resize, crop: c.cell.crop), default: []].append(c.cell)
         }
         let order = Dictionary(uniqueKeysWithValues: variantOrder(e).enumerated().map { ($1, $0) })

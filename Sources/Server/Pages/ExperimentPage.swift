@@ -60,9 +60,10 @@ struct ExperimentPage {
     var heat: HeatMap.Figure?
     var runs: [RunRow]
 
-    static func seedList(_ json: String) -> String {
-        guard case .array(let items)? = try? JSONValue.parse(json) else { return json }
-        return items.compactMap { $0.doubleValue.map { String(Int($0)) } }.joined(separator: ", ")
+    /// An experiment's seeds as stored (`[0,1,2]`), as text.
+    static func seeds(_ json: String) -> [String] {
+        guard case .array(let items)? = try? JSONValue.parse(json) else { return [json] }
+        return items.compactMap { $0.doubleValue.map { String(Int($0)) } }
     }
 
     /// The metrics a user may compare on.
@@ -144,7 +145,7 @@ struct ExperimentPage {
         let (charts, colour) = try curves(e, metric: metric, variants: variantNames, store: store)
         let page = ExperimentPage(
             id: e.id, name: e.name, variants: variantNames.joined(separator: ", "),
-            seeds: seedList(e.seedsJSON),
+            seeds: seeds(e.seedsJSON).joined(separator: ", "),
             baseline: e.baseline, created: Format.time(e.createdAt), createdISO: Format.iso(e.createdAt), total: runs.count,
             finished: finished, statuses: statusCounts(counts), eta: eta, active: runs.contains { !$0.status.isFinished },
             metrics: metricKeys.map {
@@ -221,8 +222,7 @@ struct ExperimentPage {
         var (curves, allHaveEpochs) = try aggregate(byEpoch: true)
         if !allHaveEpochs { curves = try aggregate(byEpoch: false).0 }
         guard !curves.isEmpty else { return ([], [:]) }
-        let weightNames = Array(Set(curves.keys.map(\.weights))).sorted(by: ExperimentsController.weightOrder)
-        let colour = Dictionary(uniqueKeysWithValues: weightNames.enumerated().map { ($1, $0) })
+        let (weightNames, colour) = Format.weightColours(curves.keys.map(\.weights))
         var allValues: [Double] = []
         for series in curves.values { for a in series.values where a.count > 0 { allValues += [a.low, a.high] } }
         let yRange = (allValues.min() ?? 0)...(allValues.max() ?? 1)
@@ -252,8 +252,7 @@ struct ExperimentPage {
             var chart = LineChart(
                 title: "\(variant) · \(metric)", xLabel: allHaveEpochs ? "epoch" : "step", yLabel: metric, series: series,
                 width: 560)
-            chart.yFormat = Format.isFraction(metric) ? .percent : .automatic
-            if Format.isFraction(metric) { chart.yLimits = 0...1 }
+            chart.showValues(of: metric)
             chart.yRange = yRange
             charts.append(
                 Chart(

@@ -1,3 +1,4 @@
+import Charts
 import Foundation
 
 /// How numbers, times and sizes read on the pages (the API keeps raw values).
@@ -45,6 +46,13 @@ enum Format {
         }
         let unit = isFraction(key) ? (signed ? " pp" : " %") : ""
         return "[\(one(ci.low)), \(one(ci.high))]\(unit)"
+    }
+
+    /// Weight sets in page order (raw, EMA sets, swa, others) with a palette index each, so one
+    /// weight set keeps its colour in every chart of a page.
+    static func weightColours(_ names: [String]) -> (names: [String], colours: [String: Int]) {
+        let sorted = Array(Set(names)).sorted(by: ExperimentsController.weightOrder)
+        return (sorted, Dictionary(uniqueKeysWithValues: sorted.enumerated().map { ($1, $0) }))
     }
 
     static func nonFinite(_ x: Double) -> String { x.isNaN ? "NaN" : x > 0 ? "Inf" : "−Inf" }
@@ -99,5 +107,14 @@ enum Format {
         return String(
             format: "%04d-%02d-%02dT%02d:%02d:%02dZ", parts.tm_year + 1900, parts.tm_mon + 1, parts.tm_mday, parts.tm_hour,
             parts.tm_min, parts.tm_sec)
+    }
+}
+
+extension LineChart {
+    /// The y axis of a metric: percentages that stop at 0 and 100 % for accuracies, plain numbers otherwise.
+    mutating func showValues(of key: String) {
+        guard Format.isFraction(key) else { return }
+        yFormat = .percent
+        yLimits = 0...1
     }
 }

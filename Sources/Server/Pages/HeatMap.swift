@@ -45,6 +45,12 @@ struct HeatMap {
         /// Light yellow → deep blue (a sequential, colour-blind-safe ramp after viridis' ends);
         /// text turns white where the background is dark.
         func style(_ x: Double) -> String {
+            let (background, text) = colors(x)
+            return "background:\(background);color:\(text)"
+        }
+
+        /// The background at `x` (`#rrggbb`) and the text colour that reads on it.
+        func colors(_ x: Double) -> (background: String, text: String) {
             let t = high > low ? (x - low) / (high - low) : 1
             let stops: [(Double, Double, Double)] = [
                 (255, 247, 188), (161, 218, 180), (65, 182, 196), (34, 94, 168), (12, 44, 132),
@@ -55,12 +61,11 @@ struct HeatMap {
             let a = stops[i], b = stops[i + 1]
             let r = Int((a.0 + (b.0 - a.0) * u).rounded()), g = Int((a.1 + (b.1 - a.1) * u).rounded()),
                 bl = Int((a.2 + (b.2 - a.2) * u).rounded())
-            let text = t > 0.55 ? "#fff" : "#1b1f24"
-            return String(format: "background:#%02x%02x%02x;color:%@", r, g, bl, text)
+            return (String(format: "#%02x%02x%02x", r, g, bl), t > 0.55 ? "#fff" : "#1b1f24")
         }
 
-        var lowColor: String { String(style(low).dropFirst("background:".count).prefix(7)) }
-        var highColor: String { String(style(high).dropFirst("background:".count).prefix(7)) }
+        var lowColor: String { colors(low).background }
+        var highColor: String { colors(high).background }
     }
 
     /// One evaluated cell with the table it belongs to.

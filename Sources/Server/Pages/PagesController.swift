@@ -63,14 +63,9 @@ struct PagesController: Sendable {
             let c = counts[e.id] ?? [:]
             let total = c.values.reduce(0, +)
             let finished = c.filter { $0.key.isFinished }.values.reduce(0, +)
-            let variants =
-                (try? JSONValue.parse(e.variantsJSON)).map { v -> String in
-                    guard case .array(let items) = v else { return "" }
-                    return items.compactMap { $0["name"]?.stringValue }.joined(separator: ", ")
-                } ?? ""
-            let seeds = ExperimentPage.seedList(e.seedsJSON).split(separator: ",").count
             return HomePage.ExperimentRow(
-                id: e.id, name: e.name, variants: variants, seeds: seeds, total: total, finished: finished,
+                id: e.id, name: e.name, variants: experiments.variantOrder(e).joined(separator: ", "),
+                seeds: ExperimentPage.seeds(e.seedsJSON).count, total: total, finished: finished,
                 fraction: total > 0 ? Double(finished) / Double(total) : 0, statuses: ExperimentPage.statusCounts(c),
                 createdAt: e.createdAt, created: Format.time(e.createdAt), createdISO: Format.iso(e.createdAt))
         }

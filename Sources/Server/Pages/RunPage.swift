@@ -140,8 +140,7 @@ struct RunPage {
     static func charts(_ id: Int64, store: TrackingStore) throws -> [ExperimentPage.Chart] {
         let series = try store.series(run: id)
         let keys = Array(Set(series.map(\.key))).sorted { keyRank($0) < keyRank($1) }
-        let weightNames = Array(Set(series.map(\.weights))).sorted(by: ExperimentsController.weightOrder)
-        let colour = Dictionary(uniqueKeysWithValues: weightNames.enumerated().map { ($1, $0) })
+        let colour = Format.weightColours(series.map(\.weights)).colours
         var charts: [ExperimentPage.Chart] = []
         for key in keys {
             var loaded: [(String, [(Int64, Int64?, Double)])] = []
@@ -163,8 +162,7 @@ struct RunPage {
                     points: points.map { ChartPoint(x: Double(byEpoch ? $0.1! : $0.0), y: $0.2) }, markers: points.count <= 12)
             }
             var chart = LineChart(title: key, xLabel: byEpoch ? "epoch" : "step", yLabel: key, series: chartSeries, width: 560)
-            chart.yFormat = Format.isFraction(key) ? .percent : .automatic
-            if Format.isFraction(key) { chart.yLimits = 0...1 }
+            chart.showValues(of: key)
             charts.append(.init(svg: chart.svg(), caption: captions[key] ?? "\(key) as logged."))
         }
         return charts
