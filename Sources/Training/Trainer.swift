@@ -86,15 +86,16 @@ public final class Trainer {
         lockDescriptor = fd
     }
 
-    private func loadData() throws -> (train: ImageSet, test: ImageSet) {
+    private func loadData() throws -> RunData {
         do {
-            var train = try FashionMNIST.load(root: spec.data.root, split: .train, limit: spec.data.trainLimit)
+            let original = try FashionMNIST.load(root: spec.data.root, split: .train, limit: spec.data.trainLimit)
             let test = try FashionMNIST.load(root: spec.data.root, split: .test, limit: spec.data.testLimit)
             let size = spec.resolution.trainSize
+            var train = original
             if spec.data.augment.randomResizedCrop == nil && (size != train.height || size != train.width) {
                 train = Self.resized(train, to: size)
             }
-            return (train, test)
+            return RunData(train: train, original: original, test: test)
         } catch let e as DatasetError {
             throw TrainingError.badInput(e.description)
         }
@@ -121,9 +122,20 @@ public final class Trainer {
 
     // MARK: the loop
 
+    /// The images of one run. `train` is what the training loop samples (resized once to
+    /// `train_size` when RandomResizedCrop is off); `original` is the same images at their native
+    /// size, for anything that must see training images at another size (FixRes fine-tuning at
+    /// `test_size`): upsampling the 20-px copies would fit the classifier to blurred images the
+    /// test set never shows.
+    struct RunData {
+        let train: ImageSet
+        let original: ImageSet
+        let test: ImageSet
+    }
+
     /// Everything one run holds while it trains.
     private final class Session {
-        let data: (train: ImageSet, test: ImageSet)
+        let data: RunData
         let plan: TrainingPlan
         let exec: ResNetExecutor
         let state: ModelState
@@ -143,7 +155,7 @@ public final class Trainer {
         var lastEvaluation: [String: Evaluation] = [:]
         var batchNormSeconds = 0.0
 
-        init(data: (train: ImageSet, test: ImageSet), plan: TrainingPlan, exec: ResNetExecutor, state: ModelState, sgd: SGD,
+        init(data: RunData, plan: TrainingPlan, exec: ResNetExecutor, state: ModelState, sgd: SGD,
              evaluator: Evaluator, filler: BatchFiller, rng: Xoshiro256) {
             self.data = data
             self.plan = plan
@@ -458,7 +470,7 @@ public final class Trainer {
         let classifier: (TensorEntry) -> Bool = { $0.name.hasPrefix("fc.") }
         var rng = Xoshiro256(seed: spec.seed ^ 0xF1_4E5)
         let scratch = TransformScratch()
-        let images = run.data.train
+        let images = run.data.original
         let steps = images.count / batch
         let s = exec.input.shape
         for _ in 0..<ft.epochs {
