@@ -17,11 +17,14 @@ public struct ServerOptions: Sendable {
     public var cancelGrace: Double
     public var version: String
     public var logLevel: Logger.Level
+    /// Token, private reads, admitted hosts and origins (see `AccessPolicy`).
+    public var access: AccessPolicy
 
     public init(
         host: String = "127.0.0.1", port: Int = 8080, databasePath: String = "./polyak.sqlite",
         dataDirectory: String = "./polyak-data", maxConcurrent: Int = 1, executable: String,
-        presets: [PresetEntry] = [], cancelGrace: Double = 10, version: String = "dev", logLevel: Logger.Level = .info
+        presets: [PresetEntry] = [], cancelGrace: Double = 10, version: String = "dev", logLevel: Logger.Level = .info,
+        access: AccessPolicy = AccessPolicy()
     ) {
         self.host = host
         self.port = port
@@ -33,6 +36,7 @@ public struct ServerOptions: Sendable {
         self.cancelGrace = cancelGrace
         self.version = version
         self.logLevel = logLevel
+        self.access = access
     }
 }
 
@@ -59,26 +63,36 @@ public func buildApplication(_ options: ServerOptions) throws -> some Applicatio
                        maxConcurrent: options.maxConcurrent, cancelGrace: options.cancelGrace),
         logger: logger)
     let context = ServiceContext(store: store, runner: runner, hub: hub, options: options)
-    let router = buildRouter(context)
+    let listening = ListeningPort(options.port)
+    let router = buildRouter(context, listening: listening)
     return Application(
         router: router,
         configuration: .init(address: .hostname(options.host, port: options.port), serverName: "polyak"),
         services: [runner],
+        onServerRunning: { channel in listening.set(channel.localAddress?.port) },
         logger: logger)
 }
 
-func buildRouter(_ context: ServiceContext) -> Router<BasicRequestContext> {
+func buildRouter(_ context: ServiceContext, listening: ListeningPort) -> Router<BasicRequestContext> {
     let router = Router(context: BasicRequestContext.self)
     let renderer = PageRenderer(version: context.options.version)
     let pages = PagesController(context: context, renderer: renderer)
-    // Outermost first: page routes turn errors into pages, the API into its JSON shape.
+    let access = context.options.access
+    // Outermost first: security headers on every answer, errors as pages or as the API's JSON,
+    // then the host, origin, content-type and token checks before any route or file.
+    router.add(middleware: SecurityHeadersMiddleware(policy: access))
     router.add(middleware: PageErrorMiddleware(renderer: renderer, queue: { pages.queueText() }))
     router.add(middleware: ErrorShapeMiddleware())
+    let openPaths = Set(["/api/health", "/sign-in"] + EmbeddedAssets.publicFiles.keys.map { "/" + $0 })
+    router.add(
+        middleware: RequestGuard(policy: access, listening: listening, bindHost: context.options.host, openPaths: openPaths))
+    router.add(middleware: PreflightMiddleware(policy: access))
     router.add(middleware: StaticFilesMiddleware(version: renderer.assetVersion))
     SystemController(context: context).addRoutes(to: router)
     RunsController(context: context).addRoutes(to: router)
     ExperimentsController(context: context).addRoutes(to: router)
     pages.addRoutes(to: router)
+    SignIn(policy: access, renderer: renderer, queue: { pages.queueText() }).addRoutes(to: router)
     return router
 }
 

@@ -210,6 +210,7 @@ enum EmbeddedAssets {
         <a class="brand" href="/">Polyak</a>
         <nav aria-label="breadcrumbs">{{#crumbs}}<a href="{{href}}">{{label}}</a>{{/crumbs}}</nav>
         <span class="queue" data-live="queue">{{queue}}</span>
+        <!--polyak:account-->
         </header>
         <main>
         {{{body}}}
@@ -305,6 +306,17 @@ enum EmbeddedAssets {
         <details><summary>The full spec as run</summary><pre>{{spec}}</pre></details>
         </section>
         """#,
+        "signin": #"""
+        <h1>Sign in</h1>
+        <p>This Polyak server asks for its token{{#privateReads}} before it shows anything{{/privateReads}}{{^privateReads}} before anything is launched, changed or deleted{{/privateReads}}. The token is in the file given to <code>polyak serve --token-file</code>.</p>
+        {{#error}}<div class="banner error" role="alert" id="token-error">{{error}}</div>{{/error}}
+        <form method="post" action="/sign-in" class="panel">
+        <input type="hidden" name="next" value="{{next}}">
+        <p><label for="token">Token</label><br>
+        <input type="password" id="token" name="token" autocomplete="current-password" required{{#error}} aria-invalid="true" aria-describedby="token-error"{{/error}}></p>
+        <p><button type="submit">Sign in</button></p>
+        </form>
+        """#,
     ]
 
     /// Static files by path under Public/.
@@ -327,6 +339,9 @@ enum EmbeddedAssets {
         header.top nav { display: flex; gap: .3rem; flex-wrap: wrap; color: var(--muted); }
         header.top nav a::before { content: "›"; margin-right: .3rem; color: var(--muted); }
         header.top .queue { margin-left: auto; color: var(--muted); font-size: .9rem; }
+        header.top .account { font-size: .9rem; }
+        header.top form.account { margin: 0; }
+        header.top form.account button { font-size: .85rem; }
         main { max-width: 1240px; margin: 0 auto; padding: 1rem 1.2rem 3rem; }
         footer { max-width: 1240px; margin: 0 auto; padding: 1rem 1.2rem; color: var(--muted); font-size: .85rem;
           border-top: 1px solid var(--line); }

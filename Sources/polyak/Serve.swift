@@ -37,23 +37,82 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = "info"
 
+    @Option(
+        help: ArgumentHelp(
+            "File holding the token every write must carry (Authorization: Bearer, or the pages' sign-in); "
+                + "created with a random token if missing. POLYAK_TOKEN works too.",
+            valueName: "path"))
+    var tokenFile: String?
+
+    @Flag(help: "With a token: reads need it too (pages ask to sign in).")
+    var `private` = false
+
+    @Option(help: ArgumentHelp("Another Host name this server answers to (name or name:port; repeatable).", valueName: "name"))
+    var allowedHost: [String] = []
+
+    @Option(
+        help: ArgumentHelp(
+            "An origin whose pages may call the API (CORS), e.g. http://localhost:3000 (repeatable).", valueName: "url"))
+    var allowOrigin: [String] = []
+
+    @Flag(help: "Listen on a non-loopback --host without a token (anyone on the network can launch and delete runs).")
+    var insecureNoToken = false
+
     func validate() throws {
         if !(0...65535).contains(port) { throw ValidationError("--port must be in 0...65535") }
         if !(1...64).contains(maxConcurrent) { throw ValidationError("--max-concurrent must be in 1...64") }
         if cancelGrace < 0 { throw ValidationError("--cancel-grace must be ≥ 0") }
         if Logger.Level(rawValue: logLevel) == nil { throw ValidationError("--log-level: unknown level \(logLevel)") }
+        for origin in allowOrigin {
+            guard let url = URL(string: origin), url.scheme == "http" || url.scheme == "https", url.host != nil,
+                url.path.isEmpty || url.path == "/"
+            else {
+                throw ValidationError("--allow-origin \(origin): an origin is scheme://host[:port], e.g. http://localhost:3000")
+            }
+        }
+        if `private` && tokenFile == nil && Self.environmentToken == nil {
+            throw ValidationError("--private needs a token: give --token-file PATH (or set POLYAK_TOKEN)")
+        }
+    }
+
+    static var environmentToken: String? {
+        ProcessInfo.processInfo.environment["POLYAK_TOKEN"].flatMap { $0.isEmpty ? nil : $0 }
+    }
+
+    /// The token from --token-file or POLYAK_TOKEN, and the refusal to open a network port without one.
+    func accessPolicy(_ logger: Logger) throws -> AccessPolicy {
+        var token: String?
+        if let tokenFile {
+            let (read, created) = try AccessPolicy.token(fromFile: tokenFile)
+            if created { logger.notice("wrote a new random token to \(tokenFile) (mode 0600): writes need it") }
+            token = read
+        } else if let env = Self.environmentToken {
+            token = env
+        }
+        if !AccessPolicy.isLoopback(host) && token == nil && !insecureNoToken {
+            throw AccessError(
+                "--host \(host) opens the server to other machines, and without a token anyone there could launch, cancel and "
+                    + "delete runs: give --token-file PATH (or POLYAK_TOKEN), or --insecure-no-token if that is really meant")
+        }
+        if !AccessPolicy.isLoopback(host) && allowedHost.isEmpty {
+            logger.notice("listening on \(host): browsers must name it as \(host) or by a name given with --allowed-host")
+        }
+        return AccessPolicy(token: token, privateReads: `private`, allowedHosts: allowedHost, allowedOrigins: allowOrigin)
     }
 
     func run() async throws {
         var logger = Logger(label: "polyak")
         logger.logLevel = Logger.Level(rawValue: logLevel)!
-        if host != "127.0.0.1" && host != "localhost" && host != "::1" {
-            logger.notice("listening on \(host): the API is reachable from other machines and has no authentication")
+        let access: AccessPolicy
+        do {
+            access = try accessPolicy(logger)
+        } catch let error as AccessError {
+            fail(error.description)
         }
         let options = ServerOptions(
             host: host, port: port, databasePath: db, dataDirectory: dataDir, maxConcurrent: maxConcurrent,
             executable: Self.ownExecutable(), presets: Self.presets, cancelGrace: cancelGrace,
-            version: PolyakVersion.current, logLevel: logger.logLevel)
+            version: PolyakVersion.current, logLevel: logger.logLevel, access: access)
         do {
             let app = try buildApplication(options)
             try await app.runService()

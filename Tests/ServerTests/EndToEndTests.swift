@@ -357,6 +357,7 @@ struct HTTP {
         var r = URLRequest(url: URL(string: "http://127.0.0.1:\(port)\(path)")!)
         r.httpMethod = method
         r.httpBody = body.map { Data($0.utf8) }
+        if body != nil { r.setValue("application/json", forHTTPHeaderField: "Content-Type") }
         r.timeoutInterval = 30
         let (data, response) = try await URLSession.shared.data(for: r)
         return ((response as? HTTPURLResponse)?.statusCode ?? 0, data)

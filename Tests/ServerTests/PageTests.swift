@@ -155,7 +155,7 @@ final class PageTests: XCTestCase {
                 .post, "/experiments", bad,
                 headers: [.contentType: "application/x-www-form-urlencoded", .origin: "https://evil.example"])
             XCTAssertEqual(foreign.status, .forbidden)
-            XCTAssertTrue(String(buffer: foreign.body).contains("posted from https://evil.example"))
+            XCTAssertTrue(String(buffer: foreign.body).contains("the origin https://evil.example is refused"))
             let cancelForeign = try await client.call(
                 .post, "/runs/\(f.liveRunID)/cancel", headers: [.origin: "http://localhost:1"])
             XCTAssertEqual(cancelForeign.status, .forbidden)

@@ -41,8 +41,11 @@ func options(_ folder: TempFolder, executable: String = "/bin/false", maxConcurr
 
 extension TestClientProtocol {
     @discardableResult
+    /// A request; a body goes as JSON unless `headers` name another type (the API refuses others).
     func call(_ method: HTTPRequest.Method, _ uri: String, _ body: String? = nil, headers: HTTPFields = [:]) async throws -> TestResponse {
-        try await execute(uri: uri, method: method, headers: headers, body: body.map { ByteBuffer(string: $0) })
+        var headers = headers
+        if body != nil && headers[.contentType] == nil { headers[.contentType] = "application/json" }
+        return try await execute(uri: uri, method: method, headers: headers, body: body.map { ByteBuffer(string: $0) })
     }
 
     func json(_ method: HTTPRequest.Method, _ uri: String, _ body: String? = nil, expect: HTTPResponse.Status = .ok,

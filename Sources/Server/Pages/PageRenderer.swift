@@ -43,7 +43,22 @@ struct PageRenderer: Sendable {
         Response(
             status: status,
             headers: [.contentType: "text/html; charset=utf-8", .cacheControl: "no-cache"],
-            body: .init(byteBuffer: ByteBuffer(string: html)))
+            body: .init(byteBuffer: ByteBuffer(string: Self.withAccount(html))))
+    }
+
+    /// Cached pages are everyone's: the visitor's own "Sign in" / "Sign out" goes in after the cache.
+    static let accountMarker = "<!--polyak:account-->"
+
+    static func withAccount(_ html: String) -> String {
+        let snippet: String
+        switch Visitor.state {
+        case .open: snippet = ""
+        case .signedOut: snippet = #"<a class="account" href="/sign-in">Sign in</a>"#
+        case .signedIn:
+            snippet = #"<form class="account" method="post" action="/sign-out"><button type="submit">Sign out</button></form>"#
+        }
+        guard let range = html.range(of: accountMarker) else { return html }
+        return html.replacingCharacters(in: range, with: snippet)
     }
 
     /// 404, 400, 500… in the site's style, with the message the API would give.
