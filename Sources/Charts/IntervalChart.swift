@@ -60,14 +60,15 @@ public struct IntervalChart: Sendable {
         for r in rows { values += [r.estimate, r.low ?? .nan, r.high ?? .nan] }
         let finite = values.filter(\.isFinite)
         var lo = finite.min() ?? 0, hi = finite.max() ?? 1
-        if hi - lo <= max(abs(lo), abs(hi)) * 1e-12 {
-            let pad = lo != 0 ? abs(lo) * 0.1 : 1
-            lo -= pad
-            hi += pad
+        let half = hi / 2 - lo / 2  // half the span: cannot overflow
+        if half <= max(abs(lo), abs(hi)) * 0.5e-12 {
+            let pad = lo != 0 ? max(abs(lo) * 0.1, Double.leastNormalMagnitude) : 1
+            lo = clampFinite(lo - pad)
+            hi = clampFinite(hi + pad)
         } else {
-            let pad = (hi - lo) * 0.05
-            lo -= pad
-            hi += pad
+            let pad = half * 0.1  // 5 % of the span
+            lo = clampFinite(lo - pad)
+            hi = clampFinite(hi + pad)
         }
         let labelWidth = rows.map { TextMetrics.width($0.label, fontSize: Style.labelFont) }.max() ?? 0
         // Bold (the emphasized row) runs about a tenth wider than the estimate.

@@ -16,12 +16,15 @@ public struct LinearScale: Sendable, Equatable {
     }
 
     /// `domainLow` → `rangeLow`, `domainHigh` → `rangeHigh`, linear in between.
-    /// An empty domain maps everything to the middle of the range. Never overflows for finite input.
+    /// An empty or non-finite domain, or a non-finite value, maps to the middle of the range. Values
+    /// far outside the domain are clamped to a million range widths, so the result is always finite.
     public func callAsFunction(_ v: Double) -> Double {
+        let middle = rangeLow / 2 + rangeHigh / 2
         let half = domainHigh / 2 - domainLow / 2
-        guard half > 0 || half < 0 else { return rangeLow / 2 + rangeHigh / 2 }
+        guard half.isFinite, half > 0 || half < 0, v.isFinite else { return middle }
         let t = (v / 2 - domainLow / 2) / half
-        return rangeLow + t * (rangeHigh - rangeLow)
+        guard !t.isNaN else { return middle }
+        return rangeLow + min(max(t, -1e6), 1e6) * (rangeHigh - rangeLow)
     }
 }
 
@@ -89,6 +92,12 @@ enum TextMetrics {
     }
 }
 
+/// `v` clamped into Double's finite range: padding around ±greatestFiniteMagnitude must not
+/// make an axis end infinite.
+func clampFinite(_ v: Double) -> Double {
+    v.isNaN ? 0 : min(max(v, -Double.greatestFiniteMagnitude), Double.greatestFiniteMagnitude)
+}
+
 enum Style {
     static let tickFont = 11.0
     static let labelFont = 12.0
@@ -130,9 +139,10 @@ extension LineChart {
             ylo = ymin; yhi = ymax
             let half = yhi / 2 - ylo / 2
             if half <= max(abs(ylo), abs(yhi)) * 1e-12 {
-                let c = ylo / 2 + yhi / 2
-                let pad = c != 0 ? abs(c) * 0.1 : 1
-                ylo = c - pad; yhi = c + pad
+                let c = ylo == yhi ? ylo : ylo / 2 + yhi / 2  // halving a denormal can round it to 0
+                // At least the smallest normal number, so a denormal still gets an axis with ticks.
+                let pad = c != 0 ? max(abs(c) * 0.1, Double.leastNormalMagnitude) : 1
+                ylo = clampFinite(c - pad); yhi = clampFinite(c + pad)
             } else {
                 let pad = half * 0.1  // 5 % of the full span
                 if (ylo - pad).isFinite { ylo -= pad }
@@ -152,7 +162,7 @@ extension LineChart {
             xlo = xmin; xhi = xmax
             if xhi / 2 - xlo / 2 <= max(abs(xlo), abs(xhi)) * 1e-12 {
                 let pad = xIsInteger ? 0.5 : (xlo != 0 ? max(abs(xlo) * 0.1, 1e-300) : 0.5)
-                xlo -= pad; xhi += pad
+                xlo = clampFinite(xlo - pad); xhi = clampFinite(xhi + pad)
             }
         }
 

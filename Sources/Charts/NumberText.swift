@@ -67,8 +67,11 @@ enum NumberText {
             } else {
                 s = digits
             }
-        } else {
+        } else if abs(v) < 1e15 {
             s = String(format: "%.\(d)f", abs(v))
+        } else {
+            // Fixed notation of 1e300 is 301 digits: no label should be that wide.
+            return scientific(v)
         }
         return v < 0 ? minus + s : s
     }
@@ -85,8 +88,9 @@ enum NumberText {
     static func scientific(_ v: Double) -> String {
         guard v.isFinite else { return "" }
         if v == 0 { return "0" }
-        var e = Int(log10(abs(v)).rounded(.down))
-        var m = e >= 0 ? abs(v) / Ticks.pow10(e) : abs(v) * Ticks.pow10(-e)
+        var e = Int(log10(abs(v)).rounded(.down))  // −324...308
+        // 10^324 overflows: scale a denormal up in two steps.
+        var m = e >= 0 ? abs(v) / Ticks.pow10(e) : abs(v) * Ticks.pow10(min(-e, 300)) * Ticks.pow10(max(-e - 300, 0))
         if m >= 10 { m /= 10; e += 1 }
         if m < 1 { m *= 10; e -= 1 }
         var d = 0
@@ -108,8 +112,8 @@ struct SVGBuffer {
     /// A coordinate rounded to one decimal: 12.34 → "12.3", 12.0 → "12", -0.04 → "0".
     mutating func num(_ v: Double) {
         guard v.isFinite else { bytes.append(UInt8(ascii: "0")); return }  // never reached for drawn data
-        let r = (v * 10).rounded()
-        guard abs(r) < 1e15 else { put(String(Int64(v.rounded()))); return }
+        // Scales keep drawn coordinates near the plot; the clamp makes the integer conversion safe anyway.
+        let r = (min(max(v, -1e12), 1e12) * 10).rounded()
         var i = Int64(r)
         if i < 0 { bytes.append(UInt8(ascii: "-")); i = -i }
         let whole = i / 10, frac = i % 10

@@ -18,11 +18,13 @@ public enum Ticks {
         if lo == hi { return [lo] }
         let maxCount = max(3, maxCount)  // 3 ticks can always cover a range; 2 cannot if it spans 0
         let span = hi / 2 - lo / 2  // half span: cannot overflow
-        var step = Step.atLeast(2 * span / Double(maxCount - 1))
-        if !step.value.isFinite { return [lo, hi] }
+        // span × 2/(n−1) ≤ span for n ≥ 3, so the raw step is finite even for ±greatestFiniteMagnitude.
+        guard var step = Step.atLeast(span * (2 / Double(maxCount - 1))) else { return [lo, hi] }
         if integerOnly && step.exponent < 0 { step = Step(mantissa: 1, exponent: 0) }
         for _ in 0..<64 {
             let v = step.value
+            // A step that overflows (near ±1.8e308) or underflows to 0 (denormal spans): the ends are the ticks.
+            guard v.isFinite, v > 0 else { return [lo, hi] }
             let a = lo / v, b = hi / v
             guard abs(a) < 1e15, abs(b) < 1e15 else { return [lo, hi] }
             // Snap to a multiple when within rounding noise, so 1.0 / 0.2 = 5.000000000000001 counts as 5.
@@ -32,7 +34,9 @@ public enum Ticks {
             let count = Int(last - first) + 1
             if count <= maxCount {
                 let k0 = Int64(first)
-                return (0..<count).map { step.multiple(k0 + Int64($0)) }
+                let ticks = (0..<count).map { step.multiple(k0 + Int64($0)) }
+                // k × step can still overflow by one step past ±greatestFiniteMagnitude.
+                return ticks.allSatisfy(\.isFinite) ? ticks : [lo, hi]
             }
             step = step.next
         }
@@ -44,10 +48,13 @@ public enum Ticks {
         var mantissa: Int64  // 1, 2 or 5
         var exponent: Int
 
-        /// The smallest 1-2-5 step ≥ raw (with a small tolerance for rounding noise).
-        static func atLeast(_ raw: Double) -> Step {
-            let e = Int(log10(raw).rounded(.down))
+        /// The smallest 1-2-5 step ≥ raw (with a small tolerance for rounding noise); nil unless
+        /// raw is finite and positive.
+        static func atLeast(_ raw: Double) -> Step? {
+            guard raw.isFinite, raw > 0 else { return nil }
+            let e = Int(log10(raw).rounded(.down))  // −324...308
             let f = raw / pow10(e)
+            guard f.isFinite, f > 0 else { return nil }  // 10^e underflowed (a denormal raw)
             let tol = 1 + 1e-9
             if f <= 1 * tol { return Step(mantissa: 1, exponent: e) }
             if f <= 2 * tol { return Step(mantissa: 2, exponent: e) }
@@ -73,7 +80,7 @@ public enum Ticks {
     }
 
     static func pow10(_ e: Int) -> Double {
-        // Exact for |e| ≤ 22, which covers every realistic axis.
+        // Exact for |e| ≤ 22, which covers every realistic axis; 0 or +Inf beyond Double's range.
         pow(10.0, Double(e))
     }
 

@@ -62,12 +62,18 @@ struct ErrorShapeMiddleware<Context: RequestContext>: RouterMiddleware {
             throw APIError(e.status, message)
         } catch let e as MetricConflict {
             throw APIError(.conflict, e.description, field: "metrics[\(e.index)].value")
-        } catch let e as StoreError {
-            context.logger.error("store: \(e)")
-            throw APIError(.internalServerError, "database error: \(e)")
         } catch {
-            context.logger.error("unexpected: \(error)")
-            throw APIError(.internalServerError, "internal error: \(error)")
+            // SQL text and internals stay in the log: the answer carries only an id to find them by.
+            let id = Self.requestID()
+            context.logger.error("request \(id) \(request.method) \(request.uri.path) failed: \(error)")
+            throw APIError(.internalServerError, "internal error (request \(id))")
         }
+    }
+
+    /// A short random id (12 hex digits) that ties a 500 to its line in the server log.
+    static func requestID() -> String {
+        let n = UInt64.random(in: 0..<(1 << 48))
+        let hex = String(n, radix: 16)
+        return String(repeating: "0", count: 12 - hex.count) + hex
     }
 }

@@ -154,8 +154,11 @@ extension Request {
         let buffer: ByteBuffer
         do {
             buffer = try await body.collect(upTo: limit)
-        } catch {
+        } catch let e as HTTPResponseError where e.status == .contentTooLarge {
             throw APIError(.contentTooLarge, "the body is larger than \(limit) bytes")
+        } catch {
+            // Only the cap is a 413: a body that ends early or cannot be read is the client's malformed request.
+            throw APIError.badRequest("the body could not be read completely (\(error)); a JSON object is expected")
         }
         let data = Data(buffer.readableBytesView)
         if data.isEmpty { throw APIError.badRequest("the body is empty; a JSON object is expected") }

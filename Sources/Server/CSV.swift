@@ -1,5 +1,9 @@
 /// RFC 4180 CSV: a header row, CRLF line ends, fields quoted when they hold a comma, a quote or a
 /// line break (quotes doubled). Non-finite numbers are written `NaN`, `Inf`, `-Inf`.
+///
+/// A text cell that a spreadsheet would run as a formula (it starts with `=`, `+`, `-`, `@`, a tab
+/// or a carriage return: OWASP's rule for CSV injection) is written with a `'` in front, which
+/// spreadsheets show as text. Number cells are never touched, so `-0.0012` stays a number.
 struct CSVWriter {
     private(set) var bytes: [UInt8] = []
 
@@ -35,7 +39,19 @@ struct CSVWriter {
         return "\(x)"
     }
 
-    private mutating func field(_ s: String) {
+    /// The first bytes that make a spreadsheet evaluate a cell.
+    static let formulaStarts: Set<UInt8> = [
+        UInt8(ascii: "="), UInt8(ascii: "+"), UInt8(ascii: "-"), UInt8(ascii: "@"), 0x09, 0x0D,
+    ]
+
+    /// `s` as a spreadsheet shows it as text: a leading `'` when it would start a formula.
+    static func neutralised(_ s: String) -> String {
+        guard let first = s.utf8.first, formulaStarts.contains(first) else { return s }
+        return "'" + s
+    }
+
+    private mutating func field(_ text: String) {
+        let s = Self.neutralised(text)
         let needsQuotes = s.utf8.contains { $0 == UInt8(ascii: ",") || $0 == UInt8(ascii: "\"") || $0 == 0x0A || $0 == 0x0D }
         guard needsQuotes else {
             bytes.append(contentsOf: s.utf8)

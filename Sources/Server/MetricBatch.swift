@@ -1,3 +1,4 @@
+import Experiments
 import Foundation
 import Store
 
@@ -196,9 +197,11 @@ private struct ByteScanner {
         while i < count {
             let b = p[i]
             if b == UInt8(ascii: "\"") {
-                let s = String(decoding: UnsafeBufferPointer(rebasing: p[start..<i]), as: UTF8.self)
+                // Validating, not decoding: decoding would turn bad bytes into U+FFFD and store that.
+                guard let s = String(validating: UnsafeBufferPointer(rebasing: p[start..<i]), as: UTF8.self) else {
+                    throw fail(field, "is not valid UTF-8")
+                }
                 i += 1
-                if s.utf8.count != i - 1 - start { throw fail(field, "is not valid UTF-8") }
                 return s
             }
             if b == UInt8(ascii: "\\") { break }
@@ -211,9 +214,13 @@ private struct ByteScanner {
         while end < count, p[end] != UInt8(ascii: "\"") { end += p[end] == UInt8(ascii: "\\") ? 2 : 1 }
         guard end < count else { throw fail(field, "unterminated string") }
         let slice = Data(UnsafeBufferPointer(rebasing: p[i...end]))
-        guard let s = (try? JSONSerialization.jsonObject(with: slice, options: .fragmentsAllowed)) as? String else {
-            throw fail(field, "has an invalid escape")
+        let parsed: JSONValue
+        do {
+            parsed = try JSONValue.parse(slice)
+        } catch let e as SpecError {
+            throw fail(field, "is not a valid JSON string: " + e.message)
         }
+        guard case .string(let s) = parsed else { throw fail(field, "has an invalid escape") }
         i = end + 1
         return s
     }
@@ -248,7 +255,11 @@ private struct ByteScanner {
             guard digit(i) else { throw fail(field, "is a malformed number") }
             while digit(i) { i += 1 }
         }
-        return p.baseAddress!.withMemoryRebound(to: CChar.self, capacity: count + 1) { strtod($0 + start, nil) }
+        let x = p.baseAddress!.withMemoryRebound(to: CChar.self, capacity: count + 1) { strtod($0 + start, nil) }
+        // strtod gives ±HUGE_VAL (Infinity) for 1e400: refuse it as the general parser does, rather
+        // than store an infinity nobody sent.
+        guard x.isFinite else { throw fail(field, "is out of Double's range (about ±1.8e308)") }
+        return x
     }
 
     mutating func readInteger(_ field: String) throws -> Int64 {

@@ -52,7 +52,10 @@ struct RunsController: Sendable {
         } else {
             // An external run trains elsewhere: its spec is the caller's record, stored as given.
             let seed = body["seed"]?.doubleValue ?? 0
-            guard seed >= 0, seed == seed.rounded() else { throw APIError.badRequest("seed must be an integer ≥ 0", field: "seed") }
+            // Bounded before the Int64 conversion, which traps on 1e300.
+            guard seed >= 0, seed == seed.rounded(), seed <= Double(RunSpec.maxSeed) else {
+                throw APIError.badRequest("seed must be an integer in [0, 2^53]", field: "seed")
+            }
             var tags: [String] = []
             if case .array(let items)? = body["tags"] {
                 for (i, t) in items.enumerated() {
@@ -172,9 +175,9 @@ struct RunsController: Sendable {
         let id = try ctx.id()
         let run = try existing(id)
         guard case .object(let fields) = try await request.jsonBody(context: ctx) else {
-            throw APIError.badRequest("the body must be an object with name, notes, tags or status")
+            throw APIError.badRequest("the body must be an object with name, notes, tags, status or error")
         }
-        var name: String??, notes: String?, tags: [String]?, status: RunStatus?
+        var name: String??, notes: String?, tags: [String]?, status: RunStatus?, error: String?
         for (key, value) in fields {
             switch key {
             case "name":
@@ -199,13 +202,30 @@ struct RunsController: Sendable {
                     throw APIError.badRequest("status must be running, completed, failed or cancelled", field: "status")
                 }
                 status = st
+            case "error":
+                // Why an external run failed, in its script's words.
+                guard let s = value.stringValue, !s.isEmpty else {
+                    throw APIError.badRequest("error must be a non-empty string", field: "error")
+                }
+                error = s
             default:
-                throw APIError.badRequest("\(key) cannot be changed (name, notes, tags, status of external runs)", field: key)
+                throw APIError.badRequest(
+                    "\(key) cannot be changed (name, notes, tags; status and error of external runs)", field: key)
+            }
+        }
+        if error != nil {
+            guard run.external else { throw APIError.badRequest("error can be set only on external runs", field: "error") }
+            guard status == .failed || (status == nil && run.status == .failed) else {
+                throw APIError.badRequest(
+                    "error goes with \"status\": \"failed\" (or on a run that has failed already)", field: "error")
             }
         }
         try store.updateRun(id, name: name, notes: notes, tags: tags)
         if let status {
-            try store.setStatus(id, status, error: status == .failed ? fields["error"]?.stringValue ?? "reported failed" : nil)
+            try store.setStatus(id, status, error: status == .failed ? error ?? "reported failed" : nil)
+            context.runner.publishStatus(id)
+        } else if let error {
+            try store.setError(id, error)
             context.runner.publishStatus(id)
         }
         return Reply.json(Self.view(try existing(id), full: true))
@@ -269,8 +289,10 @@ struct RunsController: Sendable {
         let buffer: ByteBuffer
         do {
             buffer = try await request.body.collect(upTo: MetricBatchReader.maxBytes)
-        } catch {
+        } catch let e as HTTPResponseError where e.status == .contentTooLarge {
             throw APIError.badRequest(tooLarge, field: "metrics")
+        } catch {
+            throw APIError.badRequest("the body could not be read completely (\(error))")
         }
         let run = try existing(id)
         if !run.external {

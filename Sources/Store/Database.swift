@@ -134,7 +134,21 @@ final class Statement {
         case .null: sqlite3_bind_null(handle, i)
         case .int(let x): sqlite3_bind_int64(handle, i, x)
         case .double(let x): sqlite3_bind_double(handle, i, x)
-        case .text(let s): sqlite3_bind_text(handle, i, s, -1, transient)
+        case .text(let s): bind(text: s, at: i)
+        }
+    }
+
+    /// Text with its byte length, not NUL-terminated: a NUL inside the text is stored, not a cut.
+    func bind(text: String, at i: Int32) {
+        var s = text
+        s.withUTF8 { bytes in
+            // An empty buffer may have no address, and a NULL pointer would bind SQL NULL.
+            if let base = bytes.baseAddress {
+                let start = UnsafeRawPointer(base).assumingMemoryBound(to: CChar.self)
+                _ = sqlite3_bind_text64(handle, i, start, sqlite3_uint64(bytes.count), transient, UInt8(SQLITE_UTF8))
+            } else {
+                _ = sqlite3_bind_text64(handle, i, "", 0, transient, UInt8(SQLITE_UTF8))
+            }
         }
     }
 
@@ -161,9 +175,11 @@ final class Statement {
     func isNull(_ c: Int32) -> Bool { sqlite3_column_type(handle, c) == SQLITE_NULL }
     func int(_ c: Int32) -> Int64 { sqlite3_column_int64(handle, c) }
     func double(_ c: Int32) -> Double { sqlite3_column_double(handle, c) }
+    /// The column's text by its byte length (text stored with a NUL comes back whole).
     func text(_ c: Int32) -> String {
         guard let p = sqlite3_column_text(handle, c) else { return "" }
-        return String(cString: p)
+        let n = Int(sqlite3_column_bytes(handle, c))  // after column_text, as SQLite asks
+        return String(decoding: UnsafeBufferPointer(start: p, count: n), as: UTF8.self)
     }
     func optionalText(_ c: Int32) -> String? { isNull(c) ? nil : text(c) }
     func optionalInt(_ c: Int32) -> Int64? { isNull(c) ? nil : int(c) }

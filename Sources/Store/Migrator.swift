@@ -1,3 +1,4 @@
+import CSQLite
 import Foundation
 
 /// One numbered schema file from the top-level `migrations/` folder.
@@ -42,14 +43,34 @@ enum Migrator {
             throw StoreError.schemaTooNew(database: current, binary: known, path: db.path)
         }
         var applied: [String] = []
-        for m in migrations.sorted(by: { $0.version < $1.version }) where m.version > current {
+        let pending = migrations.sorted(by: { $0.version < $1.version }).filter { $0.version > current }
+        guard !pending.isEmpty else { return applied }
+        // A migration may rebuild a table (SQLite's way to change a column): with foreign keys on,
+        // dropping the old table would cascade-delete every row that refers to it. The pragma is a
+        // no-op inside a transaction, so it is set around them; each migration checks the keys itself.
+        try db.execute("PRAGMA foreign_keys = OFF")
+        defer { try? db.execute("PRAGMA foreign_keys = ON") }
+        for m in pending {
             try db.transaction {
                 try db.execute(m.sql)
+                try checkForeignKeys(db, after: m.name)
                 try db.prepare("INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)")
                     .bind([.int(Int64(m.version)), .text(m.name), .double(Date().timeIntervalSince1970)]).run()
             }
             applied.append(m.name)
         }
         return applied
+    }
+
+    /// Throws (so the migration rolls back) when a row refers to one that is not there.
+    static func checkForeignKeys(_ db: Connection, after name: String) throws {
+        let s = try db.prepare("PRAGMA foreign_key_check")
+        defer { s.reset() }
+        if try s.step() {
+            let table = s.text(0), parent = s.text(2)
+            throw StoreError.sqlite(
+                code: SQLITE_CONSTRAINT, message: "\(name) left a row of \(table) referring to a missing \(parent) row",
+                sql: "PRAGMA foreign_key_check")
+        }
     }
 }

@@ -196,8 +196,9 @@ public final class TrackingStore: @unchecked Sendable {
             if s == "none" {
                 clauses.append("strategies = ''")
             } else {
-                clauses.append("strategies LIKE ?")
-                args.append(.text("%," + s + ",%"))
+                // The kind is matched literally: `%` and `_` in it are not wildcards.
+                clauses.append("strategies LIKE ? ESCAPE '\\'")
+                args.append(.text("%," + Self.likeEscaped(s) + ",%"))
             }
         }
         if let t = filter.tag { clauses.append("id IN (SELECT run_id FROM run_tags WHERE tag = ?)"); args.append(.text(t)) }
@@ -282,6 +283,13 @@ public final class TrackingStore: @unchecked Sendable {
         return try write { db in
             try db.prepare(sql).bind(args).run()
             return db.changes > 0
+        }
+    }
+
+    /// Replaces the reason a failed run gives (an external script saying why, after the fact).
+    public func setError(_ id: Int64, _ error: String) throws {
+        try write { db in
+            try db.prepare("UPDATE runs SET error = ? WHERE id = ? AND status = 'failed'").bind([.text(error), .int(id)]).run()
         }
     }
 
@@ -632,6 +640,16 @@ public final class TrackingStore: @unchecked Sendable {
     }
 
     // MARK: Helpers
+
+    /// `text` as a literal inside a `LIKE … ESCAPE '\'` pattern.
+    static func likeEscaped(_ text: String) -> String {
+        var out = ""
+        for ch in text {
+            if ch == "\\" || ch == "%" || ch == "_" { out.append("\\") }
+            out.append(ch)
+        }
+        return out
+    }
 
     static func jsonList(_ items: [String]) -> String {
         let data = (try? JSONSerialization.data(withJSONObject: items)) ?? Data("[]".utf8)

@@ -63,7 +63,7 @@ struct ExperimentPage {
     /// An experiment's seeds as stored (`[0,1,2]`), as text.
     static func seeds(_ json: String) -> [String] {
         guard case .array(let items)? = try? JSONValue.parse(json) else { return [json] }
-        return items.compactMap { $0.doubleValue.map { String(Int($0)) } }
+        return items.compactMap { $0.doubleValue.map { String(Format.whole($0)) } }
     }
 
     /// The metrics a user may compare on.

@@ -16,7 +16,7 @@ enum Format {
     static func metric(_ x: Double?, key: String, digits: Int = 2) -> String {
         guard let x else { return "—" }
         guard x.isFinite else { return nonFinite(x) }
-        if isFraction(key) { return String(format: "%.\(digits)f %%", 100 * x) }
+        if isFraction(key) && isPercentable(x) { return String(format: "%.\(digits)f %%", 100 * x) }
         return number(x, significant: 4)
     }
 
@@ -24,14 +24,15 @@ enum Format {
     static func spread(_ x: Double?, key: String) -> String? {
         guard let x else { return nil }
         guard x.isFinite else { return nonFinite(x) }
-        return isFraction(key) ? String(format: "%.2f", 100 * x) : number(x, significant: 3)
+        return isFraction(key) && isPercentable(x) ? String(format: "%.2f", 100 * x) : number(x, significant: 3)
     }
 
     /// A signed difference: "+0.12 pp" for accuracies, "−0.0031" otherwise.
     static func delta(_ x: Double?, key: String) -> String {
         guard let x else { return "—" }
         guard x.isFinite else { return nonFinite(x) }
-        let text = isFraction(key) ? String(format: "%.2f pp", abs(100 * x)) : number(abs(x), significant: 3)
+        let text =
+            isFraction(key) && isPercentable(x) ? String(format: "%.2f pp", abs(100 * x)) : number(abs(x), significant: 3)
         return (x > 0 ? "+" : x < 0 ? "−" : "±") + text
     }
 
@@ -40,7 +41,7 @@ enum Format {
         guard let ci else { return "—" }
         func one(_ x: Double) -> String {
             guard x.isFinite else { return nonFinite(x) }
-            let v = isFraction(key) ? String(format: "%.2f", abs(100 * x)) : number(abs(x), significant: 3)
+            let v = isFraction(key) && isPercentable(x) ? String(format: "%.2f", abs(100 * x)) : number(abs(x), significant: 3)
             if x < 0 { return "−" + v }
             return (signed && x > 0 ? "+" : "") + v
         }
@@ -57,6 +58,16 @@ enum Format {
 
     static func nonFinite(_ x: Double) -> String { x.isNaN ? "NaN" : x > 0 ? "Inf" : "−Inf" }
 
+    /// A "fraction" that reads as a percentage in fixed notation; a stored 1e300 would print 300
+    /// digits, so such a value is written as a plain number instead.
+    static func isPercentable(_ x: Double) -> Bool { abs(x) < 1e6 }
+
+    /// A stored number as an integer for display, clamped (a garbage 1e300 must not trap).
+    static func whole(_ x: Double) -> Int64 {
+        guard !x.isNaN else { return 0 }
+        return Int64(max(-9e18, min(9e18, x.rounded(.towardZero))))
+    }
+
     /// `significant` digits, without trailing zeros beyond what the magnitude needs.
     static func number(_ x: Double, significant: Int) -> String {
         guard x.isFinite else { return nonFinite(x) }
@@ -72,7 +83,7 @@ enum Format {
 
     /// "12 s", "3 min 20 s", "1 h 02 min".
     static func duration(_ seconds: Double?) -> String? {
-        guard let seconds, seconds.isFinite, seconds >= 0 else { return nil }
+        guard let seconds, seconds.isFinite, seconds >= 0, seconds < 1e15 else { return nil }
         let s = Int(seconds.rounded())
         if s < 60 { return "\(s) s" }
         if s < 3600 { return String(format: "%d min %02d s", s / 60, s % 60) }
@@ -91,6 +102,7 @@ enum Format {
 
     /// "2026-11-29 15:38 UTC": the server's clock, unambiguous in every time zone.
     static func time(_ unix: Double) -> String {
+        guard unix.isFinite, abs(unix) < 1e15 else { return "—" }
         var t = time_t(unix)
         var parts = tm()
         gmtime_r(&t, &parts)
@@ -101,6 +113,7 @@ enum Format {
 
     /// ISO 8601 for `<time datetime>`.
     static func iso(_ unix: Double) -> String {
+        guard unix.isFinite, abs(unix) < 1e15 else { return "" }
         var t = time_t(unix)
         var parts = tm()
         gmtime_r(&t, &parts)

@@ -51,7 +51,10 @@ struct HeatMap {
 
         /// The background at `x` (`#rrggbb`) and the text colour that reads on it.
         func colors(_ x: Double) -> (background: String, text: String) {
-            let t = high > low ? (x - low) / (high - low) : 1
+            // Halves keep ±1e308 from overflowing; NaN (never passed, but cheap to rule out) reads as the top.
+            let half = high / 2 - low / 2
+            let ratio = half > 0 ? (x / 2 - low / 2) / half : 1
+            let t = ratio.isNaN ? 1 : ratio
             let stops: [(Double, Double, Double)] = [
                 (255, 247, 188), (161, 218, 180), (65, 182, 196), (34, 94, 168), (12, 44, 132),
             ]

@@ -197,10 +197,18 @@ struct PagesController: Sendable {
             )
         }
         let buffer: ByteBuffer
-        do { buffer = try await request.body.collect(upTo: 64 << 10) } catch {
+        do {
+            buffer = try await request.body.collect(upTo: 64 << 10)
+        } catch let e as HTTPResponseError where e.status == .contentTooLarge {
             throw APIError(.contentTooLarge, "the form is larger than 64 kB")
+        } catch {
+            throw APIError.badRequest("the form could not be read completely (\(error))")
         }
-        return FormBody(String(decoding: buffer.readableBytesView, as: UTF8.self))
+        // Refused rather than decoded: decoding would store U+FFFD in place of the bad bytes.
+        guard let text = String(validating: buffer.readableBytesView, as: UTF8.self) else {
+            throw APIError.badRequest("the form is not valid UTF-8")
+        }
+        return FormBody(text)
     }
 
     /// The same spec with a seed no run of its experiment (or the run itself) has used yet.

@@ -55,16 +55,19 @@ struct RunPage {
         guard let p = json.flatMap({ try? JSONValue.parse($0) }), let step = p["step"]?.doubleValue,
             let total = p["total_steps"]?.doubleValue, total > 0
         else { return (nil, "", nil) }
-        let fraction = min(1, step / total)
+        let fraction = max(0, min(1, step / total))
         let percent = String(format: "%.1f %%", 100 * fraction)
         var parts: [String] = []
-        if let epoch = p["epoch"]?.doubleValue { parts.append("epoch \(Int(epoch))") }
-        parts.append("step \(Int(step)) of \(Int(total))")
+        if let epoch = p["epoch"]?.doubleValue { parts.append("epoch \(Format.whole(epoch))") }
+        parts.append("step \(Format.whole(step)) of \(Format.whole(total))")
         parts.append(percent)
-        if let speed = p["images_per_sec"]?.doubleValue, speed.isFinite { parts.append("\(Int(speed.rounded())) images/s") }
+        if let speed = p["images_per_sec"]?.doubleValue, speed.isFinite {
+            parts.append("\(Format.whole(speed.rounded())) images/s")
+        }
         let eta = status == .running ? Format.duration(p["eta_s"]?.doubleValue) : nil
         if let eta { parts.append("ETA " + eta) }
-        return (HomePage.Progress(value: Int64(step), max: Int64(total), percent: percent), parts.joined(separator: " · "), eta)
+        let bar = HomePage.Progress(value: Format.whole(step), max: Format.whole(total), percent: percent)
+        return (bar, parts.joined(separator: " · "), eta)
     }
 
     static func build(_ r: RunRecord, store: TrackingStore) throws -> RunPage {
