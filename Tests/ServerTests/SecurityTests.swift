@@ -29,6 +29,13 @@ final class SecurityTests: XCTestCase {
             let form = try await client.call(
                 .post, "/api/runs?launch=false", "name=x", headers: [.contentType: "application/x-www-form-urlencoded"])
             XCTAssertEqual(form.status, .unsupportedMediaType)
+            let port = try XCTUnwrap(client.port)
+            let untyped = try rawHTTP(
+                port: port,
+                "POST /api/experiments HTTP/1.1\r\nHost: localhost:\(port)\r\nContent-Length: \(experiment.utf8.count)\r\n"
+                    + "Connection: close\r\n\r\n\(experiment)")
+            XCTAssertEqual(untyped.status, 415, untyped.text)
+            XCTAssertTrue(untyped.text.contains("got no Content-Type"), untyped.text)
             let listed = try await client.json(.get, "/api/experiments")
             XCTAssertEqual(listed["experiments"]?.count, 0, "nothing was created: \(listed)")
             // Our own pages' origin and plain scripts (no Origin) may write.

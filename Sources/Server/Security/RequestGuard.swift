@@ -122,11 +122,15 @@ struct RequestGuard<Context: RequestContext>: RouterMiddleware {
 
     // MARK: Content type
 
+    /// A declared type must be JSON; no type is accepted only without a declared length (a client
+    /// that streams an empty body, as NIO's does for a bodiless POST). Browsers always name the
+    /// type of a body they send, so a cross-site form or `fetch` never passes with `text/plain`.
     func checkJSONContentType(_ request: Request) throws {
-        let length = request.headers[.contentLength].flatMap { Int($0) }
-        let hasBody = (length ?? 0) > 0 || request.headers[.transferEncoding] != nil
-        guard hasBody else { return }
         let type = request.headers[.contentType] ?? ""
+        if type.isEmpty {
+            let length = request.headers[.contentLength].flatMap { Int($0) } ?? 0
+            guard length > 0 else { return }
+        }
         let media = type.split(separator: ";").first.map { $0.trimmingCharacters(in: .whitespaces).lowercased() } ?? ""
         if media == "application/json" || (media.hasPrefix("application/") && media.hasSuffix("+json")) { return }
         throw APIError(
