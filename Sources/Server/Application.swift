@@ -74,6 +74,7 @@ func buildRouter(_ context: ServiceContext) -> Router<BasicRequestContext> {
     // Outermost first: page routes turn errors into pages, the API into its JSON shape.
     router.add(middleware: PageErrorMiddleware(renderer: renderer, queue: { pages.queueText() }))
     router.add(middleware: ErrorShapeMiddleware())
+    router.add(middleware: BodyCapMiddleware())
     router.add(middleware: StaticFilesMiddleware(version: renderer.assetVersion))
     SystemController(context: context).addRoutes(to: router)
     RunsController(context: context).addRoutes(to: router)
