@@ -42,7 +42,7 @@ FUZZ_BIN = .build-fuzz/debug/PolyakFuzz
 fuzz: setup
 	@mkdir -p .build-fuzz && [ -d .build-fuzz/repositories ] || [ ! -d .build/repositories ] || cp -a .build/repositories .build-fuzz/
 	POLYAK_FUZZ=1 $(SWIFT) build --scratch-path .build-fuzz --product PolyakFuzz \
-		-Xswiftc -sanitize=fuzzer,address -Xswiftc -parse-as-library -Xswiftc -O
+		-Xswiftc -sanitize=fuzzer,address -Xswiftc -O -Xswiftc -use-ld=lld
 	@for t in idx safetensors spec metrics; do \
 		mkdir -p .build-fuzz/corpus/$$t; \
 		echo "== $$t"; \

@@ -97,8 +97,10 @@ let package = Package(
 // `make fuzz` only (POLYAK_FUZZ=1): the libFuzzer harness of the byte readers, built with
 // -sanitize=fuzzer,address into its own scratch folder. The normal build never sees it.
 if Context.environment["POLYAK_FUZZ"] != nil {
-    package.targets.append(
+    package.targets += [
+        .target(name: "CFuzzer", path: "Fuzz/Sources/CFuzzer"),
         .executableTarget(
-            name: "PolyakFuzz", dependencies: ["Datasets", "PolyakNetwork", "Experiments", "Store"], path: "Fuzz/Sources/PolyakFuzz",
-            swiftSettings: swiftSettings))
+            name: "PolyakFuzz", dependencies: ["CFuzzer", "Datasets", "PolyakNetwork", "Experiments", "Store"],
+            path: "Fuzz/Sources/PolyakFuzz", swiftSettings: swiftSettings),
+    ]
 }

@@ -1,3 +1,4 @@
+import CFuzzer
 import Datasets
 import Experiments
 import Foundation
@@ -10,9 +11,19 @@ import Store
 /// one without a message, stops the fuzzer as a crash does.
 let fuzzTarget = ProcessInfo.processInfo.environment["POLYAK_FUZZ_TARGET"] ?? ""
 
+@main
+enum PolyakFuzz {
+    static func main() {
+        var argc = CommandLine.argc
+        var argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>? = CommandLine.unsafeArgv
+        exit(LLVMFuzzerRunDriver(&argc, &argv) { data, size in fuzzOneInput(data, size) })
+    }
+}
+
+/// The entry point libFuzzer's runtime expects to exist (its own `main`, unused here, calls it).
 @_cdecl("LLVMFuzzerTestOneInput")
-public func fuzzOneInput(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
-    let bytes = Array(UnsafeBufferPointer(start: data, count: size))
+public func fuzzOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
+    let bytes = size == 0 ? [] : Array(UnsafeBufferPointer(start: data, count: size))
     switch fuzzTarget {
     case "idx": expectOwnRefusal(DatasetError.self, \.message) { _ = try IDXArray.decode(bytes) }
     case "safetensors": expectOwnRefusal(SafetensorsError.self, \.problem) { _ = try SafetensorsFile.decode(Data(bytes)) }
