@@ -37,6 +37,7 @@ bench-load: build
 # The IDX, safetensors, run spec and metric batch readers under libFuzzer + AddressSanitizer,
 # FUZZ_SECONDS each (corpora grow in .build-fuzz/corpus, seeded from Fuzz/corpus). A crash stops
 # with the input saved as .build-fuzz/crash-*: keep it as a regression test in Tests/ParserTests.
+# (Swift's own backtracer is off so that AddressSanitizer and libFuzzer report the crash.)
 FUZZ_SECONDS ?= 180
 FUZZ_BIN = .build-fuzz/debug/PolyakFuzz
 fuzz: setup
@@ -46,7 +47,8 @@ fuzz: setup
 	@for t in idx safetensors spec metrics; do \
 		mkdir -p .build-fuzz/corpus/$$t; \
 		echo "== $$t"; \
-		POLYAK_FUZZ_TARGET=$$t $(FUZZ_BIN) -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=2048 -max_len=4096 \
+		SWIFT_BACKTRACE=enable=no POLYAK_FUZZ_TARGET=$$t $(FUZZ_BIN) -max_total_time=$(FUZZ_SECONDS) -timeout=10 \
+			-rss_limit_mb=2048 -max_len=4096 -dict=Fuzz/json.dict \
 			-print_final_stats=1 -artifact_prefix=.build-fuzz/crash-$$t- .build-fuzz/corpus/$$t Fuzz/corpus/$$t || exit 1; \
 	done
 
