@@ -69,7 +69,8 @@ final class ParserPropertyTests: XCTestCase {
 
     /// Feeds `inputsPerReader` inputs (mutated seeds, and some random bytes) to `read`; a refusal
     /// must be an `E` with a non-empty message. Returns nothing: a crash fails the whole run.
-    func check<E: Error>(_ seeds: [[UInt8]], _ errorType: E.Type, _ message: KeyPath<E, String>, read: ([UInt8]) throws -> Void) throws
+    func check<E: Error>(_ seeds: [[UInt8]], _ errorType: E.Type, _ message: KeyPath<E, String>, read: ([UInt8]) throws -> Void)
+        throws
     {
         var rng = SplitMix64(seed: 0x5EED_0014)
         var refused = 0, accepted = 0
