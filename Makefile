@@ -2,7 +2,7 @@
 SWIFT ?= swift
 RELEASE_BIN = .build/release/polyak
 
-.PHONY: setup build run run-train test bench bench-service bench-load lint clean
+.PHONY: setup build run run-train test bench bench-service bench-load fuzz lint clean
 
 setup:
 	@scripts/setup.sh
@@ -33,6 +33,24 @@ bench-service: build
 bench-load: build
 	@scripts/setup.sh wrk
 	python3 scripts/bench_pages_load.py --polyak $(RELEASE_BIN)
+
+# The IDX, safetensors, run spec and metric batch readers under libFuzzer + AddressSanitizer,
+# FUZZ_SECONDS each (corpora grow in .build-fuzz/corpus, seeded from Fuzz/corpus). A crash stops
+# with the input saved as .build-fuzz/crash-*: keep it as a regression test in Tests/ParserTests.
+# (Swift's own backtracer is off so that AddressSanitizer and libFuzzer report the crash.)
+FUZZ_SECONDS ?= 180
+FUZZ_BIN = .build-fuzz/debug/PolyakFuzz
+fuzz: setup
+	@mkdir -p .build-fuzz && [ -d .build-fuzz/repositories ] || [ ! -d .build/repositories ] || cp -a .build/repositories .build-fuzz/
+	POLYAK_FUZZ=1 $(SWIFT) build --scratch-path .build-fuzz --product PolyakFuzz \
+		-Xswiftc -sanitize=fuzzer,address -Xswiftc -O -Xswiftc -use-ld=lld
+	@for t in idx safetensors spec metrics; do \
+		mkdir -p .build-fuzz/corpus/$$t; \
+		echo "== $$t"; \
+		SWIFT_BACKTRACE=enable=no POLYAK_FUZZ_TARGET=$$t $(FUZZ_BIN) -max_total_time=$(FUZZ_SECONDS) -timeout=10 \
+			-rss_limit_mb=2048 -max_len=4096 -dict=Fuzz/json.dict \
+			-print_final_stats=1 -artifact_prefix=.build-fuzz/crash-$$t- .build-fuzz/corpus/$$t Fuzz/corpus/$$t || exit 1; \
+	done
 
 lint:
 	$(SWIFT) format lint --recursive --strict Sources Tests Package.swift

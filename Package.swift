@@ -84,8 +84,23 @@ let package = Package(
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ],
             swiftSettings: swiftSettings),
+        // Mutated and random inputs to the four byte readers (the bounded version of `make fuzz`).
+        .testTarget(
+            name: "ParserTests", dependencies: ["Datasets", "CZlib", "PolyakNetwork", "Experiments", "Server"],
+            swiftSettings: swiftSettings),
         .testTarget(
             name: "TrainingTests", dependencies: ["Training", "PolyakNetwork", "Datasets", "Experiments"],
             swiftSettings: swiftSettings),
     ]
 )
+
+// `make fuzz` only (POLYAK_FUZZ=1): the libFuzzer harness of the byte readers, built with
+// -sanitize=fuzzer,address into its own scratch folder. The normal build never sees it.
+if Context.environment["POLYAK_FUZZ"] != nil {
+    package.targets += [
+        .target(name: "CFuzzer", path: "Fuzz/Sources/CFuzzer"),
+        .executableTarget(
+            name: "PolyakFuzz", dependencies: ["CFuzzer", "Datasets", "PolyakNetwork", "Experiments", "Store"],
+            path: "Fuzz/Sources/PolyakFuzz", swiftSettings: swiftSettings),
+    ]
+}

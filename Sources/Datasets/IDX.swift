@@ -56,6 +56,20 @@ public struct IDXArray: Sendable {
         return try parse(source, path: path)
     }
 
+    /// Reads IDX bytes held in memory (plain or gzip) with the checks of ``read(path:)``; `name`
+    /// stands for the path in errors. The fuzzer and the property tests come here.
+    public static func decode(_ data: [UInt8], name: String = "<memory>") throws -> IDXArray {
+        // fmemopen refuses an empty buffer; one spare byte it never reads keeps the pointer valid.
+        var copy = data
+        copy.append(0)
+        return try copy.withUnsafeMutableBytes { raw in
+            guard let f = fmemopen(raw.baseAddress, data.count, "rb") else {
+                throw DatasetError(path: name, "cannot be read from memory: \(String(cString: strerror(errno)))")
+            }
+            return try parse(try ByteSource.open(file: f, path: name), path: name)
+        }
+    }
+
     static func parse(_ source: ByteSource, path: String) throws -> IDXArray {
         func fail(_ message: String) -> DatasetError { DatasetError(path: path, message) }
 
@@ -94,13 +108,18 @@ public struct IDXArray: Sendable {
                     + "the \(maxPayloadBytes)-byte limit")
             }
         }
-        var found = 0
-        let bytes = try [UInt8](unsafeUninitializedCapacity: total) { buffer, count in
-            // Zero first so the array is fully initialised even when the file is short.
-            buffer.initialize(repeating: 0)
-            count = total
-            found = try source.readFully(UnsafeMutableRawBufferPointer(buffer), path: path)
+        // Grown as data arrives, not allocated from the header: a 12-byte file declaring 2 GiB
+        // must not make us allocate (and zero) 2 GiB before finding it is truncated.
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(min(total, 1 << 24))
+        var chunk = [UInt8](repeating: 0, count: min(total, 1 << 20))
+        while bytes.count < total {
+            let want = min(chunk.count, total - bytes.count)
+            let n = try chunk.withUnsafeMutableBytes { try source.readFully(.init(rebasing: $0[0..<want]), path: path) }
+            bytes.append(contentsOf: chunk[0..<n])
+            if n < want { break }
         }
+        let found = bytes.count
         guard found == total else {
             var message = "truncated: expected \(total) bytes of data, found \(found)"
             if source.endedEarly { message += " (the gzip stream is cut off)" }
@@ -183,6 +202,11 @@ final class ByteSource {
             let reason = code == ENOENT ? "not found" : String(cString: strerror(code))
             throw DatasetError(path: path, reason)
         }
+        return try open(file: f, path: path)
+    }
+
+    /// Takes ownership of `f` (closed when the source goes away).
+    static func open(file f: UnsafeMutablePointer<FILE>, path: String) throws -> ByteSource {
         let source = ByteSource(file: f, path: path)
         if source.gzip { try source.startInflate() }
         return source

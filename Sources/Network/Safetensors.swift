@@ -138,8 +138,10 @@ public struct SafetensorsFile: Sendable {
             guard begin >= 0, end >= begin, end <= body.count else {
                 throw fail("tensor \(name): data_offsets [\(begin), \(end)] outside the \(body.count) data bytes")
             }
-            let count = shape.reduce(1, *)
-            guard end - begin == count * dtype.size else {
+            // Overflow-checked: a header may declare any shape, and the product must not trap.
+            var bytes: Int? = dtype.size
+            for d in shape { bytes = bytes.flatMap { let (p, o) = $0.multipliedReportingOverflow(by: d); return o ? nil : p } }
+            guard let bytes, end - begin == bytes else {
                 throw fail("tensor \(name): \(end - begin) bytes for shape \(shape) of \(dtypeName)")
             }
             entries.append((begin, Tensor(name: name, dtype: dtype, shape: shape, data: body.subdata(in: begin..<end))))

@@ -87,6 +87,7 @@ func buildRouter(_ context: ServiceContext, listening: ListeningPort) -> Router<
     router.add(
         middleware: RequestGuard(policy: access, listening: listening, bindHost: context.options.host, openPaths: openPaths))
     router.add(middleware: PreflightMiddleware(policy: access))
+    router.add(middleware: BodyCapMiddleware())
     router.add(middleware: StaticFilesMiddleware(version: renderer.assetVersion))
     SystemController(context: context).addRoutes(to: router)
     RunsController(context: context).addRoutes(to: router)
@@ -150,12 +151,12 @@ extension Request {
     func query(_ name: String) -> String? { uri.queryParameters.get(name).flatMap { $0.isEmpty ? nil : $0 } }
 
     /// The body as a JSON value (strict: a bare NaN is refused naming its field), up to `limit` bytes.
-    func jsonBody(limit: Int = 1 << 20, context: some RequestContext) async throws -> JSONValue {
+    func jsonBody(limit: Int = Limits.bodyBytes, context: some RequestContext) async throws -> JSONValue {
         let buffer: ByteBuffer
         do {
             buffer = try await body.collect(upTo: limit)
         } catch let e as HTTPResponseError where e.status == .contentTooLarge {
-            throw APIError(.contentTooLarge, "the body is larger than \(limit) bytes")
+            throw Limits.bodyTooLarge()
         } catch {
             // Only the cap is a 413: a body that ends early or cannot be read is the client's malformed request.
             throw APIError.badRequest("the body could not be read completely (\(error)); a JSON object is expected")

@@ -33,10 +33,22 @@ final class EventHub: @unchecked Sendable {
         for c in all { c.yield(Event(name: "ping", data: "")) }
     }
 
-    func subscribe(run: Int64) -> AsyncStream<Event> {
+    /// A new stream of `run`'s events, unless the caps on open streams (``Limits/subscribersPerRun``,
+    /// ``Limits/subscribers``) are reached: each holds a connection and a buffer for as long as it lasts.
+    func subscribe(run: Int64, perRun: Int = Limits.subscribersPerRun, total: Int = Limits.subscribers) throws -> AsyncStream<Event> {
         let id = UUID()
         let (stream, continuation) = AsyncStream<Event>.makeStream(bufferingPolicy: .bufferingNewest(64))
         lock.lock()
+        let onRun = subscribers[run]?.count ?? 0
+        let all = subscribers.values.reduce(0) { $0 + $1.count }
+        guard onRun < perRun, all < total else {
+            lock.unlock()
+            throw APIError(
+                .tooManyRequests,
+                onRun >= perRun
+                    ? "run \(run) has \(onRun) open event streams; the cap is \(perRun) event streams per run"
+                    : "the server has \(all) open event streams; the cap is \(total) event streams in all")
+        }
         subscribers[run, default: [:]][id] = continuation
         lock.unlock()
         continuation.onTermination = { [weak self] _ in

@@ -51,10 +51,13 @@ struct ExperimentsController: Sendable {
         guard let name = body["name"]?.stringValue, !name.isEmpty else {
             throw APIError.badRequest("name is required: a non-empty string", field: "name")
         }
+        try Limits.checkName(name, field: "name")
         let base = body["base"] ?? [:]
         guard case .object = base else { throw APIError.badRequest("base must be a run spec object", field: "base") }
         let variants = try parseVariants(body["variants"])
         let seeds = try parseSeeds(body["seeds"])
+        try Limits.checkRunsPerExperiment(variants: variants.count, seeds: seeds.count)
+        let paths = context.specPaths
         let baseline = body["baseline"]?.stringValue ?? variants[0].name
         if body["baseline"] != nil && body["baseline"]?.stringValue == nil {
             throw APIError.badRequest("baseline must be a variant name", field: "baseline")
@@ -81,15 +84,31 @@ struct ExperimentsController: Sendable {
                     throw err
                 }
                 try RunsController(context: context).checkTeacher(runSpec, field: "base.distillation.teacher_run")
+                do {
+                    try paths.check(runSpec)
+                } catch var e as APIError {
+                    // The same rule as for the field itself: the variant's spec if it sets it, else the base.
+                    let path = e.field ?? ""
+                    let prefix = Self.sets(v.spec, path: path) ? "variants[\(vi)].spec." : "base."
+                    e.field = prefix + path
+                    e.message = "variant \(v.name): " + prefix + e.message
+                    throw e
+                }
                 runs.append(NewRun(
                     experiment: name, variant: v.name, seed: Int64(seed), name: runSpec.name,
                     strategies: RunsController.strategyKinds(runSpec), status: .queued, specJSON: runSpec.json().text(),
                     codeVersion: context.options.version))
             }
         }
-        let (experiment, created) = try store.createExperiment(
-            name: name, baseJSON: base.text(), variantsJSON: JSONValue.array(variants.map(\.json)).text(),
-            seedsJSON: JSONValue.array(seeds.map { .number(Double($0)) }).text(), baseline: baseline, runs: runs)
+        let experiment: ExperimentRecord, created: [RunRecord]
+        do {
+            (experiment, created) = try store.createExperiment(
+                name: name, baseJSON: base.text(), variantsJSON: JSONValue.array(variants.map(\.json)).text(),
+                seedsJSON: JSONValue.array(seeds.map { .number(Double($0)) }).text(), baseline: baseline, runs: runs,
+                maxQueued: Limits.queuedRuns)
+        } catch let e as CapReached {
+            throw APIError(cap: e)
+        }
         context.runner.schedule()
         return (experiment, created)
     }
@@ -136,6 +155,7 @@ struct ExperimentsController: Sendable {
                 guard let name = o["name"]?.stringValue ?? preset, !name.isEmpty else {
                     throw APIError.badRequest("\(field).name is required (or a preset to name it after)", field: "\(field).name")
                 }
+                try Limits.checkName(name, field: "\(field).name")
                 let spec = o["spec"] ?? [:]
                 guard case .object = spec else { throw APIError.badRequest("\(field).spec must be an object", field: "\(field).spec") }
                 v = Variant(name: name, preset: preset, spec: spec)

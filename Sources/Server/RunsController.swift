@@ -44,7 +44,10 @@ struct RunsController: Sendable {
             let spec: RunSpec
             do { spec = try RunSpec.decode(body) } catch let e as SpecError { throw APIError(spec: e) }
             try checkTeacher(spec, field: "distillation.teacher_run")
-            run = try store.createRun(NewRun(
+            try context.specPaths.check(spec)
+            try Limits.checkName(spec.name, field: "name")
+            try Limits.checkName(spec.experiment, field: "experiment")
+            run = try createRun(NewRun(
                 experiment: spec.experiment, seed: Int64(spec.seed), name: spec.name,
                 strategies: Self.strategyKinds(spec), status: .queued,
                 specJSON: spec.json().text(), codeVersion: context.options.version))
@@ -63,12 +66,24 @@ struct RunsController: Sendable {
                     tags.append(s)
                 }
             }
-            run = try store.createRun(NewRun(
+            try Limits.checkName(body["name"]?.stringValue, field: "name")
+            try Limits.checkName(body["experiment"]?.stringValue, field: "experiment")
+            try Limits.checkTags(tags)
+            run = try createRun(NewRun(
                 experiment: body["experiment"]?.stringValue, seed: Int64(seed), name: body["name"]?.stringValue, tags: tags,
                 strategies: Self.strategyKinds(body["averaging"]), external: true, status: .running,
                 specJSON: body.text(), codeVersion: context.options.version))
         }
         return Reply.json(Self.view(run, full: true), status: .created)
+    }
+
+    /// Stores a run, queued ones within ``Limits/queuedRuns`` (counted in the inserting transaction).
+    func createRun(_ run: NewRun) throws -> RunRecord {
+        do {
+            return try store.createRun(run, maxQueued: Limits.queuedRuns)
+        } catch let e as CapReached {
+            throw APIError(cap: e)
+        }
     }
 
     /// What a run is filtered by as `strategy`: its averaging kinds, plus `kd` and `fixres`.
@@ -220,6 +235,9 @@ struct RunsController: Sendable {
                     "error goes with \"status\": \"failed\" (or on a run that has failed already)", field: "error")
             }
         }
+        try Limits.checkName(name ?? nil, field: "name")
+        try Limits.checkNotes(notes)
+        try Limits.checkTags(tags ?? [])
         try store.updateRun(id, name: name, notes: notes, tags: tags)
         if let status {
             try store.setStatus(id, status, error: status == .failed ? error ?? "reported failed" : nil)
@@ -301,7 +319,14 @@ struct RunsController: Sendable {
             throw APIError.conflict("run \(id) is trained by this server; only external runs (POST /api/runs?launch=false) take metrics over REST")
         }
         let points = try MetricBatchReader.parse(Array(buffer.readableBytesView), now: now())
-        let result = try await Blocking.run { [store] in try store.logBatch(run: id, points, policy: .refuse) }
+        let result: BatchResult
+        do {
+            result = try await Blocking.run { [store] in
+                try store.logBatch(run: id, points, policy: .refuse, maxSeries: Limits.seriesPerRun)
+            }
+        } catch let e as CapReached {
+            throw APIError(cap: e)
+        }
         return Reply.json([
             "inserted": .number(Double(result.inserted)), "unchanged": .number(Double(result.unchanged)),
         ])
@@ -362,12 +387,15 @@ struct RunsController: Sendable {
         guard let a = try store.artifacts(run: id).first(where: { $0.name == decoded }) else {
             throw APIError.notFound("run \(id) has no artifact \(decoded)")
         }
-        // Paths come from the trainer's own lines and are relative to the run folder; refuse escapes.
-        guard !a.path.hasPrefix("/"), !a.path.split(separator: "/").contains("..") else {
+        // Paths come from the trainer's own lines and are relative to the run folder; refuse escapes,
+        // by name and (symlinks followed) by where the file really is.
+        let folder = context.runner.runDirectory(id)
+        guard !a.path.hasPrefix("/"), !a.path.split(separator: "/").contains(".."), !a.path.contains("\0"),
+            let base = SpecPaths.resolved(folder), let real = SpecPaths.resolved(folder + "/" + a.path), real.hasPrefix(base + "/")
+        else {
             throw APIError.notFound("artifact \(decoded) has no file in the run folder")
         }
-        let path = context.runner.runDirectory(id) + "/" + a.path
-        guard let data = FileManager.default.contents(atPath: path) else {
+        guard let data = FileManager.default.contents(atPath: real) else {
             throw APIError.notFound("artifact \(decoded): its file \(a.path) is gone")
         }
         var r = Reply.bytes(Array(data), contentType: "application/octet-stream")
@@ -378,7 +406,7 @@ struct RunsController: Sendable {
     /// Server-Sent Events: the current status and progress first, then each change as it happens,
     /// until the run finishes or the client goes away.
     func events(_ id: Int64) throws -> Response {
-        let stream = context.hub.subscribe(run: id)
+        let stream = try context.hub.subscribe(run: id)
         let run = try existing(id)
         var opening = "retry: 2000\n\n"
         let status: JSONValue = ["status": .string(run.status.rawValue), "error": run.error.map { .string($0) } ?? .null]

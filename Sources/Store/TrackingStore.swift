@@ -70,11 +70,16 @@ public final class TrackingStore: @unchecked Sendable {
 
     // MARK: Experiments
 
+    ///
+    /// - Parameter maxQueued: when given, the whole experiment is refused (``CapReached``, nothing
+    ///   written) if its queued runs would bring the queue past it.
     public func createExperiment(
-        name: String, baseJSON: String, variantsJSON: String, seedsJSON: String, baseline: String, runs: [NewRun]
+        name: String, baseJSON: String, variantsJSON: String, seedsJSON: String, baseline: String, runs: [NewRun],
+        maxQueued: Int? = nil
     ) throws -> (ExperimentRecord, [RunRecord]) {
         try write { db in
             try db.transaction {
+                try checkQueue(db, adding: runs.filter { $0.status == .queued }.count, cap: maxQueued)
                 let now = Date().timeIntervalSince1970
                 try db.prepare("""
                     INSERT INTO experiments (name, base_json, variants_json, seeds_json, baseline, created_at)
@@ -133,8 +138,24 @@ public final class TrackingStore: @unchecked Sendable {
 
     // MARK: Runs
 
-    public func createRun(_ run: NewRun) throws -> RunRecord {
-        try write { db in try db.transaction { try insertRun(db, run, now: Date().timeIntervalSince1970) } }
+    /// - Parameter maxQueued: as for ``createExperiment(name:baseJSON:variantsJSON:seedsJSON:baseline:runs:maxQueued:)``.
+    public func createRun(_ run: NewRun, maxQueued: Int? = nil) throws -> RunRecord {
+        try write { db in
+            try db.transaction {
+                try checkQueue(db, adding: run.status == .queued ? 1 : 0, cap: maxQueued)
+                return try insertRun(db, run, now: Date().timeIntervalSince1970)
+            }
+        }
+    }
+
+    /// Counted inside the writing transaction, so two requests cannot both pass the cap.
+    private func checkQueue(_ db: Connection, adding: Int, cap: Int?) throws {
+        guard let cap, adding > 0 else { return }
+        let s = try db.prepare("SELECT COUNT(*) FROM runs WHERE status = ?").bind([.text(RunStatus.queued.rawValue)])
+        defer { s.reset() }
+        _ = try s.step()
+        let queued = Int(s.int(0))
+        if queued + adding > cap { throw CapReached(cap: .queuedRuns, limit: cap, current: queued, adding: adding) }
     }
 
     private func insertRun(_ db: Connection, _ run: NewRun, now: Double) throws -> RunRecord {
@@ -334,15 +355,18 @@ public final class TrackingStore: @unchecked Sendable {
     /// of each series follows its highest step.
     ///
     /// - Throws: ``MetricConflict`` (nothing of the batch stored) for a different value under
-    ///   `.refuse`; ``StoreError`` when the run does not exist.
+    ///   `.refuse`; ``CapReached`` (nothing stored) when the run would pass `maxSeries` series;
+    ///   ``StoreError`` when the run does not exist.
     @discardableResult
-    public func logBatch(run: Int64, _ points: [MetricPoint], policy: ConflictPolicy) throws -> BatchResult {
+    public func logBatch(run: Int64, _ points: [MetricPoint], policy: ConflictPolicy, maxSeries: Int? = nil) throws -> BatchResult {
         if points.isEmpty { return BatchResult() }
         return try write { db in
             var result = BatchResult()
             var latest: [Int64: Int] = [:]  // series → index of its highest-step point in this batch
             let newSeries: [SeriesKey] = try db.transaction {
                 var created: [SeriesKey] = []
+                var seriesBefore: Int?  // the run's series before this batch, counted at its first new one
+                var seriesAdded = 0
                 let insert = try db.prepare("""
                     INSERT INTO metric_points (series_id, step, epoch, value, time) VALUES (?, ?, ?, ?, ?)
                     ON CONFLICT (series_id, step) DO NOTHING
@@ -353,8 +377,17 @@ public final class TrackingStore: @unchecked Sendable {
                     if let id = seriesIDs[key] {
                         series = id
                     } else {
-                        series = try seriesID(db, key)
+                        let (id, isNew) = try seriesID(db, key)
+                        series = id
                         created.append(key)
+                        if let maxSeries, isNew {
+                            let before = try seriesBefore ?? seriesCount(db, run: run) - 1
+                            seriesBefore = before
+                            seriesAdded += 1
+                            if before + seriesAdded > maxSeries {
+                                throw CapReached(cap: .seriesPerRun, limit: maxSeries, current: before, adding: seriesAdded)
+                            }
+                        }
                     }
                     insert.reset()
                     insert.bind(series, at: 1)
@@ -398,24 +431,32 @@ public final class TrackingStore: @unchecked Sendable {
             }
             // Cache new series ids only once their transaction committed.
             for key in newSeries where seriesIDs[key] == nil {
-                seriesIDs[key] = try seriesID(db, key)
+                seriesIDs[key] = try seriesID(db, key).id
             }
             return result
         }
     }
 
-    private func seriesID(_ db: Connection, _ key: SeriesKey) throws -> Int64 {
+    /// The series' id, and whether this call created it.
+    private func seriesID(_ db: Connection, _ key: SeriesKey) throws -> (id: Int64, isNew: Bool) {
         let find = try db.prepare("SELECT id FROM metric_series WHERE run_id = ? AND key = ? AND weights = ?")
             .bind([.int(key.run), .text(key.key), .text(key.weights)])
         if try find.step() {
             let id = find.int(0)
             find.reset()
-            return id
+            return (id, false)
         }
         find.reset()
         try db.prepare("INSERT INTO metric_series (run_id, key, weights) VALUES (?, ?, ?)")
             .bind([.int(key.run), .text(key.key), .text(key.weights)]).run()
-        return db.lastInsertRowID
+        return (db.lastInsertRowID, true)
+    }
+
+    private func seriesCount(_ db: Connection, run: Int64) throws -> Int {
+        let s = try db.prepare("SELECT COUNT(*) FROM metric_series WHERE run_id = ?").bind([.int(run)])
+        defer { s.reset() }
+        _ = try s.step()
+        return Int(s.int(0))
     }
 
     /// One series' identity, for readers that write points out series by series.

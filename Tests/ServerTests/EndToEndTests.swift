@@ -132,11 +132,14 @@ final class EndToEndTests: XCTestCase {
             XCTAssertEqual(kdRun["status"]?.stringValue, "completed", "\(kdRun["error"] ?? .null)")
             XCTAssertEqual(kdRun["spec"]?["distillation"]?["teacher"]?["path"]?.stringValue?.hasSuffix("/runs/\(teacher)/final.safetensors"), true)
 
-            // A trainer that fails (no data where the spec says): the run fails with its stderr.
-            let bad = try await client.json(.post, "/api/runs", #"{"data": {"root": "/nonexistent/fmnist"}}"#, expect: .created)
+            // A trainer that fails (no data where the spec says; over HTTP a dataset folder must be
+            // inside the data directory): the run fails with its stderr.
+            let empty = folder.data + "/empty-dataset"
+            try FileManager.default.createDirectory(atPath: empty, withIntermediateDirectories: true)
+            let bad = try await client.json(.post, "/api/runs", #"{"data": {"root": "\#(empty)"}}"#, expect: .created)
             let failed = try await waitForEnd(client, try XCTUnwrap(bad["id"]?.intValue))
             XCTAssertEqual(failed["status"]?.stringValue, "failed")
-            XCTAssertTrue(failed["error"]?.stringValue?.contains("/nonexistent/fmnist") == true, "\(failed["error"] ?? .null)")
+            XCTAssertTrue(failed["error"]?.stringValue?.contains(empty) == true, "\(failed["error"] ?? .null)")
         }
     }
 

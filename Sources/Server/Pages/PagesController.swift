@@ -166,16 +166,13 @@ struct PagesController: Sendable {
         guard try store.run(id) != nil else { throw APIError.notFound("run \(id) does not exist") }
         let form = try await Self.form(request)
         let name = form.first("name")
-        guard (name?.count ?? 0) <= 200 else {
-            throw APIError.badRequest("the name is longer than 200 characters", field: "name")
-        }
         let notes = form.values["notes"]?.first ?? ""
-        guard notes.count <= 10_000 else {
-            throw APIError.badRequest("the notes are longer than 10 000 characters", field: "notes")
-        }
         let tags = (form.first("tags") ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter {
             !$0.isEmpty
         }
+        try Limits.checkName(name, field: "name")
+        try Limits.checkNotes(notes)
+        try Limits.checkTags(tags)
         try store.updateRun(id, name: .some(name), notes: notes, tags: tags)
         return Self.redirect("/runs/\(id)")
     }
@@ -187,7 +184,7 @@ struct PagesController: Sendable {
         return Self.redirect(r.experimentID.map { "/experiments/\($0)" } ?? "/")
     }
 
-    /// A posted form's fields (the pages' forms are small: 64 kB is plenty).
+    /// A posted form's fields, within the body cap (notes may fill their 64 KiB cap, escaped).
     static func form(_ request: Request) async throws -> FormBody {
         let type = request.headers[.contentType] ?? ""
         guard type.hasPrefix("application/x-www-form-urlencoded") else {
@@ -198,9 +195,9 @@ struct PagesController: Sendable {
         }
         let buffer: ByteBuffer
         do {
-            buffer = try await request.body.collect(upTo: 64 << 10)
+            buffer = try await request.body.collect(upTo: Limits.bodyBytes)
         } catch let e as HTTPResponseError where e.status == .contentTooLarge {
-            throw APIError(.contentTooLarge, "the form is larger than 64 kB")
+            throw Limits.bodyTooLarge()
         } catch {
             throw APIError.badRequest("the form could not be read completely (\(error))")
         }
@@ -227,7 +224,8 @@ struct PagesController: Sendable {
         } catch let e as SpecError {
             throw APIError(spec: e)
         }
-        let created = try store.createRun(
+        try context.specPaths.check(spec)  // a run stored before paths were checked starts no trainer on them
+        let created = try RunsController(context: context).createRun(
             NewRun(
                 experimentID: r.experimentID, experiment: r.experiment, variant: r.variant, seed: seed, name: name, tags: r.tags,
                 strategies: r.strategies, status: .queued, specJSON: spec.json().text(), codeVersion: context.options.version))
