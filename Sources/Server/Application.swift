@@ -15,13 +15,16 @@ public struct ServerOptions: Sendable {
     public var executable: String
     public var presets: [PresetEntry]
     public var cancelGrace: Double
+    /// Seconds a trainer may print no event line before its run fails as hung.
+    public var stallTimeout: Double
     public var version: String
     public var logLevel: Logger.Level
 
     public init(
         host: String = "127.0.0.1", port: Int = 8080, databasePath: String = "./polyak.sqlite",
         dataDirectory: String = "./polyak-data", maxConcurrent: Int = 1, executable: String,
-        presets: [PresetEntry] = [], cancelGrace: Double = 10, version: String = "dev", logLevel: Logger.Level = .info
+        presets: [PresetEntry] = [], cancelGrace: Double = 10, version: String = "dev", logLevel: Logger.Level = .info,
+        stallTimeout: Double = 600
     ) {
         self.host = host
         self.port = port
@@ -31,6 +34,7 @@ public struct ServerOptions: Sendable {
         self.executable = executable
         self.presets = presets
         self.cancelGrace = cancelGrace
+        self.stallTimeout = stallTimeout
         self.version = version
         self.logLevel = logLevel
     }
@@ -42,6 +46,8 @@ struct ServiceContext: Sendable {
     let runner: JobRunner
     let hub: EventHub
     let options: ServerOptions
+    /// Held while the routes live: no second server on this database.
+    let databaseLock: DatabaseLock
 
     func preset(_ name: String) -> PresetEntry? { options.presets.first { $0.name == name } }
 }
@@ -51,14 +57,16 @@ public func buildApplication(_ options: ServerOptions) throws -> some Applicatio
     var logger = Logger(label: "polyak")
     logger.logLevel = options.logLevel
     try FileManager.default.createDirectory(atPath: options.dataDirectory + "/runs", withIntermediateDirectories: true)
+    let databaseLock = try DatabaseLock(database: options.databasePath)
     let store = try TrackingStore(path: options.databasePath)
     let hub = EventHub()
     let runner = JobRunner(
         store: store, hub: hub,
         options: .init(executable: options.executable, dataDirectory: options.dataDirectory,
-                       maxConcurrent: options.maxConcurrent, cancelGrace: options.cancelGrace),
+                       maxConcurrent: options.maxConcurrent, cancelGrace: options.cancelGrace,
+                       stallTimeout: options.stallTimeout),
         logger: logger)
-    let context = ServiceContext(store: store, runner: runner, hub: hub, options: options)
+    let context = ServiceContext(store: store, runner: runner, hub: hub, options: options, databaseLock: databaseLock)
     let router = buildRouter(context)
     return Application(
         router: router,

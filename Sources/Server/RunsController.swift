@@ -52,7 +52,9 @@ struct RunsController: Sendable {
         } else {
             // An external run trains elsewhere: its spec is the caller's record, stored as given.
             let seed = body["seed"]?.doubleValue ?? 0
-            guard seed >= 0, seed == seed.rounded() else { throw APIError.badRequest("seed must be an integer ≥ 0", field: "seed") }
+            guard seed >= 0, seed == seed.rounded(), seed <= Double(RunSpec.maxSeed) else {
+                throw APIError.badRequest("seed must be an integer in [0, 2^53]", field: "seed")
+            }
             var tags: [String] = []
             if case .array(let items)? = body["tags"] {
                 for (i, t) in items.enumerated() {
@@ -212,11 +214,14 @@ struct RunsController: Sendable {
     }
 
     func delete(_ id: Int64) throws -> Response {
-        let run = try existing(id)
-        if run.status == .running || context.runner.isActive(id) {
-            throw APIError.conflict("run \(id) is running; cancel it first" + (run.external ? " (or PATCH its status)" : ""))
+        // Checked and deleted while the scheduler waits: it cannot start this run in between.
+        try context.runner.whileQueueHeld { active in
+            let run = try existing(id)
+            if run.status == .running || active(id) {
+                throw APIError.conflict("run \(id) is running; cancel it first" + (run.external ? " (or PATCH its status)" : ""))
+            }
+            try store.deleteRun(id)
         }
-        try store.deleteRun(id)
         try? FileManager.default.removeItem(atPath: context.runner.runDirectory(id))
         return Response(status: .noContent)
     }
