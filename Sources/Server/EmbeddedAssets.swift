@@ -2198,7 +2198,17 @@ enum EmbeddedAssets {
                     "description": "with status failed: why (external runs)",
                     "type": "string"
                   }
-                }
+                },
+                "examples": [
+                  {
+                    "name": "baseline",
+                    "notes": "first try",
+                    "tags": [
+                      "fmnist",
+                      "ema"
+                    ]
+                  }
+                ]
               },
               "RunSpec": {
                 "type": "object",
@@ -2265,7 +2275,32 @@ enum EmbeddedAssets {
                       "null"
                     ]
                   }
-                }
+                },
+                "examples": [
+                  {
+                    "name": "quick",
+                    "seed": 1,
+                    "data": {
+                      "train_limit": 512,
+                      "test_limit": 200
+                    },
+                    "model": {
+                      "width": 4
+                    },
+                    "optim": {
+                      "epochs": 1,
+                      "batch_size": 64
+                    },
+                    "averaging": [
+                      {
+                        "kind": "ema",
+                        "decays": [
+                          0.99
+                        ]
+                      }
+                    ]
+                  }
+                ]
               },
               "MetricPoint": {
                 "type": "object",
@@ -2348,7 +2383,31 @@ enum EmbeddedAssets {
                       }
                     }
                   }
-                }
+                },
+                "examples": [
+                  {
+                    "metrics": [
+                      {
+                        "key": "train/loss",
+                        "step": 1,
+                        "value": 2.1
+                      },
+                      {
+                        "key": "test/top1",
+                        "step": 1,
+                        "epoch": 1,
+                        "value": 0.42,
+                        "weights": "raw",
+                        "time": 1764000000.5
+                      },
+                      {
+                        "key": "train/loss",
+                        "step": 2,
+                        "value": "NaN"
+                      }
+                    ]
+                  }
+                ]
               },
               "GridCell": {
                 "type": "object",
@@ -2453,7 +2512,15 @@ enum EmbeddedAssets {
                 "anyOf": [
                   {
                     "type": "string",
-                    "description": "a preset's name"
+                    "description": "a preset's name (GET /api/presets)",
+                    "enum": [
+                      "none",
+                      "ema",
+                      "ema-warmup",
+                      "swa",
+                      "kd",
+                      "fixres"
+                    ]
                   },
                   {
                     "type": "object",
@@ -2500,16 +2567,49 @@ enum EmbeddedAssets {
                   "seeds": {
                     "type": "array",
                     "minItems": 1,
+                    "uniqueItems": true,
                     "items": {
                       "type": "integer",
-                      "minimum": 0
+                      "minimum": 0,
+                      "maximum": 9007199254740992
                     }
                   },
                   "baseline": {
                     "type": "string",
                     "description": "a variant's name (default: the first)"
                   }
-                }
+                },
+                "examples": [
+                  {
+                    "name": "ema-vs-none",
+                    "base": {
+                      "optim": {
+                        "epochs": 2
+                      },
+                      "data": {
+                        "train_limit": 512
+                      }
+                    },
+                    "variants": [
+                      "none",
+                      "ema",
+                      {
+                        "name": "ema-fast",
+                        "preset": "ema",
+                        "spec": {
+                          "optim": {
+                            "lr": 0.05
+                          }
+                        }
+                      }
+                    ],
+                    "seeds": [
+                      0,
+                      1
+                    ],
+                    "baseline": "none"
+                  }
+                ]
               },
               "Experiment": {
                 "type": "object",

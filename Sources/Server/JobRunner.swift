@@ -332,14 +332,12 @@ private final class Child: @unchecked Sendable {
             var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
             let ready = poll(&pfd, 1, Int32(max(10, min(1000, timeout * 1000))))
             if ready < 0 && errno == EINTR { continue }
-            if ready == 0 {
-                let stalled = lock.withLock { stopReason == nil } && Date().timeIntervalSince(lastEvent) >= timeout
-                if stalled {
-                    runner.logger.warning("run \(runID): no output for \(Self.seconds(timeout)); stopping its trainer")
-                    stop(reason: .stalled, grace: runner.options.cancelGrace)
-                }
-                continue
+            // Checked whatever came: a trainer printing only garbage is as hung as a silent one.
+            if Date().timeIntervalSince(lastEvent) >= timeout, lock.withLock({ stopReason == nil }) {
+                runner.logger.warning("run \(runID): no output for \(Self.seconds(timeout)); stopping its trainer")
+                stop(reason: .stalled, grace: runner.options.cancelGrace)
             }
+            if ready == 0 { continue }
             let n = read(fd, &buffer, buffer.count)
             if n < 0 && errno == EINTR { continue }
             if n <= 0 { break }
