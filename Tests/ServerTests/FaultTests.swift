@@ -2,6 +2,8 @@ import Experiments
 import Foundation
 import Hummingbird
 import HummingbirdTesting
+import Logging
+import Store
 import XCTest
 
 @testable import Server
@@ -185,6 +187,38 @@ final class FaultTests: XCTestCase {
             let home = try await client.call(.get, "/")
             XCTAssertEqual(home.status, .ok)
         }
+    }
+
+    /// The lock a delete decides under keeps the scheduler out: a run queued and deleted inside
+    /// it never starts, however long the delete takes (the race above, made wide).
+    func testTheSchedulerWaitsWhileADeleteDecides() async throws {
+        let folder = try TempFolder()
+        let opts = options(folder, executable: try Self.fakeTrainer(in: folder))
+        let store = try TrackingStore(path: opts.databasePath)
+        let runner = JobRunner(
+            store: store, hub: EventHub(), options: .init(executable: opts.executable, dataDirectory: opts.dataDirectory),
+            logger: Logger(label: "test"))
+        let service = Task { try await runner.run() }
+        defer { service.cancel() }
+        try await Task.sleep(nanoseconds: 300_000_000)  // the runner has started (its first schedule found nothing)
+        let scheduled = expectation(description: "schedule returned")
+        let run: RunRecord = try runner.whileQueueHeld { active in
+            let run = try store.createRun(NewRun(name: "slow-me", specJSON: #"{"name": "slow-me"}"#, codeVersion: "test"))
+            Thread.detachNewThread {
+                runner.schedule()
+                scheduled.fulfill()
+            }
+            Thread.sleep(forTimeInterval: 0.3)
+            XCTAssertEqual(try store.run(run.id)?.status, .queued, "the scheduler started a run while a delete held the queue")
+            XCTAssertFalse(active(run.id))
+            try store.deleteRun(run.id)
+            return run
+        }
+        await fulfillment(of: [scheduled], timeout: 10)
+        XCTAssertNil(try store.run(run.id))
+        XCTAssertEqual(runner.activeCount, 0)
+        XCTAssertEqual(Self.startedPIDs(folder), [])
+        XCTAssertFalse(FileManager.default.fileExists(atPath: opts.dataDirectory + "/runs/\(run.id)"))
     }
 
     /// `PR_SET_PDEATHSIG` covers only a parent alive when it is asked for: a trainer whose server
