@@ -39,6 +39,7 @@ done
 # Excluded: GET /api/runs/{id}/events is a Server-Sent Events stream that stays open while its run
 # is unfinished (here: forever, nothing trains), which a request/response fuzzer takes for a hang.
 status=0
+cd "$tmp"  # schemathesis keeps a .schemathesis/ folder where it runs
 st run "http://127.0.0.1:$port/api/openapi.json" \
     --checks not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance \
     --exclude-operation-id run_events \
