@@ -1,7 +1,7 @@
 import Foundation
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// One server per database: `<db>.lock` beside it, held with `flock` for the server's life, holds

@@ -33,8 +33,10 @@ public final class JobRunner: Service, @unchecked Sendable {
         /// Seconds without an event line after which a trainer counts as hung: stopped, its run `failed`.
         public var stallTimeout: Double
 
-        public init(executable: String, dataDirectory: String, maxConcurrent: Int = 1, cancelGrace: Double = 10, niceness: Int = 10,
-                    stallTimeout: Double = 600) {
+        public init(
+            executable: String, dataDirectory: String, maxConcurrent: Int = 1, cancelGrace: Double = 10, niceness: Int = 10,
+            stallTimeout: Double = 600
+        ) {
             self.executable = executable
             self.dataDirectory = dataDirectory
             self.maxConcurrent = maxConcurrent
@@ -412,7 +414,8 @@ private final class Child: @unchecked Sendable {
         defer { argv.forEach { free($0) } }
         // The trainer checks, after asking for PR_SET_PDEATHSIG, that this process is still its
         // parent: a server killed during the spawn leaves no orphan trainer behind.
-        var environment = ProcessInfo.processInfo.environment.filter { $0.key != "POLYAK_PARENT_PID" }.map { "\($0.key)=\($0.value)" }
+        var environment = ProcessInfo.processInfo.environment.filter { $0.key != "POLYAK_PARENT_PID" }
+            .map { "\($0.key)=\($0.value)" }
         environment.append("POLYAK_PARENT_PID=\(getpid())")
         let envp = environment.map { strdup($0) } + [nil]
         defer { envp.forEach { free($0) } }

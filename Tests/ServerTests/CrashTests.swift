@@ -74,8 +74,10 @@ final class CrashTests: XCTestCase {
         defer { if server.isRunning { server.terminate() } }
         try await http.waitUntilUp()
         // 2 variants × 2 seeds, 3 epochs of 3 steps, a checkpoint at each epoch's end; one grid cell.
-        let base = #"{"data": {"train_limit": 192, "test_limit": 100}, "model": {"width": 4}, "optim": {"epochs": 3, "batch_size": 64}, "resolution": {"test_grid": {"resize": [28], "crop": [28]}}}"#
-        let created = try await http.json("POST", "/api/experiments", #"{"name": "faults", "base": \#(base), "variants": ["none", "ema"], "seeds": [0, 1]}"#)
+        let base =
+            #"{"data": {"train_limit": 192, "test_limit": 100}, "model": {"width": 4}, "optim": {"epochs": 3, "batch_size": 64}, "resolution": {"test_grid": {"resize": [28], "crop": [28]}}}"#
+        let created = try await http.json(
+            "POST", "/api/experiments", #"{"name": "faults", "base": \#(base), "variants": ["none", "ema"], "seeds": [0, 1]}"#)
         let id = try XCTUnwrap(created["id"]?.intValue)
 
         func statuses() async throws -> [String] {
@@ -95,7 +97,8 @@ final class CrashTests: XCTestCase {
             // After each restart every run is done, waiting, or resuming: none failed or vanished.
             let now = try await statuses()
             XCTAssertEqual(now.count, 4)
-            XCTAssertEqual(now.filter { !["queued", "running", "interrupted", "completed"].contains($0) }, [], "after kill \(done)")
+            XCTAssertEqual(
+                now.filter { !["queued", "running", "interrupted", "completed"].contains($0) }, [], "after kill \(done)")
         }
         XCTAssertGreaterThan(done, 0, "the runs finished before the first kill")
         let deadline = Date().addingTimeInterval(600)
@@ -120,11 +123,14 @@ final class CrashTests: XCTestCase {
         for (runID, spec) in specs.sorted(by: { $0.key < $1.key }) {
             let specFile = folder.url.appendingPathComponent("spec-\(runID).json").path
             try spec.data(pretty: true).write(to: URL(fileURLWithPath: specFile))
-            let (status, out, err) = try Self.polyak(exe, ["train", "--spec", specFile, "--out", folder.url.appendingPathComponent("ref-\(runID)").path])
+            let (status, out, err) = try Self.polyak(
+                exe, ["train", "--spec", specFile, "--out", folder.url.appendingPathComponent("ref-\(runID)").path])
             XCTAssertEqual(status, 0, err)
             // (The store keeps one point per key, weights and step, as the trainer prints them.)
-            let reference = Set(try out.split(separator: "\n").map { try JSONValue.parse(String($0)) }
-                .filter { $0["type"]?.stringValue == "metric" }.map(Point.init)).sorted()
+            let reference = Set(
+                try out.split(separator: "\n").map { try JSONValue.parse(String($0)) }
+                    .filter { $0["type"]?.stringValue == "metric" }.map(Point.init)
+            ).sorted()
             XCTAssertGreaterThan(reference.count, 10)
             XCTAssertEqual(stored[runID], reference, "run \(runID) after \(done) kills differs from an uninterrupted run")
         }

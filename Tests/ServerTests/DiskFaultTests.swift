@@ -100,7 +100,9 @@ final class DiskFaultTests: XCTestCase {
         }
         let resumed = try CrashTests.polyak(exe, ["train", "--resume", out])
         XCTAssertEqual(resumed.0, 0, resumed.2)
-        let summary = try resumed.1.split(separator: "\n").map { try JSONValue.parse(String($0)) }.last { $0["type"]?.stringValue == "summary" }
+        let summary = try resumed.1.split(separator: "\n").map { try JSONValue.parse(String($0)) }.last {
+            $0["type"]?.stringValue == "summary"
+        }
         XCTAssertEqual(summary?["status"]?.stringValue, "completed")
         XCTAssertEqual(summary?["steps"]?.intValue, 24)
     }

@@ -54,7 +54,9 @@ final class FaultTests: XCTestCase {
         let deadline = Date().addingTimeInterval(seconds)
         while true {
             let run = try await client.json(.get, "/api/runs/\(id)")
-            if ["completed", "failed", "cancelled"].contains(run["status"]?.stringValue ?? "") || Date() > deadline { return run }
+            if ["completed", "failed", "cancelled"].contains(run["status"]?.stringValue ?? "") || Date() > deadline {
+                return run
+            }
             try await Task.sleep(nanoseconds: 100_000_000)
         }
     }
@@ -83,7 +85,10 @@ final class FaultTests: XCTestCase {
             XCTAssertTrue(crash.1.hasPrefix("killed by signal 11"), crash.1)
             let garbage = try await ended("garbage-then-exit")
             XCTAssertEqual(garbage.0, "failed")
-            XCTAssertTrue(garbage.1.hasPrefix("the trainer exited without a summary\n3 stdout line(s) were not JSON events, the first: this is not JSON"), garbage.1)
+            XCTAssertTrue(
+                garbage.1.hasPrefix(
+                    "the trainer exited without a summary\n3 stdout line(s) were not JSON events, the first: this is not JSON"),
+                garbage.1)
             let forever = try await ended("garbage-forever")
             XCTAssertEqual(forever.0, "failed")
             XCTAssertTrue(forever.1.hasPrefix("no output for 1.5 s"), forever.1)

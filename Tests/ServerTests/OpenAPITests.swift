@@ -20,8 +20,9 @@ final class OpenAPITests: XCTestCase {
         let runner = JobRunner(
             store: store, hub: hub, options: .init(executable: opts.executable, dataDirectory: opts.dataDirectory),
             logger: Logger(label: "test"))
-        let context = ServiceContext(store: store, runner: runner, hub: hub, options: opts,
-                                     databaseLock: try DatabaseLock(database: opts.databasePath))
+        let context = ServiceContext(
+            store: store, runner: runner, hub: hub, options: opts,
+            databaseLock: try DatabaseLock(database: opts.databasePath))
         let routes = buildRouter(context).routes.filter { $0.path.description.hasPrefix("/api") }
         XCTAssertGreaterThan(routes.count, 20)
         return Set(routes.map { "\($0.method.rawValue) \($0.path.description)" })
@@ -41,7 +42,8 @@ final class OpenAPITests: XCTestCase {
     }
 
     static func document() throws -> JSONValue {
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent()
         return try JSONValue.parse(try Data(contentsOf: root.appendingPathComponent("Public/openapi.json")))
     }
 
