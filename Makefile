@@ -2,7 +2,7 @@
 SWIFT ?= swift
 RELEASE_BIN = .build/release/polyak
 
-.PHONY: setup build run run-train test bench bench-service bench-load fuzz lint clean
+.PHONY: setup build run run-train test fault-test api-fuzz bench bench-service bench-load fuzz lint clean
 
 setup:
 	@scripts/setup.sh
@@ -21,6 +21,18 @@ run-train: build
 test: setup
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build --disable-swift-testing
+
+# The fault tests at full strength (the suite runs them with 2 kills): the server SIGKILLed at 20
+# random moments of a 2 × 2 experiment, trainers that crash, hang or print garbage, a full and a
+# read-only disk under a checkpoint, a second server on one database, deletes racing the scheduler.
+fault-test: setup
+	$(SWIFT) build --build-tests
+	POLYAK_FAULT_KILLS=20 $(SWIFT) test --skip-build --disable-swift-testing --filter 'CrashTests|FaultTests|DiskFaultTests'
+
+# schemathesis against a live server from /api/openapi.json, about 3 minutes (what .ci/run runs).
+api-fuzz: setup
+	$(SWIFT) build --product polyak
+	scripts/schemathesis.sh --install
 
 bench: build
 	$(RELEASE_BIN) bench engine --width 16

@@ -1,5 +1,9 @@
 import Foundation
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// The safetensors format (Hugging Face): an 8-byte little-endian header length, a JSON header
 /// `{name: {dtype, shape, data_offsets: [begin, end]}, "__metadata__": {string: string}}`, then the
 /// raw little-endian tensor bytes. PyTorch loads it with `safetensors.torch.load_file`.
@@ -166,28 +170,42 @@ private func jsonString(_ s: String) -> String {
     return String(decoding: data.dropFirst().dropLast(), as: UTF8.self)
 }
 
-/// Writes a file so that readers see the old content or the new, never a torn one.
+/// Writes a file so that readers see the old content or the new, never a torn one. A failure
+/// (a full disk, a read-only folder) names the system's reason and leaves the old file as it was.
 public enum AtomicFile {
     public static func write(_ data: Data, to path: String) throws {
         let url = URL(fileURLWithPath: path)
-        let tmp = url.deletingLastPathComponent()
-            .appendingPathComponent(".\(url.lastPathComponent).tmp-\(getpid())")
-        guard FileManager.default.createFile(atPath: tmp.path, contents: nil) else {
-            throw SafetensorsError(path: path, problem: "cannot create \(tmp.path)")
+        let tmp = url.deletingLastPathComponent().appendingPathComponent(".\(url.lastPathComponent).tmp-\(getpid())").path
+        func failure(_ what: String) -> SafetensorsError {
+            SafetensorsError(path: path, problem: "\(what): \(String(cString: strerror(errno)))")
         }
-        let handle = try FileHandle(forWritingTo: tmp)
-        do {
-            try handle.write(contentsOf: data)
-            try handle.synchronize()
-            try handle.close()
-        } catch {
-            try? FileManager.default.removeItem(at: tmp)
+        let fd = open(tmp, O_CREAT | O_WRONLY | O_TRUNC | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw failure("cannot create \(tmp)") }
+        let written: Bool = data.withUnsafeBytes { raw in
+            var offset = 0
+            while offset < raw.count {
+                let n = Glibc.write(fd, raw.baseAddress! + offset, raw.count - offset)
+                if n < 0 && errno == EINTR { continue }
+                if n <= 0 { return false }
+                offset += n
+            }
+            return true
+        }
+        guard written, fsync(fd) == 0 else {
+            let error = failure("cannot write \(tmp)")
+            close(fd)
+            unlink(tmp)
             throw error
         }
-        guard rename(tmp.path, url.path) == 0 else {
-            let reason = String(cString: strerror(errno))
-            try? FileManager.default.removeItem(at: tmp)
-            throw SafetensorsError(path: path, problem: "rename failed: \(reason)")
+        guard close(fd) == 0 else {
+            let error = failure("cannot close \(tmp)")
+            unlink(tmp)
+            throw error
+        }
+        guard rename(tmp, url.path) == 0 else {
+            let error = failure("rename failed")
+            unlink(tmp)
+            throw error
         }
     }
 }

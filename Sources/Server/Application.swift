@@ -15,6 +15,8 @@ public struct ServerOptions: Sendable {
     public var executable: String
     public var presets: [PresetEntry]
     public var cancelGrace: Double
+    /// Seconds a trainer may print no event line before its run fails as hung.
+    public var stallTimeout: Double
     public var version: String
     public var logLevel: Logger.Level
     /// Token, private reads, admitted hosts and origins (see `AccessPolicy`).
@@ -24,7 +26,7 @@ public struct ServerOptions: Sendable {
         host: String = "127.0.0.1", port: Int = 8080, databasePath: String = "./polyak.sqlite",
         dataDirectory: String = "./polyak-data", maxConcurrent: Int = 1, executable: String,
         presets: [PresetEntry] = [], cancelGrace: Double = 10, version: String = "dev", logLevel: Logger.Level = .info,
-        access: AccessPolicy = AccessPolicy()
+        stallTimeout: Double = 600, access: AccessPolicy = AccessPolicy()
     ) {
         self.host = host
         self.port = port
@@ -34,6 +36,7 @@ public struct ServerOptions: Sendable {
         self.executable = executable
         self.presets = presets
         self.cancelGrace = cancelGrace
+        self.stallTimeout = stallTimeout
         self.version = version
         self.logLevel = logLevel
         self.access = access
@@ -46,6 +49,8 @@ struct ServiceContext: Sendable {
     let runner: JobRunner
     let hub: EventHub
     let options: ServerOptions
+    /// Held while the routes live: no second server on this database.
+    let databaseLock: DatabaseLock
 
     func preset(_ name: String) -> PresetEntry? { options.presets.first { $0.name == name } }
 }
@@ -55,14 +60,16 @@ public func buildApplication(_ options: ServerOptions) throws -> some Applicatio
     var logger = Logger(label: "polyak")
     logger.logLevel = options.logLevel
     try FileManager.default.createDirectory(atPath: options.dataDirectory + "/runs", withIntermediateDirectories: true)
+    let databaseLock = try DatabaseLock(database: options.databasePath)
     let store = try TrackingStore(path: options.databasePath)
     let hub = EventHub()
     let runner = JobRunner(
         store: store, hub: hub,
         options: .init(executable: options.executable, dataDirectory: options.dataDirectory,
-                       maxConcurrent: options.maxConcurrent, cancelGrace: options.cancelGrace),
+                       maxConcurrent: options.maxConcurrent, cancelGrace: options.cancelGrace,
+                       stallTimeout: options.stallTimeout),
         logger: logger)
-    let context = ServiceContext(store: store, runner: runner, hub: hub, options: options)
+    let context = ServiceContext(store: store, runner: runner, hub: hub, options: options, databaseLock: databaseLock)
     let listening = ListeningPort(options.port)
     let router = buildRouter(context, listening: listening)
     return Application(

@@ -537,5 +537,2564 @@ enum EmbeddedAssets {
           liveRefresh();
         });
         """#,
+        "openapi.json": #"""
+        {
+          "openapi": "3.1.0",
+          "info": {
+            "title": "Polyak",
+            "version": "1",
+            "description": "Training runs under weight-averaging strategies, their metrics and comparisons. Every error answers {\"error\": {\"status\", \"message\", \"field\"}}. Tables also answer CSV (the .csv path, or Accept: text/csv)."
+          },
+          "servers": [
+            {
+              "url": "/"
+            }
+          ],
+          "tags": [
+            {
+              "name": "system"
+            },
+            {
+              "name": "runs"
+            },
+            {
+              "name": "experiments"
+            }
+          ],
+          "paths": {
+            "/api/openapi.json": {
+              "get": {
+                "tags": [
+                  "system"
+                ],
+                "summary": "This description",
+                "operationId": "openapi",
+                "responses": {
+                  "200": {
+                    "description": "The OpenAPI 3.1 description of every /api route",
+                    "content": {
+                      "application/json": {
+                        "schema": {
+                          "type": "object"
+                        }
+                      }
+                    }
+                  }
+                }
+              }
+            },
+            "/api/health": {
+              "get": {
+                "tags": [
+                  "system"
+                ],
+                "summary": "Liveness, version and queue length",
+                "operationId": "health",
+                "responses": {
+                  "200": {
+                    "description": "The server is up",
+                    "content": {
+                      "application/json": {
+                        "schema": {
+                          "$ref": "#/components/schemas/Health"
+                        }
+                      }
+                    }
+                  },
+                  "4XX": {
+                    "$ref": "#/components/responses/ClientError"
+                  }
+                }
+              }
+            },
+            "/api/presets": {
+              "get": {
+                "summary": "presets",
+                "operationId": "presets",
+                "responses": {
+                  "200": {
+                    "description": "The named presets, their full settings for a default spec and a sentence each",
+                    "content": {
+                      "application/json": {
+                        "schema": {
+                          "type": "object",
+                          "required": [
+                            "presets"
+                          ],
+                          "additionalProperties": false,
+                          "properties": {
+                            "presets": {
+                              "type": "array",
+                              "items": {
+                                "$ref": "#/components/schemas/Preset"
+                              }
+                            }
+                          }
+                        }
+                      },
+                      "text/csv": {
+                        "schema": {
+                          "type": "string"
+                        },
+                        "description": "Columns name, summary, settings (JSON)"
+                      }
+                    }
+                  },
+                  "4XX": {
+                    "$ref": "#/components/responses/ClientError"
+                  }
+                },
+                "tags": [
+                  "system"
+                ]
+              }
+            },
+            "/api/presets.csv": {
+              "get": {
+                "summary": "presets as CSV",
+                "operationId": "presets_csv",
+                "responses": {
+                  "200": {
+                    "description": "The named presets, their full settings for a default spec and a sentence each (RFC 4180, UTF-8, header row)",
+                    "content": {
+                      "text/csv": {
+                        "schema": {
+                          "type": "string"
+                        }
+                      }
+                    }
+                  },
+                  "4XX": {
+                    "$ref": "#/components/responses/ClientError"
+                  }
+                },
+                "tags": [
+                  "system"
+                ]
+              }
+            },
+            "/api/runs": {
+              "post": {
+                "tags": [
+                  "runs"
+                ],
+                "summary": "Validate, store and queue a run spec; with launch=false, an external run",
+                "operationId": "create_run",
+                "parameters": [
+                  {
+                    "name": "launch",
+                    "in": "query",
+                    "required": false,
+                    "description": "false (or 0): an external run whose metrics come over REST; true (or 1, the default): queue a training",
+                    "schema": {
+                      "type": "string",
+                      "enum": [
+                        "true",
+                        "false",
+                        "1",
+                        "0"
+                      ]
+                    }
+                  }
+                ],
+                "requestBody": {
+                  "required": true,
+                  "content": {
+                    "application/json": {
+                      "schema": {
+                        "$ref": "#/components/schemas/RunSpec"
+                      }
+                    }
+                  }
+                },
+                "responses": {
+                  "201": {
+                    "description": "The stored run",
+                    "content": {
+                      "application/json": {
+                        "schema": {
+                          "$ref": "#/components/schemas/RunFull"
+                        }
+                      }
+                    }
+                  },
+                  "400": {
+                    "$ref": "#/components/responses/BadRequest"
+                  },
+                  "413": {
+                    "$ref": "#/components/responses/TooLarge"
+                  },
+                  "4XX": {
+                    "$ref": "#/components/responses/ClientError"
+                  }
+                }
+              },
+              "get": {
+                "summary": "list runs",
+                "operationId": "list_runs",
+                "parameters": [
+                  {
+                    "$ref": "#/components/parameters/experiment"
+                  },
+                  {
+                    "$ref": "#/components/parameters/status"
+                  },
+                  {
+                    "$ref": "#/components/parameters/strategy"
+                  },
+                  {
+                    "$ref": "#/components/parameters/tag"
+                  },
+                  {
+                    "$ref": "#/components/parameters/limit"
+                  },
+                  {
+                    "$ref": "#/components/parameters/cursor"
+                  }
+                ],
+                "responses": {
+                  "200": {
+                    "description": "Runs, newest first, with the cursor of the next page",
+                    "content": {
+                      "application/json": {
+                        "schema": {
+                          "$ref": "#/components/schemas/RunList"
+                        }
+                      },
+                      "text/csv": {
+                        "schema": {
+                          "type": "string"
+                        },
+                        "description": "Columns id, name, experiment, experiment_id, variant, seed, status, external, strategies, tags, created_at, started_at, ended_at, error; X-Next-Cursor header"
+                      }
+                    },
+                    "headers": {
+                      "X-Next-Cursor": {
+                        "description": "with Accept: text/csv, the cursor of the next page",
+                        "schema": {
+                          "type": "string"
+                        }
+                      }
+                    }
+                  },
+                  "400": {
+                    "$ref": "#/components/responses/BadRequest"
+                  },
+                  "4XX": {
+                    "$ref": "#/components/responses/ClientError"
+                  }
+                },
+                "tags": [
+                  "runs"
+                ]
+              }
+            },
+            "/api/runs.csv": {
+              "get": {
+                "summary": "list runs as CSV",
+                "operationId": "list_runs_csv",
+                "parameters": [
+                  {
+                    "$ref": "#/components/parameters/experiment"
+                  },
+                  {
+                    "$ref": "#/components/parameters/status"
+                  },
+                  {
+                    "$ref": "#/components/parameters/strategy"
+                  },
+                  {
+                    "$ref": "#/components/parameters/tag"
+                  },
+                  {
+                    "$ref": "#/components/parameters/limit"
+                  },
+                  {
+                    "$ref": "#/components/parameters/cursor"
+                  }
+                ],
+                "responses": {
+                  "200": {
+                    "description": "Runs, newest first, with the cursor of the next page (RFC 4180, UTF-8, header row)",
+                    "content": {
+                      "text/csv": {
+                        "schema": {
+                          "type": "string"
+                        }
+                      }
+                    },
+                    "headers": {
+                      "X-Next-Cursor": {
+                        "description": "cursor of the next page, when there is one (CSV)",
+                        "schema": {
+                          "type": "string"
+                        }
+                      }
+                    }
+                  },
+                  "400": {
+                    "$ref": "#/components/responses/BadRequest"
+                  },
+                  "4XX": {
+                    "$ref": "#/components/responses/ClientError"
+                  }
+                },
+                "tags": [
+                  "runs"
+                ]
+              }
+            },
+            "/api/runs/{id}": {
+              "get": {
+                "tags": [
+                  "runs"
+                ],
+                "summary": "One run: spec, status, progress, timings, summary, warnings, newest value of every series",
+                "operationId": "get_run",
+                "parameters": [
+                  {
+                    "$ref": "#/components/parameters/id"
+                  }
+                ],
+                "responses": {
+                  "200": {
+                    "description": "The run",
+                    "content": {
+                      "application/json": {
+                        "schema": {
+                          "$ref": "#/components/schemas/RunFull"
+                        }
+                      }
+                    }
+                  },
+                  "400": {
+                    "$ref": "#/components/responses/BadRequest"
+                  },
+                  "404": {
+                    "$ref": "#/components/responses/NotFound"
+                  },
+                  "4XX": {
+                    "$ref": "#/components/responses/ClientError"
+                  }
+                }
+              },
+              "patch": {
+                "tags": [
+                  "runs"
+                ],
+                "summary": "Rename a run, set its notes or tags; an external run's status",
+                "operationId": "update_run",
+                "parameters": [
+                  {
+                    "$ref": "#/components/parameters/id"
+                  }
+                ],
+                "requestBody": {
+                  "required": true,
+                  "content": {
+                    "application/json": {
+                      "schema": {
+                        "$ref": "#/components/schemas/RunPatch"
+                      }
+                    }
+                  }
+                },
+                "responses": {
+                  "200": {
+                    "description": "The run after the change",
+                    "content": {
+                      "application/json": {
+                        "schema": {
+                          "$ref": "#/components/schemas/RunFull"
+                        }
+                      }
+                    }
+                  },
+                  "400": {
+                    "$ref": "#/components/responses/BadRequest"
+                  },
+                  "404": {
+                    "$ref": "#/components/responses/NotFound"
+                  },
+                  "413": {
+                    "$ref": "#/components/responses/TooLarge"
+                  },
+                  "4XX": {
+                    "$ref": "#/components/responses/ClientError"
+                  }
+                }
+              },
+              "delete": {
+                "tags": [
+                  "runs"
+                ],
+                "summary": "Delete a run that is not running, with its metrics and files",
+                "operationId": "delete_run",
+                "parameters": [
+                  {
+                    "$ref": "#/components/parameters/id"
+                  }
+                ],
+                "responses": {
+                  "204": {
+                    "description": "Deleted"
+                  },
+                  "400": {
+                    "$ref": "#/components/responses/BadRequest"
+                  },
+                  "404": {
+                    "$ref": "#/components/responses/NotFound"
+                  },
+                  "409": {
+                    "$ref": "#/components/responses/Conflict"
+                  },
+                  "4XX": {
+                    "$ref": "#/components/responses/ClientError"
+                  }
+                }
+              }
+            },
+            "/api/runs/{id}/cancel": {
+              "post": {
+                "tags": [
+                  "runs"
+                ],
+                "summary": "Cancel a queued, interrupted or running run (an external one: mark it cancelled)",
+                "operationId": "cancel_run",
+                "parameters": [
+                  {
+                    "$ref": "#/components/parameters/id"
+                  }
+                ],
+                "responses": {
+                  "202": {
+                    "description": "Cancelled, or stopping",
+                    "content": {
+                      "application/json": {
+                        "schema": {
+                          "$ref": "#/components/schemas/Run"
+                        }
+                      }
+                    }
+                  },
+                  "400": {
+                    "$ref": "#/components/responses/BadRequest"
+                  },
+                  "404": {
+                    "$ref": "#/components/responses/NotFound"
+                  },
+                  "409": {
+                    "$ref": "#/components/responses/Conflict"
+                  },
+                  "4XX": {
+                    "$ref": "#/components/responses/ClientError"
+                  }
+                }
+              }
+            },
+            "/api/runs/{id}/metrics": {
+              "get": {
+                "summary": "run metrics",
+                "operationId": "run_metrics",
+                "parameters": [
+                  {
+                    "$ref": "#/components/parameters/id"
+                  },
+                  {
+                    "$ref": "#/components/parameters/key"
+                  },
+                  {
+                    "$ref": "#/components/parameters/weights"
+                  },
+                  {
+                    "$ref": "#/components/parameters/from_step"
+                  },
+                  {
+                    "$ref": "#/components/parameters/to_step"
+                  }
+                ],
+                "responses": {
+                  "200": {
+                    "description": "Metric points, series by series, in step order",
+                    "content": {
+                      "application/json": {
+                        "schema": {
+                          "type": "object",
+                          "required": [
+                            "points"
+                          ],
+                          "additionalProperties": false,
+                          "properties": {
+                            "points": {
+                              "type": "array",
+                              "items": {
+                                "$ref": "#/components/schemas/MetricPoint"
+                              }
+                            }
+                          }
+                        }
+                      },
+                      "text/csv": {
+                        "schema": {
+                          "type": "string"
+                        },
+                        "description": "Columns key, weights, step, epoch, value, time"
+                      }
+                    }
+                  },
+                  "400": {
+                    "$ref": "#/components/responses/BadRequest"
+                  },
+                  "404": {
+                    "$ref": "#/components/responses/NotFound"
+                  },
+                  "4XX": {
+                    "$ref": "#/components/responses/ClientError"
+                  }
+                },
+                "tags": [
+                  "runs"
+                ]
+              },
+              "post": {
+                "tags": [
+                  "runs"
+                ],
+                "summary": "Log a batch of metric points to an external run (idempotent: a repeated point is unchanged)",
+                "operationId": "log_metrics",
+                "parameters": [
+                  {
+                    "$ref": "#/components/parameters/id"
+                  }
+                ],
+                "requestBody": {
+                  "required": true,
+                  "content": {
+                    "application/json": {
+                      "schema": {
+                        "$ref": "#/components/schemas/MetricBatch"
+                      }
+                    }
+                  }
+                },
+                "responses": {
+                  "200": {
+                    "description": "What was stored",
+                    "content": {
+                      "application/json": {
+                        "schema": {
+                          "type": "object",
+                          "required": [
+                            "inserted",
+                            "unchanged"
+                          ],
+                          "additionalProperties": false,
+                          "properties": {
+                            "inserted": {
+                              "type": "integer",
+                              "minimum": 0
+                            },
+                            "unchanged": {
+                              "type": "integer",
+                              "minimum": 0
+                            }
+                          }
+                        }
+                      }
+                    }
+                  },
+                  "400": {
+                    "$ref": "#/components/responses/BadRequest"
+                  },
+                  "404": {
+                    "$ref": "#/components/responses/NotFound"
+                  },
+                  "409": {
+                    "$ref": "#/components/responses/Conflict"
+                  },
+                  "4XX": {
+                    "$ref": "#/components/responses/ClientError"
+                  }
+                }
+              }
+            },
+            "/api/runs/{id}/metrics.csv": {
+              "get": {
+                "summary": "run metrics as CSV",
+                "operationId": "run_metrics_csv",
+                "parameters": [
+                  {
+                    "$ref": "#/components/parameters/id"
+                  },
+                  {
+                    "$ref": "#/components/parameters/key"
+                  },
+                  {
+                    "$ref": "#/components/parameters/weights"
+                  },
+                  {
+                    "$ref": "#/components/parameters/from_step"
+                  },
+                  {
+                    "$ref": "#/components/parameters/to_step"
+                  }
+                ],
+                "responses": {
+                  "200": {
+                    "description": "Metric points, series by series, in step order (RFC 4180, UTF-8, header row)",
+                    "content": {
+                      "text/csv": {
+                        "schema": {
+                          "type": "string"
+                        }
+                      }
+                    }
+                  },
+                  "400": {
+                    "$ref": "#/components/responses/BadRequest"
+                  },
+                  "404": {
+                    "$ref": "#/components/responses/NotFound"
+                  },
+                  "4XX": {
+                    "$ref": "#/components/responses/ClientError"
+                  }
+                },
+                "tags": [
+                  "runs"
+                ]
+              }
+            },
+            "/api/runs/{id}/grid": {
+              "get": {
+                "summary": "run grid",
+                "operationId": "run_grid",
+                "parameters": [
+                  {
+                    "$ref": "#/components/parameters/id"
+                  }
+                ],
+                "responses": {
+                  "200": {
+                    "description": "The run's resize × crop evaluation cells",
+                    "content": {
+                      "application/json": {
+                        "schema": {
+                          "type": "object",
+                          "required": [
+                            "cells"
+                          ],
+                          "additionalProperties": false,
+                          "properties": {
+                            "cells": {
+                              "type": "array",
+                              "items": {
+                                "$ref": "#/components/schemas/GridCell"
+                              }
+                            }
+                          }
+                        }
+                      },
+                      "text/csv": {
+                        "schema": {
+                          "type": "string"
+                        },
+                        "description": "Columns weights, stage, train_size, resize, crop, top1, top5, loss"
+                      }
+                    }
+                  },
+                  "400": {
+                    "$ref": "#/components/responses/BadRequest"
+                  },
+                  "404": {
+                    "$ref": "#/components/responses/NotFound"
+                  },
+                  "4XX": {
+                    "$ref": "#/components/responses/ClientError"
+                  }
+                },
+                "tags": [
+                  "runs"
+                ]
+              }
+            },
+            "/api/runs/{id}/grid.csv": {
+              "get": {
+                "summary": "run grid as CSV",
+                "operationId": "run_grid_csv",
+                "parameters": [
+                  {
+                    "$ref": "#/components/parameters/id"
+                  }
+                ],
+                "responses": {
+                  "200": {
+                    "description": "The run's resize × crop evaluation cells (RFC 4180, UTF-8, header row)",
+                    "content": {
+                      "text/csv": {
+                        "schema": {
+                          "type": "string"
+                        }
+                      }
+                    }
+                  },
+                  "400": {
+                    "$ref": "#/components/responses/BadRequest"
+                  },
+                  "404": {
+                    "$ref": "#/components/responses/NotFound"
+                  },
+                  "4XX": {
+                    "$ref": "#/components/responses/ClientError"
+                  }
+                },
+                "tags": [
+                  "runs"
+                ]
+              }
+            },
+            "/api/runs/{id}/artifacts": {
+              "get": {
+                "summary": "run artifacts",
+                "operationId": "run_artifacts",
+                "parameters": [
+                  {
+                    "$ref": "#/components/parameters/id"
+                  }
+                ],
+                "responses": {
+                  "200": {
+                    "description": "The run's exported weights and checkpoints",
+                    "content": {
+                      "application/json": {
+                        "schema": {
+                          "type": "object",
+                          "required": [
+                            "artifacts"
+                          ],
+                          "additionalProperties": false,
+                          "properties": {
+                            "artifacts": {
+                              "type": "array",
+                              "items": {
+                                "$ref": "#/components/schemas/Artifact"
+                              }
+                            }
+                          }
+                        }
+                      },
+                      "text/csv": {
+                        "schema": {
+                          "type": "string"
+                        },
+                        "description": "Columns name, kind, path, bytes, sha256"
+                      }
+                    }
+                  },
+                  "400": {
+                    "$ref": "#/components/responses/BadRequest"
+                  },
+                  "404": {
+                    "$ref": "#/components/responses/NotFound"
+                  },
+                  "4XX": {
+                    "$ref": "#/components/responses/ClientError"
+                  }
+                },
+                "tags": [
+                  "runs"
+                ]
+              }
+            },
+            "/api/runs/{id}/artifacts.csv": {
+              "get": {
+                "summary": "run artifacts as CSV",
+                "operationId": "run_artifacts_csv",
+                "parameters": [
+                  {
+                    "$ref": "#/components/parameters/id"
+                  }
+                ],
+                "responses": {
+                  "200": {
+                    "description": "The run's exported weights and checkpoints (RFC 4180, UTF-8, header row)",
+                    "content": {
+                      "text/csv": {
+                        "schema": {
+                          "type": "string"
+                        }
+                      }
+                    }
+                  },
+                  "400": {
+                    "$ref": "#/components/responses/BadRequest"
+                  },
+                  "404": {
+                    "$ref": "#/components/responses/NotFound"
+                  },
+                  "4XX": {
+                    "$ref": "#/components/responses/ClientError"
+                  }
+                },
+                "tags": [
+                  "runs"
+                ]
+              }
+            },
+            "/api/runs/{id}/artifacts/{name}": {
+              "get": {
+                "tags": [
+                  "runs"
+                ],
+                "summary": "Download one artifact (safetensors)",
+                "operationId": "download_artifact",
+                "parameters": [
+                  {
+                    "$ref": "#/components/parameters/id"
+                  },
+                  {
+                    "name": "name",
+                    "in": "path",
+                    "required": true,
+                    "description": "the artifact's name (raw, ema@0.998, swa, checkpoint:…)",
+                    "schema": {
+                      "type": "string"
+                    }
+                  }
+                ],
+                "responses": {
+                  "200": {
+                    "description": "The file",
+                    "headers": {
+                      "Content-Disposition": {
+                        "schema": {
+                          "type": "string"
+                        }
+                      }
+                    },
+                    "content": {
+                      "application/octet-stream": {
+                        "schema": {
+                          "type": "string",
+                          "contentMediaType": "application/octet-stream"
+                        }
+                      }
+                    }
+                  },
+                  "400": {
+                    "$ref": "#/components/responses/BadRequest"
+                  },
+                  "404": {
+                    "$ref": "#/components/responses/NotFound"
+                  },
+                  "4XX": {
+                    "$ref": "#/components/responses/ClientError"
+                  }
+                }
+              }
+            },
+            "/api/runs/{id}/events": {
+              "get": {
+                "tags": [
+                  "runs"
+                ],
+                "summary": "Live progress and status changes (Server-Sent Events: status, progress, warning, summary)",
+                "description": "The stream opens with the run's status (and progress) and closes once the run has finished.",
+                "operationId": "run_events",
+                "parameters": [
+                  {
+                    "$ref": "#/components/parameters/id"
+                  }
+                ],
+                "responses": {
+                  "200": {
+                    "description": "An event stream",
+                    "content": {
+                      "text/event-stream": {
+                        "schema": {
+                          "type": "string"
+                        }
+                      }
+                    }
+                  },
+                  "400": {
+                    "$ref": "#/components/responses/BadRequest"
+                  },
+                  "404": {
+                    "$ref": "#/components/responses/NotFound"
+                  },
+                  "4XX": {
+                    "$ref": "#/components/responses/ClientError"
+                  }
+                }
+              }
+            },
+            "/api/experiments": {
+              "post": {
+                "tags": [
+                  "experiments"
+                ],
+                "summary": "Create an experiment: variants × seeds runs, queued",
+                "operationId": "create_experiment",
+                "requestBody": {
+                  "required": true,
+                  "content": {
+                    "application/json": {
+                      "schema": {
+                        "$ref": "#/components/schemas/NewExperiment"
+                      }
+                    }
+                  }
+                },
+                "responses": {
+                  "201": {
+                    "description": "The experiment with its runs",
+                    "content": {
+                      "application/json": {
+                        "schema": {
+                          "$ref": "#/components/schemas/ExperimentWithRuns"
+                        }
+                      }
+                    }
+                  },
+                  "400": {
+                    "$ref": "#/components/responses/BadRequest"
+                  },
+                  "413": {
+                    "$ref": "#/components/responses/TooLarge"
+                  },
+                  "4XX": {
+                    "$ref": "#/components/responses/ClientError"
+                  }
+                }
+              },
+              "get": {
+                "summary": "list experiments",
+                "operationId": "list_experiments",
+                "parameters": [
+                  {
+                    "$ref": "#/components/parameters/limit"
+                  },
+                  {
+                    "$ref": "#/components/parameters/cursor"
+                  }
+                ],
+                "responses": {
+                  "200": {
+                    "description": "Experiments, newest first",
+                    "content": {
+                      "application/json": {
+                        "schema": {
+                          "type": "object",
+                          "required": [
+                            "experiments",
+                            "next_cursor"
+                          ],
+                          "additionalProperties": false,
+                          "properties": {
+                            "experiments": {
+                              "type": "array",
+                              "items": {
+                                "$ref": "#/components/schemas/Experiment"
+                              }
+                            },
+                            "next_cursor": {
+                              "type": [
+                                "string",
+                                "null"
+                              ]
+                            }
+                          }
+                        }
+                      },
+                      "text/csv": {
+                        "schema": {
+                          "type": "string"
+                        },
+                        "description": "Columns id, name, baseline, variants, seeds, created_at; X-Next-Cursor header"
+                      }
+                    }
+                  },
+                  "400": {
+                    "$ref": "#/components/responses/BadRequest"
+                  },
+                  "4XX": {
+                    "$ref": "#/components/responses/ClientError"
+                  }
+                },
+                "tags": [
+                  "experiments"
+                ]
+              }
+            },
+            "/api/experiments.csv": {
+              "get": {
+                "summary": "list experiments as CSV",
+                "operationId": "list_experiments_csv",
+                "parameters": [
+                  {
+                    "$ref": "#/components/parameters/limit"
+                  },
+                  {
+                    "$ref": "#/components/parameters/cursor"
+                  }
+                ],
+                "responses": {
+                  "200": {
+                    "description": "Experiments, newest first (RFC 4180, UTF-8, header row)",
+                    "content": {
+                      "text/csv": {
+                        "schema": {
+                          "type": "string"
+                        }
+                      }
+                    }
+                  },
+                  "400": {
+                    "$ref": "#/components/responses/BadRequest"
+                  },
+                  "4XX": {
+                    "$ref": "#/components/responses/ClientError"
+                  }
+                },
+                "tags": [
+                  "experiments"
+                ]
+              }
+            },
+            "/api/experiments/{id}": {
+              "get": {
+                "tags": [
+                  "experiments"
+                ],
+                "summary": "One experiment with its runs (each names its variant and seed)",
+                "description": "With Accept: text/csv (or the id written as 3.csv), its runs as the CSV of GET /api/runs.csv.",
+                "operationId": "get_experiment",
+                "parameters": [
+                  {
+                    "$ref": "#/components/parameters/id"
+                  }
+                ],
+                "responses": {
+                  "200": {
+                    "description": "The experiment",
+                    "content": {
+                      "application/json": {
+                        "schema": {
+                          "$ref": "#/components/schemas/ExperimentWithRuns"
+                        }
+                      },
+                      "text/csv": {
+                        "schema": {
+                          "type": "string"
+                        }
+                      }
+                    }
+                  },
+                  "400": {
+                    "$ref": "#/components/responses/BadRequest"
+                  },
+                  "404": {
+                    "$ref": "#/components/responses/NotFound"
+                  },
+                  "4XX": {
+                    "$ref": "#/components/responses/ClientError"
+                  }
+                }
+              },
+              "delete": {
+                "tags": [
+                  "experiments"
+                ],
+                "summary": "Delete an experiment and its runs when none runs",
+                "operationId": "delete_experiment",
+                "parameters": [
+                  {
+                    "$ref": "#/components/parameters/id"
+                  }
+                ],
+                "responses": {
+                  "204": {
+                    "description": "Deleted, with its runs' metrics and folders"
+                  },
+                  "400": {
+                    "$ref": "#/components/responses/BadRequest"
+                  },
+                  "404": {
+                    "$ref": "#/components/responses/NotFound"
+                  },
+                  "409": {
+                    "$ref": "#/components/responses/Conflict"
+                  },
+                  "4XX": {
+                    "$ref": "#/components/responses/ClientError"
+                  }
+                }
+              }
+            },
+            "/api/experiments/{id}/cancel": {
+              "post": {
+                "tags": [
+                  "experiments"
+                ],
+                "summary": "Cancel every unfinished run of the experiment",
+                "operationId": "cancel_experiment",
+                "parameters": [
+                  {
+                    "$ref": "#/components/parameters/id"
+                  }
+                ],
+                "responses": {
+                  "202": {
+                    "description": "How many runs were cancelled",
+                    "content": {
+                      "application/json": {
+                        "schema": {
+                          "type": "object",
+                          "required": [
+                            "experiment",
+                            "cancelled"
+                          ],
+                          "additionalProperties": false,
+                          "properties": {
+                            "experiment": {
+                              "type": "integer"
+                            },
+                            "cancelled": {
+                              "type": "integer",
+                              "minimum": 0
+                            }
+                          }
+                        }
+                      }
+                    }
+                  },
+                  "400": {
+                    "$ref": "#/components/responses/BadRequest"
+                  },
+                  "404": {
+                    "$ref": "#/components/responses/NotFound"
+                  },
+                  "4XX": {
+                    "$ref": "#/components/responses/ClientError"
+                  }
+                }
+              }
+            },
+            "/api/experiments/{id}/compare": {
+              "get": {
+                "summary": "compare",
+                "operationId": "compare",
+                "parameters": [
+                  {
+                    "$ref": "#/components/parameters/id"
+                  },
+                  {
+                    "name": "metric",
+                    "in": "query",
+                    "required": false,
+                    "description": "the metric key (test/top1 by default; a name ending in loss: lower is better)",
+                    "schema": {
+                      "type": "string"
+                    }
+                  }
+                ],
+                "responses": {
+                  "200": {
+                    "description": "One row per variant × weight set on each completed run's final value of the metric",
+                    "content": {
+                      "application/json": {
+                        "schema": {
+                          "$ref": "#/components/schemas/Compare"
+                        }
+                      },
+                      "text/csv": {
+                        "schema": {
+                          "type": "string"
+                        },
+                        "description": "Columns variant, weights, metric, n, mean, std, ci95_low, ci95_high, delta_mean, delta_ci95_low, delta_ci95_high, wins, losses, ties"
+                      }
+                    }
+                  },
+                  "400": {
+                    "$ref": "#/components/responses/BadRequest"
+                  },
+                  "404": {
+                    "$ref": "#/components/responses/NotFound"
+                  },
+                  "4XX": {
+                    "$ref": "#/components/responses/ClientError"
+                  }
+                },
+                "tags": [
+                  "experiments"
+                ]
+              }
+            },
+            "/api/experiments/{id}/compare.csv": {
+              "get": {
+                "summary": "compare as CSV",
+                "operationId": "compare_csv",
+                "parameters": [
+                  {
+                    "$ref": "#/components/parameters/id"
+                  },
+                  {
+                    "name": "metric",
+                    "in": "query",
+                    "required": false,
+                    "description": "the metric key (test/top1 by default; a name ending in loss: lower is better)",
+                    "schema": {
+                      "type": "string"
+                    }
+                  }
+                ],
+                "responses": {
+                  "200": {
+                    "description": "One row per variant × weight set on each completed run's final value of the metric (RFC 4180, UTF-8, header row)",
+                    "content": {
+                      "text/csv": {
+                        "schema": {
+                          "type": "string"
+                        }
+                      }
+                    }
+                  },
+                  "400": {
+                    "$ref": "#/components/responses/BadRequest"
+                  },
+                  "404": {
+                    "$ref": "#/components/responses/NotFound"
+                  },
+                  "4XX": {
+                    "$ref": "#/components/responses/ClientError"
+                  }
+                },
+                "tags": [
+                  "experiments"
+                ]
+              }
+            },
+            "/api/experiments/{id}/grid": {
+              "get": {
+                "summary": "experiment grid",
+                "operationId": "experiment_grid",
+                "parameters": [
+                  {
+                    "$ref": "#/components/parameters/id"
+                  }
+                ],
+                "responses": {
+                  "200": {
+                    "description": "The resize × crop cells averaged over seeds",
+                    "content": {
+                      "application/json": {
+                        "schema": {
+                          "type": "object",
+                          "required": [
+                            "experiment",
+                            "cells"
+                          ],
+                          "additionalProperties": false,
+                          "properties": {
+                            "experiment": {
+                              "type": "integer"
+                            },
+                            "cells": {
+                              "type": "array",
+                              "items": {
+                                "$ref": "#/components/schemas/ExperimentGridCell"
+                              }
+                            }
+                          }
+                        }
+                      },
+                      "text/csv": {
+                        "schema": {
+                          "type": "string"
+                        },
+                        "description": "Columns variant, weights, stage, train_size, resize, crop, n, top1_mean, top1_std, top5_mean, loss_mean"
+                      }
+                    }
+                  },
+                  "400": {
+                    "$ref": "#/components/responses/BadRequest"
+                  },
+                  "404": {
+                    "$ref": "#/components/responses/NotFound"
+                  },
+                  "4XX": {
+                    "$ref": "#/components/responses/ClientError"
+                  }
+                },
+                "tags": [
+                  "experiments"
+                ]
+              }
+            },
+            "/api/experiments/{id}/grid.csv": {
+              "get": {
+                "summary": "experiment grid as CSV",
+                "operationId": "experiment_grid_csv",
+                "parameters": [
+                  {
+                    "$ref": "#/components/parameters/id"
+                  }
+                ],
+                "responses": {
+                  "200": {
+                    "description": "The resize × crop cells averaged over seeds (RFC 4180, UTF-8, header row)",
+                    "content": {
+                      "text/csv": {
+                        "schema": {
+                          "type": "string"
+                        }
+                      }
+                    }
+                  },
+                  "400": {
+                    "$ref": "#/components/responses/BadRequest"
+                  },
+                  "404": {
+                    "$ref": "#/components/responses/NotFound"
+                  },
+                  "4XX": {
+                    "$ref": "#/components/responses/ClientError"
+                  }
+                },
+                "tags": [
+                  "experiments"
+                ]
+              }
+            }
+          },
+          "components": {
+            "schemas": {
+              "Error": {
+                "type": "object",
+                "required": [
+                  "error"
+                ],
+                "additionalProperties": false,
+                "properties": {
+                  "error": {
+                    "type": "object",
+                    "required": [
+                      "status",
+                      "message",
+                      "field"
+                    ],
+                    "additionalProperties": false,
+                    "properties": {
+                      "status": {
+                        "type": "integer",
+                        "minimum": 400,
+                        "maximum": 599
+                      },
+                      "message": {
+                        "type": "string",
+                        "description": "what is wrong, in a sentence"
+                      },
+                      "field": {
+                        "type": [
+                          "string",
+                          "null"
+                        ],
+                        "description": "the offending part of the request (optim.lr, metrics[3].value, cursor), or null"
+                      }
+                    }
+                  }
+                }
+              },
+              "Number": {
+                "description": "A number; non-finite values as the strings NaN, Infinity, -Infinity",
+                "anyOf": [
+                  {
+                    "type": "number"
+                  },
+                  {
+                    "type": "string",
+                    "enum": [
+                      "NaN",
+                      "Infinity",
+                      "-Infinity"
+                    ]
+                  }
+                ]
+              },
+              "Health": {
+                "type": "object",
+                "required": [
+                  "status",
+                  "version",
+                  "schema_version",
+                  "queue_length",
+                  "running",
+                  "max_concurrent"
+                ],
+                "properties": {
+                  "status": {
+                    "const": "ok"
+                  },
+                  "version": {
+                    "type": "string"
+                  },
+                  "schema_version": {
+                    "type": "integer"
+                  },
+                  "queue_length": {
+                    "type": "integer",
+                    "minimum": 0
+                  },
+                  "running": {
+                    "type": "integer",
+                    "minimum": 0
+                  },
+                  "max_concurrent": {
+                    "type": "integer",
+                    "minimum": 0
+                  }
+                }
+              },
+              "Preset": {
+                "type": "object",
+                "required": [
+                  "name",
+                  "summary",
+                  "settings"
+                ],
+                "properties": {
+                  "name": {
+                    "type": "string"
+                  },
+                  "summary": {
+                    "type": "string"
+                  },
+                  "settings": {
+                    "$ref": "#/components/schemas/RunSpec"
+                  }
+                }
+              },
+              "RunStatus": {
+                "type": "string",
+                "enum": [
+                  "queued",
+                  "running",
+                  "completed",
+                  "failed",
+                  "cancelled",
+                  "interrupted"
+                ]
+              },
+              "Run": {
+                "type": "object",
+                "required": [
+                  "id",
+                  "name",
+                  "experiment",
+                  "experiment_id",
+                  "variant",
+                  "seed",
+                  "status",
+                  "external",
+                  "notes",
+                  "tags",
+                  "strategies",
+                  "code_version",
+                  "created_at",
+                  "started_at",
+                  "ended_at",
+                  "error",
+                  "progress"
+                ],
+                "properties": {
+                  "id": {
+                    "type": "integer",
+                    "minimum": 1
+                  },
+                  "name": {
+                    "type": [
+                      "string",
+                      "null"
+                    ]
+                  },
+                  "experiment": {
+                    "type": [
+                      "string",
+                      "null"
+                    ]
+                  },
+                  "experiment_id": {
+                    "type": [
+                      "integer",
+                      "null"
+                    ]
+                  },
+                  "variant": {
+                    "type": [
+                      "string",
+                      "null"
+                    ]
+                  },
+                  "seed": {
+                    "type": "integer",
+                    "minimum": 0
+                  },
+                  "status": {
+                    "$ref": "#/components/schemas/RunStatus"
+                  },
+                  "external": {
+                    "type": "boolean"
+                  },
+                  "notes": {
+                    "type": "string"
+                  },
+                  "tags": {
+                    "type": "array",
+                    "items": {
+                      "type": "string"
+                    }
+                  },
+                  "strategies": {
+                    "type": "array",
+                    "items": {
+                      "type": "string"
+                    }
+                  },
+                  "code_version": {
+                    "type": "string"
+                  },
+                  "created_at": {
+                    "type": "number"
+                  },
+                  "started_at": {
+                    "type": [
+                      "number",
+                      "null"
+                    ]
+                  },
+                  "ended_at": {
+                    "type": [
+                      "number",
+                      "null"
+                    ]
+                  },
+                  "error": {
+                    "type": [
+                      "string",
+                      "null"
+                    ]
+                  },
+                  "progress": {
+                    "description": "the trainer's newest progress line, or null",
+                    "type": [
+                      "object",
+                      "null"
+                    ]
+                  }
+                }
+              },
+              "RunFull": {
+                "allOf": [
+                  {
+                    "$ref": "#/components/schemas/Run"
+                  },
+                  {
+                    "type": "object",
+                    "required": [
+                      "spec",
+                      "summary",
+                      "warnings"
+                    ],
+                    "properties": {
+                      "spec": {
+                        "description": "the full spec as run (an external run: as posted)"
+                      },
+                      "summary": {
+                        "description": "the trainer's summary line, or null",
+                        "type": [
+                          "object",
+                          "null"
+                        ]
+                      },
+                      "warnings": {
+                        "description": "the trainer's warning lines, or null",
+                        "type": [
+                          "array",
+                          "null"
+                        ]
+                      },
+                      "latest": {
+                        "description": "newest point of every series: weights → key → {step, epoch, value}",
+                        "type": "object",
+                        "additionalProperties": {
+                          "type": "object",
+                          "additionalProperties": {
+                            "type": "object",
+                            "required": [
+                              "step",
+                              "epoch",
+                              "value"
+                            ],
+                            "properties": {
+                              "step": {
+                                "type": "integer"
+                              },
+                              "epoch": {
+                                "type": [
+                                  "integer",
+                                  "null"
+                                ]
+                              },
+                              "value": {
+                                "$ref": "#/components/schemas/Number"
+                              }
+                            }
+                          }
+                        }
+                      }
+                    }
+                  }
+                ]
+              },
+              "RunList": {
+                "type": "object",
+                "required": [
+                  "runs",
+                  "next_cursor"
+                ],
+                "additionalProperties": false,
+                "properties": {
+                  "runs": {
+                    "type": "array",
+                    "items": {
+                      "$ref": "#/components/schemas/Run"
+                    }
+                  },
+                  "next_cursor": {
+                    "type": [
+                      "string",
+                      "null"
+                    ]
+                  }
+                }
+              },
+              "RunPatch": {
+                "type": "object",
+                "additionalProperties": false,
+                "properties": {
+                  "name": {
+                    "type": [
+                      "string",
+                      "null"
+                    ]
+                  },
+                  "notes": {
+                    "type": "string"
+                  },
+                  "tags": {
+                    "type": "array",
+                    "items": {
+                      "type": "string",
+                      "minLength": 1
+                    }
+                  },
+                  "status": {
+                    "description": "external runs only",
+                    "type": "string",
+                    "enum": [
+                      "running",
+                      "completed",
+                      "failed",
+                      "cancelled"
+                    ]
+                  },
+                  "error": {
+                    "description": "with status failed: why (external runs)",
+                    "type": "string"
+                  }
+                },
+                "examples": [
+                  {
+                    "name": "baseline",
+                    "notes": "first try",
+                    "tags": [
+                      "fmnist",
+                      "ema"
+                    ]
+                  }
+                ]
+              },
+              "RunSpec": {
+                "type": "object",
+                "description": "A run spec (../shared/spec/service.md); every field has a default, so {} is the reference recipe. An unknown field, a wrong type or a value out of range is refused with 400 naming the field.",
+                "properties": {
+                  "experiment": {
+                    "type": [
+                      "string",
+                      "null"
+                    ]
+                  },
+                  "name": {
+                    "type": [
+                      "string",
+                      "null"
+                    ]
+                  },
+                  "seed": {
+                    "type": "integer",
+                    "minimum": 0
+                  },
+                  "threads": {
+                    "type": "integer",
+                    "minimum": 1,
+                    "maximum": 64
+                  },
+                  "data": {
+                    "type": "object"
+                  },
+                  "model": {
+                    "type": "object"
+                  },
+                  "optim": {
+                    "type": "object"
+                  },
+                  "averaging": {
+                    "type": [
+                      "object",
+                      "array",
+                      "null"
+                    ]
+                  },
+                  "distillation": {
+                    "type": [
+                      "object",
+                      "null"
+                    ]
+                  },
+                  "resolution": {
+                    "type": "object"
+                  },
+                  "precise_bn": {
+                    "type": [
+                      "object",
+                      "null"
+                    ]
+                  },
+                  "checkpoints": {
+                    "type": "object"
+                  },
+                  "log_every": {
+                    "type": [
+                      "integer",
+                      "null"
+                    ]
+                  }
+                },
+                "examples": [
+                  {
+                    "name": "quick",
+                    "seed": 1,
+                    "data": {
+                      "train_limit": 512,
+                      "test_limit": 200
+                    },
+                    "model": {
+                      "width": 4
+                    },
+                    "optim": {
+                      "epochs": 1,
+                      "batch_size": 64
+                    },
+                    "averaging": [
+                      {
+                        "kind": "ema",
+                        "decays": [
+                          0.99
+                        ]
+                      }
+                    ]
+                  }
+                ]
+              },
+              "MetricPoint": {
+                "type": "object",
+                "required": [
+                  "key",
+                  "weights",
+                  "step",
+                  "epoch",
+                  "value",
+                  "time"
+                ],
+                "additionalProperties": false,
+                "properties": {
+                  "key": {
+                    "type": "string"
+                  },
+                  "weights": {
+                    "type": "string"
+                  },
+                  "step": {
+                    "type": "integer"
+                  },
+                  "epoch": {
+                    "type": [
+                      "integer",
+                      "null"
+                    ]
+                  },
+                  "value": {
+                    "$ref": "#/components/schemas/Number"
+                  },
+                  "time": {
+                    "type": "number"
+                  }
+                }
+              },
+              "MetricBatch": {
+                "type": "object",
+                "required": [
+                  "metrics"
+                ],
+                "properties": {
+                  "metrics": {
+                    "type": "array",
+                    "maxItems": 1000,
+                    "items": {
+                      "type": "object",
+                      "required": [
+                        "key",
+                        "step",
+                        "value"
+                      ],
+                      "properties": {
+                        "key": {
+                          "type": "string",
+                          "minLength": 1
+                        },
+                        "step": {
+                          "type": "integer",
+                          "minimum": 0
+                        },
+                        "value": {
+                          "$ref": "#/components/schemas/Number"
+                        },
+                        "epoch": {
+                          "type": [
+                            "integer",
+                            "null"
+                          ],
+                          "minimum": 0
+                        },
+                        "time": {
+                          "type": "number"
+                        },
+                        "weights": {
+                          "type": "string",
+                          "minLength": 1,
+                          "default": "raw"
+                        }
+                      }
+                    }
+                  }
+                },
+                "examples": [
+                  {
+                    "metrics": [
+                      {
+                        "key": "train/loss",
+                        "step": 1,
+                        "value": 2.1
+                      },
+                      {
+                        "key": "test/top1",
+                        "step": 1,
+                        "epoch": 1,
+                        "value": 0.42,
+                        "weights": "raw",
+                        "time": 1764000000.5
+                      },
+                      {
+                        "key": "train/loss",
+                        "step": 2,
+                        "value": "NaN"
+                      }
+                    ]
+                  }
+                ]
+              },
+              "GridCell": {
+                "type": "object",
+                "required": [
+                  "weights",
+                  "stage",
+                  "train_size",
+                  "resize",
+                  "crop",
+                  "top1",
+                  "top5",
+                  "loss"
+                ],
+                "additionalProperties": false,
+                "properties": {
+                  "weights": {
+                    "type": "string"
+                  },
+                  "stage": {
+                    "type": "string"
+                  },
+                  "train_size": {
+                    "type": "integer"
+                  },
+                  "resize": {
+                    "type": "integer"
+                  },
+                  "crop": {
+                    "type": "integer"
+                  },
+                  "top1": {
+                    "anyOf": [
+                      {
+                        "$ref": "#/components/schemas/Number"
+                      },
+                      {
+                        "type": "null"
+                      }
+                    ]
+                  },
+                  "top5": {
+                    "anyOf": [
+                      {
+                        "$ref": "#/components/schemas/Number"
+                      },
+                      {
+                        "type": "null"
+                      }
+                    ]
+                  },
+                  "loss": {
+                    "anyOf": [
+                      {
+                        "$ref": "#/components/schemas/Number"
+                      },
+                      {
+                        "type": "null"
+                      }
+                    ]
+                  }
+                }
+              },
+              "Artifact": {
+                "type": "object",
+                "required": [
+                  "name",
+                  "kind",
+                  "path",
+                  "bytes",
+                  "sha256",
+                  "url"
+                ],
+                "additionalProperties": false,
+                "properties": {
+                  "name": {
+                    "type": "string"
+                  },
+                  "kind": {
+                    "type": "string"
+                  },
+                  "path": {
+                    "type": "string"
+                  },
+                  "bytes": {
+                    "type": [
+                      "integer",
+                      "null"
+                    ]
+                  },
+                  "sha256": {
+                    "type": [
+                      "string",
+                      "null"
+                    ]
+                  },
+                  "url": {
+                    "type": "string"
+                  }
+                }
+              },
+              "Variant": {
+                "anyOf": [
+                  {
+                    "type": "string",
+                    "description": "a preset's name (GET /api/presets)",
+                    "enum": [
+                      "none",
+                      "ema",
+                      "ema-warmup",
+                      "swa",
+                      "kd",
+                      "fixres"
+                    ]
+                  },
+                  {
+                    "type": "object",
+                    "additionalProperties": false,
+                    "properties": {
+                      "name": {
+                        "type": "string"
+                      },
+                      "preset": {
+                        "type": [
+                          "string",
+                          "null"
+                        ]
+                      },
+                      "spec": {
+                        "type": "object"
+                      }
+                    }
+                  }
+                ]
+              },
+              "NewExperiment": {
+                "type": "object",
+                "required": [
+                  "name",
+                  "variants"
+                ],
+                "additionalProperties": false,
+                "properties": {
+                  "name": {
+                    "type": "string",
+                    "minLength": 1
+                  },
+                  "base": {
+                    "$ref": "#/components/schemas/RunSpec"
+                  },
+                  "variants": {
+                    "type": "array",
+                    "minItems": 1,
+                    "items": {
+                      "$ref": "#/components/schemas/Variant"
+                    }
+                  },
+                  "seeds": {
+                    "type": "array",
+                    "minItems": 1,
+                    "uniqueItems": true,
+                    "items": {
+                      "type": "integer",
+                      "minimum": 0,
+                      "maximum": 9007199254740992
+                    }
+                  },
+                  "baseline": {
+                    "type": "string",
+                    "description": "a variant's name (default: the first)"
+                  }
+                },
+                "examples": [
+                  {
+                    "name": "ema-vs-none",
+                    "base": {
+                      "optim": {
+                        "epochs": 2
+                      },
+                      "data": {
+                        "train_limit": 512
+                      }
+                    },
+                    "variants": [
+                      "none",
+                      "ema",
+                      {
+                        "name": "ema-fast",
+                        "preset": "ema",
+                        "spec": {
+                          "optim": {
+                            "lr": 0.05
+                          }
+                        }
+                      }
+                    ],
+                    "seeds": [
+                      0,
+                      1
+                    ],
+                    "baseline": "none"
+                  }
+                ]
+              },
+              "Experiment": {
+                "type": "object",
+                "required": [
+                  "id",
+                  "name",
+                  "baseline",
+                  "base",
+                  "variants",
+                  "seeds",
+                  "created_at"
+                ],
+                "properties": {
+                  "id": {
+                    "type": "integer",
+                    "minimum": 1
+                  },
+                  "name": {
+                    "type": "string"
+                  },
+                  "baseline": {
+                    "type": "string"
+                  },
+                  "base": {
+                    "type": [
+                      "object",
+                      "null"
+                    ]
+                  },
+                  "variants": {
+                    "type": [
+                      "array",
+                      "null"
+                    ],
+                    "items": {
+                      "type": "object",
+                      "properties": {
+                        "name": {
+                          "type": "string"
+                        },
+                        "preset": {
+                          "type": [
+                            "string",
+                            "null"
+                          ]
+                        },
+                        "spec": {}
+                      }
+                    }
+                  },
+                  "seeds": {
+                    "type": [
+                      "array",
+                      "null"
+                    ],
+                    "items": {
+                      "type": "integer"
+                    }
+                  },
+                  "created_at": {
+                    "type": "number"
+                  }
+                }
+              },
+              "ExperimentWithRuns": {
+                "allOf": [
+                  {
+                    "$ref": "#/components/schemas/Experiment"
+                  },
+                  {
+                    "type": "object",
+                    "required": [
+                      "runs",
+                      "status_counts"
+                    ],
+                    "properties": {
+                      "runs": {
+                        "type": "array",
+                        "items": {
+                          "$ref": "#/components/schemas/Run"
+                        }
+                      },
+                      "status_counts": {
+                        "type": "object",
+                        "additionalProperties": {
+                          "type": "integer",
+                          "minimum": 1
+                        }
+                      }
+                    }
+                  }
+                ]
+              },
+              "Compare": {
+                "type": "object",
+                "required": [
+                  "experiment",
+                  "metric",
+                  "baseline",
+                  "rows"
+                ],
+                "additionalProperties": false,
+                "properties": {
+                  "experiment": {
+                    "type": "integer"
+                  },
+                  "metric": {
+                    "type": "string"
+                  },
+                  "baseline": {
+                    "type": "object",
+                    "required": [
+                      "variant",
+                      "weights"
+                    ],
+                    "properties": {
+                      "variant": {
+                        "type": "string"
+                      },
+                      "weights": {
+                        "type": "string"
+                      }
+                    }
+                  },
+                  "rows": {
+                    "type": "array",
+                    "items": {
+                      "$ref": "#/components/schemas/CompareRow"
+                    }
+                  }
+                }
+              },
+              "CompareRow": {
+                "type": "object",
+                "additionalProperties": false,
+                "required": [
+                  "variant",
+                  "weights",
+                  "metric",
+                  "n",
+                  "mean",
+                  "std",
+                  "ci95_low",
+                  "ci95_high",
+                  "delta_mean",
+                  "delta_ci95_low",
+                  "delta_ci95_high",
+                  "wins",
+                  "losses",
+                  "ties"
+                ],
+                "properties": {
+                  "variant": {
+                    "type": "string"
+                  },
+                  "weights": {
+                    "type": "string"
+                  },
+                  "metric": {
+                    "type": "string"
+                  },
+                  "n": {
+                    "type": "integer",
+                    "minimum": 1
+                  },
+                  "mean": {
+                    "$ref": "#/components/schemas/Number"
+                  },
+                  "std": {
+                    "anyOf": [
+                      {
+                        "$ref": "#/components/schemas/Number"
+                      },
+                      {
+                        "type": "null"
+                      }
+                    ]
+                  },
+                  "ci95_low": {
+                    "anyOf": [
+                      {
+                        "$ref": "#/components/schemas/Number"
+                      },
+                      {
+                        "type": "null"
+                      }
+                    ]
+                  },
+                  "ci95_high": {
+                    "anyOf": [
+                      {
+                        "$ref": "#/components/schemas/Number"
+                      },
+                      {
+                        "type": "null"
+                      }
+                    ]
+                  },
+                  "delta_mean": {
+                    "anyOf": [
+                      {
+                        "$ref": "#/components/schemas/Number"
+                      },
+                      {
+                        "type": "null"
+                      }
+                    ]
+                  },
+                  "delta_ci95_low": {
+                    "anyOf": [
+                      {
+                        "$ref": "#/components/schemas/Number"
+                      },
+                      {
+                        "type": "null"
+                      }
+                    ]
+                  },
+                  "delta_ci95_high": {
+                    "anyOf": [
+                      {
+                        "$ref": "#/components/schemas/Number"
+                      },
+                      {
+                        "type": "null"
+                      }
+                    ]
+                  },
+                  "wins": {
+                    "type": "integer",
+                    "minimum": 0
+                  },
+                  "losses": {
+                    "type": "integer",
+                    "minimum": 0
+                  },
+                  "ties": {
+                    "type": "integer",
+                    "minimum": 0
+                  }
+                }
+              },
+              "ExperimentGridCell": {
+                "type": "object",
+                "additionalProperties": false,
+                "required": [
+                  "variant",
+                  "weights",
+                  "stage",
+                  "train_size",
+                  "resize",
+                  "crop",
+                  "n",
+                  "top1_mean",
+                  "top1_std",
+                  "top5_mean",
+                  "loss_mean"
+                ],
+                "properties": {
+                  "variant": {
+                    "type": "string"
+                  },
+                  "weights": {
+                    "type": "string"
+                  },
+                  "stage": {
+                    "type": "string"
+                  },
+                  "train_size": {
+                    "type": "integer"
+                  },
+                  "resize": {
+                    "type": "integer"
+                  },
+                  "crop": {
+                    "type": "integer"
+                  },
+                  "n": {
+                    "type": "integer",
+                    "minimum": 1
+                  },
+                  "top1_mean": {
+                    "anyOf": [
+                      {
+                        "$ref": "#/components/schemas/Number"
+                      },
+                      {
+                        "type": "null"
+                      }
+                    ]
+                  },
+                  "top1_std": {
+                    "anyOf": [
+                      {
+                        "$ref": "#/components/schemas/Number"
+                      },
+                      {
+                        "type": "null"
+                      }
+                    ]
+                  },
+                  "top5_mean": {
+                    "anyOf": [
+                      {
+                        "$ref": "#/components/schemas/Number"
+                      },
+                      {
+                        "type": "null"
+                      }
+                    ]
+                  },
+                  "loss_mean": {
+                    "anyOf": [
+                      {
+                        "$ref": "#/components/schemas/Number"
+                      },
+                      {
+                        "type": "null"
+                      }
+                    ]
+                  }
+                }
+              }
+            },
+            "parameters": {
+              "id": {
+                "name": "id",
+                "in": "path",
+                "required": true,
+                "description": "a positive integer (400 otherwise)",
+                "schema": {
+                  "type": "integer",
+                  "minimum": 1
+                }
+              },
+              "experiment": {
+                "name": "experiment",
+                "in": "query",
+                "description": "runs of the experiment with this name",
+                "schema": {
+                  "type": "string"
+                }
+              },
+              "status": {
+                "name": "status",
+                "in": "query",
+                "schema": {
+                  "$ref": "#/components/schemas/RunStatus"
+                }
+              },
+              "strategy": {
+                "name": "strategy",
+                "in": "query",
+                "description": "an averaging kind (ema, swa) or kd, fixres",
+                "schema": {
+                  "type": "string"
+                }
+              },
+              "tag": {
+                "name": "tag",
+                "in": "query",
+                "schema": {
+                  "type": "string"
+                }
+              },
+              "limit": {
+                "name": "limit",
+                "in": "query",
+                "description": "page size (100)",
+                "schema": {
+                  "type": "integer",
+                  "minimum": 1,
+                  "maximum": 1000
+                }
+              },
+              "cursor": {
+                "name": "cursor",
+                "in": "query",
+                "description": "next_cursor of the previous page",
+                "schema": {
+                  "type": "string"
+                }
+              },
+              "key": {
+                "name": "key",
+                "in": "query",
+                "description": "one metric key (test/top1)",
+                "schema": {
+                  "type": "string"
+                }
+              },
+              "weights": {
+                "name": "weights",
+                "in": "query",
+                "description": "one weight set (raw, ema@0.998, swa)",
+                "schema": {
+                  "type": "string"
+                }
+              },
+              "from_step": {
+                "name": "from_step",
+                "in": "query",
+                "schema": {
+                  "type": "integer",
+                  "minimum": 0
+                }
+              },
+              "to_step": {
+                "name": "to_step",
+                "in": "query",
+                "schema": {
+                  "type": "integer",
+                  "minimum": 0
+                }
+              }
+            },
+            "responses": {
+              "BadRequest": {
+                "description": "The request is wrong; message and field say where",
+                "content": {
+                  "application/json": {
+                    "schema": {
+                      "$ref": "#/components/schemas/Error"
+                    }
+                  }
+                }
+              },
+              "NotFound": {
+                "description": "No such run, experiment, artifact or route",
+                "content": {
+                  "application/json": {
+                    "schema": {
+                      "$ref": "#/components/schemas/Error"
+                    }
+                  }
+                }
+              },
+              "Conflict": {
+                "description": "The resource's state forbids it (a running run, a changed metric point)",
+                "content": {
+                  "application/json": {
+                    "schema": {
+                      "$ref": "#/components/schemas/Error"
+                    }
+                  }
+                }
+              },
+              "TooLarge": {
+                "description": "The body is larger than the route takes (1 MiB)",
+                "content": {
+                  "application/json": {
+                    "schema": {
+                      "$ref": "#/components/schemas/Error"
+                    }
+                  }
+                }
+              },
+              "ClientError": {
+                "description": "Any other refusal, in the same shape",
+                "content": {
+                  "application/json": {
+                    "schema": {
+                      "$ref": "#/components/schemas/Error"
+                    }
+                  }
+                }
+              }
+            }
+          }
+        }
+        """#,
     ]
 }

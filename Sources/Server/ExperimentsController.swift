@@ -252,13 +252,17 @@ struct ExperimentsController: Sendable {
     }
 
     func delete(_ id: Int64) throws -> Response {
-        _ = try existing(id)
-        let runs = try runs(id)
-        if let r = runs.first(where: { $0.status == .running || context.runner.isActive($0.id) }) {
-            throw APIError.conflict("experiment \(id) has a running run (\(r.id)); cancel it first")
+        // Checked and deleted while the scheduler waits: it cannot start one of these runs in between.
+        let deleted = try context.runner.whileQueueHeld { active in
+            _ = try existing(id)
+            let all = try runs(id)
+            if let r = all.first(where: { $0.status == .running || active($0.id) }) {
+                throw APIError.conflict("experiment \(id) has a running run (\(r.id)); cancel it first")
+            }
+            try store.deleteExperiment(id)
+            return all
         }
-        try store.deleteExperiment(id)
-        for r in runs { try? FileManager.default.removeItem(atPath: context.runner.runDirectory(r.id)) }
+        for r in deleted { try? FileManager.default.removeItem(atPath: context.runner.runDirectory(r.id)) }
         return Response(status: .noContent)
     }
 

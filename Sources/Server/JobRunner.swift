@@ -30,13 +30,19 @@ public final class JobRunner: Service, @unchecked Sendable {
         public var cancelGrace: Double
         /// CPU priority of the trainers (`nice` value), so pages stay quick while training.
         public var niceness: Int
+        /// Seconds without an event line after which a trainer counts as hung: stopped, its run `failed`.
+        public var stallTimeout: Double
 
-        public init(executable: String, dataDirectory: String, maxConcurrent: Int = 1, cancelGrace: Double = 10, niceness: Int = 10) {
+        public init(
+            executable: String, dataDirectory: String, maxConcurrent: Int = 1, cancelGrace: Double = 10, niceness: Int = 10,
+            stallTimeout: Double = 600
+        ) {
             self.executable = executable
             self.dataDirectory = dataDirectory
             self.maxConcurrent = maxConcurrent
             self.cancelGrace = cancelGrace
             self.niceness = niceness
+            self.stallTimeout = stallTimeout
         }
     }
 
@@ -133,19 +139,30 @@ public final class JobRunner: Service, @unchecked Sendable {
     public var activeCount: Int { lock.withLock { children.count } }
 
     /// Cancels a queued, interrupted or running run. Returns false when it had already finished.
+    /// Decided under the queue's lock: the scheduler cannot start the run between the two checks.
     @discardableResult
     public func cancel(_ id: Int64) throws -> Bool {
-        if let child = lock.withLock({ children[id] }) {
-            child.stop(reason: .cancel, grace: options.cancelGrace)
-            return true
+        let done: Bool = try lock.withLock {
+            if let child = children[id] {
+                child.stop(reason: .cancel, grace: options.cancelGrace)
+                return true
+            }
+            return try store.setStatus(id, .cancelled, error: "cancelled before it ran", from: [.queued, .interrupted])
         }
-        let done = try store.setStatus(id, .cancelled, error: "cancelled before it ran", from: [.queued, .interrupted])
         if done { publishStatus(id) }
         return done
     }
 
     /// Whether a child process works on run `id` now.
     public func isActive(_ id: Int64) -> Bool { lock.withLock { children[id] != nil } }
+
+    /// Runs `body` (a delete) while the scheduler cannot start a run; `active` says whether a child
+    /// works on a run. A delete that checks and deletes inside this cannot race a start.
+    func whileQueueHeld<T>(_ body: (_ active: (Int64) -> Bool) throws -> T) rethrows -> T {
+        lock.lock()
+        defer { lock.unlock() }
+        return try body { children[$0] != nil }
+    }
 
     fileprivate func finished(_ id: Int64) {
         lock.withLock { _ = children.removeValue(forKey: id) }
@@ -162,7 +179,7 @@ public final class JobRunner: Service, @unchecked Sendable {
 
 /// One training child and the thread that watches it.
 private final class Child: @unchecked Sendable {
-    enum StopReason { case cancel, shutdown }
+    enum StopReason { case cancel, shutdown, stalled }
 
     static let spawnLock = NSLock()
     let runID: Int64
@@ -239,8 +256,8 @@ private final class Child: @unchecked Sendable {
             try spec.data(pretty: true).write(to: URL(fileURLWithPath: input), options: .atomic)
             arguments = ["train", "--spec", input, "--out", dir]
         }
-        if lock.withLock({ stopReason }) != nil {
-            return (lock.withLock { stopReason } == .shutdown ? .interrupted : .cancelled, "stopped before it started")
+        if let reason = lock.withLock({ stopReason }) {
+            return (reason == .shutdown ? .interrupted : .cancelled, "stopped before it started")
         }
 
         // One spawn at a time: a pipe made here must be close-on-exec before another thread spawns.
@@ -276,14 +293,7 @@ private final class Child: @unchecked Sendable {
         errThread.start()
 
         var reader = LineReader(runID: runID, store: store, hub: runner.hub, directory: dir, logger: runner.logger)
-        var buffer = [UInt8](repeating: 0, count: 1 << 16)
-        while true {
-            let n = read(outRead, &buffer, buffer.count)
-            if n < 0 && errno == EINTR { continue }
-            if n <= 0 { break }
-            reader.consume(buffer[0..<n])
-        }
-        reader.finish()
+        readEvents(outRead, into: &reader)
         close(outRead)
 
         var wstatus: Int32 = 0
@@ -301,11 +311,45 @@ private final class Child: @unchecked Sendable {
         if reason == .cancel { return (.cancelled, "cancelled") }
         let tail = lock.withLock { stderrTail.lastLines(12) }
         var why = reader.summaryReason ?? ""
+        if reason == .stalled {
+            why = "no output for \(Self.seconds(runner.options.stallTimeout)) (--stall-timeout): the trainer hung and was stopped"
+        }
         if why.isEmpty {
             why = exitCode.map { $0 == 0 ? "the trainer exited without a summary" : "exit status \($0)" } ?? "killed by signal \(signal)"
         }
+        if let garbage = reader.garbage {
+            why += "\n\(garbage.count) stdout line(s) were not JSON events, the first: \(garbage.first)"
+        }
         if !tail.isEmpty { why += "\n" + tail }
         return (.failed, why)
+    }
+
+    /// Reads the trainer's stdout into `reader` until EOF. A trainer that prints no event line for
+    /// `stallTimeout` seconds is hung (a deadlock, a stuck disk): it is stopped like a cancel.
+    private func readEvents(_ fd: Int32, into reader: inout LineReader) {
+        let timeout = runner.options.stallTimeout
+        var lastEvent = Date()
+        var buffer = [UInt8](repeating: 0, count: 1 << 16)
+        while true {
+            var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            let ready = poll(&pfd, 1, Int32(max(10, min(1000, timeout * 1000))))
+            if ready < 0 && errno == EINTR { continue }
+            // Checked whatever came: a trainer printing only garbage is as hung as a silent one.
+            if Date().timeIntervalSince(lastEvent) >= timeout, lock.withLock({ stopReason == nil }) {
+                runner.logger.warning("run \(runID): no output for \(Self.seconds(timeout)); stopping its trainer")
+                stop(reason: .stalled, grace: runner.options.cancelGrace)
+            }
+            if ready == 0 { continue }
+            let n = read(fd, &buffer, buffer.count)
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { break }
+            if reader.consume(buffer[0..<n]) > 0 { lastEvent = Date() }
+        }
+        reader.finish()
+    }
+
+    static func seconds(_ s: Double) -> String {
+        s == s.rounded() ? "\(Int(s)) s" : "\(s) s"
     }
 
     /// The run's spec with `distillation.teacher_run` resolved into `teacher {path, model}`.
@@ -368,8 +412,15 @@ private final class Child: @unchecked Sendable {
         posix_spawn_file_actions_adddup2(&actions, stderr, 2)
         let argv = ([program] + arguments).map { strdup($0) } + [nil]
         defer { argv.forEach { free($0) } }
+        // The trainer checks, after asking for PR_SET_PDEATHSIG, that this process is still its
+        // parent: a server killed during the spawn leaves no orphan trainer behind.
+        var environment = ProcessInfo.processInfo.environment.filter { $0.key != "POLYAK_PARENT_PID" }
+            .map { "\($0.key)=\($0.value)" }
+        environment.append("POLYAK_PARENT_PID=\(getpid())")
+        let envp = environment.map { strdup($0) } + [nil]
+        defer { envp.forEach { free($0) } }
         var pid: pid_t = 0
-        let rc = posix_spawn(&pid, program, &actions, nil, argv, environ)
+        let rc = posix_spawn(&pid, program, &actions, nil, argv, envp)
         guard rc == 0 else { throw ResolveError("cannot start \(program): \(String(cString: strerror(rc)))") }
         return pid
     }
@@ -403,6 +454,12 @@ private struct LineReader {
     var grid: [GridCell] = []
     var summaryStatus: String?
     var summaryReason: String?
+    /// Lines that were not JSON events: how many, and the first (cut short), for the failure reason.
+    var garbage: (count: Int, first: String)?
+    /// Event lines in the chunk being consumed.
+    private var events = 0
+    /// A trainer's longest line (a summary) is a few KB; past this a "line" is garbage.
+    static let maxLine = 1 << 20
 
     init(runID: Int64, store: TrackingStore, hub: EventHub, directory: String, logger: Logger) {
         self.runID = runID
@@ -412,7 +469,10 @@ private struct LineReader {
         self.logger = logger
     }
 
-    mutating func consume(_ chunk: ArraySlice<UInt8>) {
+    /// Stores the chunk's complete lines; returns how many were events.
+    @discardableResult
+    mutating func consume(_ chunk: ArraySlice<UInt8>) -> Int {
+        events = 0
         var start = chunk.startIndex
         for i in chunk.indices where chunk[i] == 0x0A {
             partial.append(contentsOf: chunk[start..<i])
@@ -421,7 +481,20 @@ private struct LineReader {
             start = i + 1
         }
         partial.append(contentsOf: chunk[start...])
+        if partial.count > Self.maxLine {
+            noteGarbage(partial)
+            partial.removeAll()
+        }
         flush()
+        return events
+    }
+
+    private mutating func noteGarbage(_ bytes: [UInt8]) {
+        let text = String(decoding: bytes.prefix(200), as: UTF8.self)
+        let count = (garbage?.count ?? 0) + 1
+        // The first few are logged: a trainer printing garbage in a loop must not flood the log.
+        if count <= 3 { logger.warning("run \(runID): a stdout line that is not a JSON event: \(text)") }
+        garbage = (count: count, first: garbage?.first ?? text)
     }
 
     mutating func finish() {
@@ -454,9 +527,10 @@ private struct LineReader {
     private mutating func line(_ bytes: [UInt8]) {
         guard !bytes.isEmpty else { return }
         guard let value = try? JSONValue.parse(Data(bytes)), let type = value["type"]?.stringValue else {
-            logger.warning("run \(runID): a stdout line that is not a JSON event: \(String(decoding: bytes.prefix(200), as: UTF8.self))")
+            noteGarbage(bytes)
             return
         }
+        events += 1
         let now = Date().timeIntervalSince1970
         do {
             switch type {

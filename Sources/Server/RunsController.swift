@@ -250,11 +250,14 @@ struct RunsController: Sendable {
     }
 
     func delete(_ id: Int64) throws -> Response {
-        let run = try existing(id)
-        if run.status == .running || context.runner.isActive(id) {
-            throw APIError.conflict("run \(id) is running; cancel it first" + (run.external ? " (or PATCH its status)" : ""))
+        // Checked and deleted while the scheduler waits: it cannot start this run in between.
+        try context.runner.whileQueueHeld { active in
+            let run = try existing(id)
+            if run.status == .running || active(id) {
+                throw APIError.conflict("run \(id) is running; cancel it first" + (run.external ? " (or PATCH its status)" : ""))
+            }
+            try store.deleteRun(id)
         }
-        try store.deleteRun(id)
         try? FileManager.default.removeItem(atPath: context.runner.runDirectory(id))
         return Response(status: .noContent)
     }

@@ -2,14 +2,18 @@ import Experiments
 import Hummingbird
 import Store
 
-/// `GET /api/health`, `GET /api/presets` (`/` is the home page, in PagesController).
+/// `GET /api/health`, `GET /api/presets`, `GET /api/openapi.json` (`/` is the home page, in PagesController).
 struct SystemController: Sendable {
     let context: ServiceContext
 
     func addRoutes(to router: Router<BasicRequestContext>) {
         router.get("/api/health") { _, _ in try health() }
         router.table("/api/presets") { _, _, csv in presets(csv: csv) }
+        router.get("/api/openapi.json") { _, _ in Reply.bytes(Array(Self.openAPI.utf8)) }
     }
+
+    /// The OpenAPI 3.1 description of every `/api` route (`Public/openapi.json`, embedded).
+    static let openAPI = EmbeddedAssets.publicFiles["openapi.json"] ?? "{}"
 
     func health() throws -> Response {
         let queued = try context.store.count(status: .queued)

@@ -28,11 +28,14 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Folder for run folders (runs/<id>/: spec, checkpoints, exported weights).")
     var dataDir: String = "./polyak-data"
 
-    @Option(help: "Trainings run at once (each uses the spec's threads).")
+    @Option(help: "Trainings run at once (each uses the spec's threads); 0 queues runs without starting any.")
     var maxConcurrent: Int = 1
 
     @Option(help: "Seconds between SIGTERM and SIGKILL when a run is cancelled or the server stops.")
     var cancelGrace: Double = 10
+
+    @Option(help: "Seconds a trainer may print no line before its run fails as hung (\"no output for …\").")
+    var stallTimeout: Double = 600
 
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = "info"
@@ -60,7 +63,8 @@ struct Serve: AsyncParsableCommand {
 
     func validate() throws {
         if !(0...65535).contains(port) { throw ValidationError("--port must be in 0...65535") }
-        if !(1...64).contains(maxConcurrent) { throw ValidationError("--max-concurrent must be in 1...64") }
+        if !(0...64).contains(maxConcurrent) { throw ValidationError("--max-concurrent must be in 0...64") }
+        if !(stallTimeout > 0) { throw ValidationError("--stall-timeout must be > 0 seconds") }
         if cancelGrace < 0 { throw ValidationError("--cancel-grace must be ≥ 0") }
         if Logger.Level(rawValue: logLevel) == nil { throw ValidationError("--log-level: unknown level \(logLevel)") }
         for origin in allowOrigin {
@@ -112,12 +116,15 @@ struct Serve: AsyncParsableCommand {
         let options = ServerOptions(
             host: host, port: port, databasePath: db, dataDirectory: dataDir, maxConcurrent: maxConcurrent,
             executable: Self.ownExecutable(), presets: Self.presets, cancelGrace: cancelGrace,
-            version: PolyakVersion.current, logLevel: logger.logLevel, access: access)
+            version: PolyakVersion.current, logLevel: logger.logLevel, stallTimeout: stallTimeout, access: access)
         do {
             let app = try buildApplication(options)
             try await app.runService()
         } catch let error as StoreError {
             // A database newer than this binary, or one that cannot be opened: say so plainly.
+            fail("\(error)")
+        } catch let error as DatabaseLockError {
+            // A second server on one database: name the one that holds it.
             fail("\(error)")
         }
     }

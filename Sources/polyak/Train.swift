@@ -35,8 +35,12 @@ struct Train: ParsableCommand {
     }
 
     func run() throws {
-        // A trainer never outlives the server that started it.
-        _ = cprocess_set_parent_death_signal(SIGTERM)
+        // A trainer never outlives the server that started it: the kernel signals it when the
+        // server dies, and a server that died before that request was made is noticed here.
+        let parent = ProcessInfo.processInfo.environment["POLYAK_PARENT_PID"].flatMap { Int32($0) } ?? 0
+        if cprocess_set_parent_death_signal(SIGTERM, parent) == 1 {
+            fail("the server that started this trainer (pid \(parent)) is gone; not training", code: 1)
+        }
         StopRequest.installSignalHandlers()
         let directory = resume ?? out!
         var runSpec: RunSpec

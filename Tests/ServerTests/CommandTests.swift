@@ -41,8 +41,11 @@ final class CommandTests: XCTestCase {
     }
 
     func testServeRefusesBadOptions() throws {
-        let r = try run(["serve", "--max-concurrent", "0"])
+        let r = try run(["serve", "--max-concurrent", "65"])
         XCTAssertNotEqual(r.status, 0)
-        XCTAssertTrue(r.err.contains("--max-concurrent"), r.err)
+        XCTAssertTrue(r.err.contains("--max-concurrent must be in 0...64"), r.err)
+        let stall = try run(["serve", "--stall-timeout", "0"])
+        XCTAssertNotEqual(stall.status, 0)
+        XCTAssertTrue(stall.err.contains("--stall-timeout must be > 0"), stall.err)
     }
 }
