@@ -359,6 +359,9 @@ private final class Child: @unchecked Sendable {
             let teacherRun = distillation["teacher_run"]?.doubleValue
         else { return spec }
         let weights = distillation["teacher_weights"]?.stringValue ?? "raw"
+        guard teacherRun == teacherRun.rounded(), teacherRun >= 1, teacherRun < 9.0e18 else {
+            throw ResolveError("distillation.teacher_run \(teacherRun) is not a run id")
+        }
         let id = Int64(teacherRun)
         guard let teacher = try store.run(id), teacher.status == .completed else {
             throw ResolveError("distillation.teacher_run \(id) is not a completed run")
@@ -514,6 +517,13 @@ private struct LineReader {
         grid.removeAll()
     }
 
+    /// A whole number a trainer line carries (step, epoch, sizes, bytes); nil for anything that is not
+    /// one in Int64's range, which the conversion would trap on (a garbage line must not kill the server).
+    private static func integer(_ v: JSONValue?) -> Int64? {
+        guard let x = v?.doubleValue, x == x.rounded(), abs(x) < 9.0e18 else { return nil }
+        return Int64(x)
+    }
+
     private static func number(_ v: JSONValue?) -> Double? {
         switch v {
         case .number(let x)?: return x
@@ -535,11 +545,11 @@ private struct LineReader {
         do {
             switch type {
             case "metric":
-                guard let key = value["key"]?.stringValue, let step = value["step"]?.doubleValue,
+                guard let key = value["key"]?.stringValue, let step = Self.integer(value["step"]),
                     let x = Self.number(value["value"])
                 else { return }
-                points.append(MetricPoint(key: key, weights: value["weights"]?.stringValue ?? "raw", step: Int64(step),
-                                          epoch: value["epoch"]?.doubleValue.map { Int64($0) }, value: x,
+                points.append(MetricPoint(key: key, weights: value["weights"]?.stringValue ?? "raw", step: step,
+                                          epoch: Self.integer(value["epoch"]), value: x,
                                           time: value["time"]?.doubleValue ?? now))
             case "progress":
                 // Points before the progress line are stored first: the UI never sees progress ahead of data.
@@ -548,17 +558,17 @@ private struct LineReader {
                 try store.setProgress(runID, json: text)
                 hub.publish(run: runID, "progress", text)
             case "grid":
-                guard let weights = value["weights"]?.stringValue, let resize = value["resize"]?.doubleValue,
-                    let crop = value["crop"]?.doubleValue
+                guard let weights = value["weights"]?.stringValue, let resize = Self.integer(value["resize"]),
+                    let crop = Self.integer(value["crop"])
                 else { return }
                 grid.append(GridCell(weights: weights, stage: value["stage"]?.stringValue ?? "base",
-                                     trainSize: Int64(value["train_size"]?.doubleValue ?? 0), resize: Int64(resize), crop: Int64(crop),
+                                     trainSize: Self.integer(value["train_size"]) ?? 0, resize: resize, crop: crop,
                                      top1: Self.number(value["top1"]), top5: Self.number(value["top5"]), loss: Self.number(value["loss"])))
             case "checkpoint":
                 guard let file = value["file"]?.stringValue else { return }
                 try store.saveArtifact(run: runID, Artifact(
                     name: "checkpoint:" + (file as NSString).lastPathComponent, kind: .checkpoint, path: file,
-                    bytes: value["bytes"]?.doubleValue.map { Int64($0) }, sha256: value["sha256"]?.stringValue))
+                    bytes: Self.integer(value["bytes"]), sha256: value["sha256"]?.stringValue))
                 // Older checkpoints are rotated away by the trainer (`checkpoints.keep`).
                 for a in try store.artifacts(run: runID) where a.kind == .checkpoint {
                     if !FileManager.default.fileExists(atPath: directory + "/" + a.path) {
