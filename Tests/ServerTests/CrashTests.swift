@@ -101,6 +101,7 @@ final class CrashTests: XCTestCase {
                 now.filter { !["queued", "running", "interrupted", "completed"].contains($0) }, [], "after kill \(done)")
         }
         XCTAssertGreaterThan(done, 0, "the runs finished before the first kill")
+        print("CrashTests: the server was killed \(done) times of \(kills) asked for")
         let deadline = Date().addingTimeInterval(600)
         while try await !statuses().allSatisfy({ ["completed", "failed", "cancelled"].contains($0) }), Date() < deadline {
             try await Task.sleep(nanoseconds: 250_000_000)
