@@ -36,6 +36,32 @@ final class AveragingRunTests: XCTestCase {
             ["raw": "final.safetensors", "ema@0.9": "ema@0.9.safetensors", "ema@0.99": "ema@0.99.safetensors"])
     }
 
+    /// Precise BN re-measures the raw and EMA weights, but not SWA's, whose statistics `update_bn`
+    /// has just computed from a whole epoch: the SWA export and its evaluations are the same with
+    /// precise BN on or off, while the raw weights' are not.
+    func testPreciseBNLeavesSWAItsOwnStatistics() throws {
+        let averaging = #", "averaging": [{"kind": "ema", "decays": [0.9]}, {"kind": "swa", "start": 0.5, "swa_lr": 0.01}]"#
+        let plainDir = base.folder(), preciseDir = base.folder()
+        let plain = try base.train(try spec(averaging), in: plainDir)
+        let precise = try base.train(try spec(averaging + #", "precise_bn": {"batches": 2}"#), in: preciseDir)
+        func values(_ run: RunHarness.Run, _ weights: String) -> [Double] {
+            run.lines.filter { $0["type"] as? String == "metric" && $0["weights"] as? String == weights }
+                .map { ($0["value"] as! NSNumber).doubleValue }
+        }
+        XCTAssertFalse(values(plain, "swa").isEmpty)
+        XCTAssertEqual(values(plain, "swa"), values(precise, "swa"))
+        XCTAssertNotEqual(values(plain, "raw").suffix(3), values(precise, "raw").suffix(3))
+        XCTAssertNotEqual(values(plain, "ema@0.9"), values(precise, "ema@0.9"))
+        func tensors(_ dir: String, _ file: String) throws -> [String: Data] {
+            let f = try SafetensorsFile.read(from: dir + "/" + file)
+            return Dictionary(uniqueKeysWithValues: f.tensors.map { ($0.name, $0.data) })
+        }
+        XCTAssertEqual(try tensors(plainDir, "swa.safetensors"), try tensors(preciseDir, "swa.safetensors"))
+        let rawPlain = try tensors(plainDir, "final.safetensors"), rawPrecise = try tensors(preciseDir, "final.safetensors")
+        XCTAssertEqual(rawPlain["fc.weight"], rawPrecise["fc.weight"])
+        XCTAssertNotEqual(rawPlain["bn1.running_mean"], rawPrecise["bn1.running_mean"])
+    }
+
     /// 2 epochs straight vs 1 epoch + resume, with EMA-with-warmup and SWA: identical files and metrics.
     func testResumeWithEMAAndSWAIsBitIdentical() throws {
         let s = try spec(
