@@ -1,8 +1,8 @@
 import Experiments
 import Foundation
 
-/// Where `polyak train` reports: one JSON object per line (`spec/service.md`, "What `polyak train`
-/// writes"). Non-finite values go out as the strings "NaN", "Infinity", "-Infinity".
+/// Where `polyak train` reports: one ``TrainerEvent`` per line (`spec/service.md`, "What `polyak
+/// train` writes").
 public final class EventSink: @unchecked Sendable {
     private let write: (String) -> Void
     private let lock = NSLock()
@@ -19,24 +19,22 @@ public final class EventSink: @unchecked Sendable {
 
     public init(_ write: @escaping (String) -> Void) { self.write = write }
 
-    public func emit(_ type: String, _ fields: [String: JSONValue]) {
-        var object = fields
-        object["type"] = .string(type)
-        let line = JSONValue.object(object).text()
+    /// Writes one event as one line; lines from several threads never interleave.
+    public func emit(_ event: TrainerEvent) {
+        let line = event.line
         lock.lock()
         write(line)
         lock.unlock()
     }
 
-    static var now: JSONValue { .number(Date().timeIntervalSince1970) }
+    static var now: Double { Date().timeIntervalSince1970 }
 
     public func metric(_ key: String, step: Int, epoch: Int, value: Double, weights: String = "raw") {
-        emit("metric", ["key": .string(key), "step": .number(Double(step)), "epoch": .number(Double(epoch)),
-                        "value": JSONValue(value), "time": Self.now, "weights": .string(weights)])
+        emit(.metric(.init(key: key, step: step, epoch: epoch, value: value, time: Self.now, weights: weights)))
     }
 
     public func warning(code: String, weights: String?, message: String) {
-        emit("warning", ["code": .string(code), "weights": weights.map(JSONValue.string) ?? .null, "message": .string(message)])
+        emit(.warning(.init(code: code, weights: weights, message: message)))
     }
 }
 

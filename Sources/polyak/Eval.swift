@@ -88,12 +88,12 @@ struct Eval: ParsableCommand {
         let trainSize = file.metadata["spec"].flatMap { try? RunSpec.decode(Data($0.utf8)) }?.resolution.trainSize
         for cell in cells {
             let e = evaluator.evaluate(state, resize: cell.resize, crop: cell.crop, keep: false)
-            events.emit("grid", [
-                "weights": .string(file.metadata["weights"] ?? "raw"), "stage": "base",
-                "train_size": trainSize.map { .number(Double($0)) } ?? .null,
-                "resize": .number(Double(cell.resize)), "crop": .number(Double(cell.crop)),
-                "top1": JSONValue(e.top1), "top5": JSONValue(e.top5), "loss": JSONValue(e.loss), "images": .number(Double(e.count)),
-            ])
+            events.emit(
+                .grid(
+                    .init(
+                        weights: file.metadata["weights"] ?? "raw", stage: .base, trainSize: trainSize, resize: cell.resize,
+                        crop: cell.crop,
+                        top1: e.top1, top5: e.top5, loss: e.loss, images: e.count)))
         }
     }
 }

@@ -2,8 +2,9 @@ import Datasets
 import Experiments
 import Foundation
 import PolyakNetwork
-@testable import Training
 import XCTest
+
+@testable import Training
 
 /// Whole runs with averaging strategies, distillation and FixRes on a few hundred images.
 final class AveragingRunTests: XCTestCase {
@@ -18,22 +19,53 @@ final class AveragingRunTests: XCTestCase {
     /// Evaluating EMA weights every epoch never changes the training trajectory.
     func testEMADoesNotDisturbTraining() throws {
         let plain = try base.train(try spec(""), in: base.folder())
-        let withEMA = try base.train(try spec(#", "averaging": {"kind": "ema", "decays": [0.9, 0.99], "warmup": {"kind": "timm"}}"#), in: base.folder())
+        let withEMA = try base.train(
+            try spec(#", "averaging": {"kind": "ema", "decays": [0.9, 0.99], "warmup": {"kind": "timm"}}"#), in: base.folder())
         for key in ["train/loss", "test/loss", "test/top1"] {
-            XCTAssertEqual(plain.metrics(key), withEMA.lines.filter { $0["weights"] as? String == "raw" && $0["key"] as? String == key }
-                .map { ($0["value"] as! NSNumber).doubleValue }, key)
+            XCTAssertEqual(
+                plain.metrics(key),
+                withEMA.lines.filter { $0["weights"] as? String == "raw" && $0["key"] as? String == key }
+                    .map { ($0["value"] as! NSNumber).doubleValue }, key)
         }
         let decays = withEMA.lines.filter { $0["key"] as? String == "ema/decay" }
         XCTAssertEqual(Set(decays.compactMap { $0["weights"] as? String }), ["ema@0.9", "ema@0.99"])
         let final = withEMA.summary["final"] as! [String: Any]
         XCTAssertEqual(Set(final.keys), ["raw", "ema@0.9", "ema@0.99"])
-        XCTAssertEqual(withEMA.summary["exports"] as? [String: String],
-                       ["raw": "final.safetensors", "ema@0.9": "ema@0.9.safetensors", "ema@0.99": "ema@0.99.safetensors"])
+        XCTAssertEqual(
+            withEMA.summary["exports"] as? [String: String],
+            ["raw": "final.safetensors", "ema@0.9": "ema@0.9.safetensors", "ema@0.99": "ema@0.99.safetensors"])
+    }
+
+    /// Precise BN re-measures the raw and EMA weights, but not SWA's, whose statistics `update_bn`
+    /// has just computed from a whole epoch: the SWA export and its evaluations are the same with
+    /// precise BN on or off, while the raw weights' are not.
+    func testPreciseBNLeavesSWAItsOwnStatistics() throws {
+        let averaging = #", "averaging": [{"kind": "ema", "decays": [0.9]}, {"kind": "swa", "start": 0.5, "swa_lr": 0.01}]"#
+        let plainDir = base.folder(), preciseDir = base.folder()
+        let plain = try base.train(try spec(averaging), in: plainDir)
+        let precise = try base.train(try spec(averaging + #", "precise_bn": {"batches": 2}"#), in: preciseDir)
+        func values(_ run: RunHarness.Run, _ weights: String) -> [Double] {
+            run.lines.filter { $0["type"] as? String == "metric" && $0["weights"] as? String == weights }
+                .map { ($0["value"] as! NSNumber).doubleValue }
+        }
+        XCTAssertFalse(values(plain, "swa").isEmpty)
+        XCTAssertEqual(values(plain, "swa"), values(precise, "swa"))
+        XCTAssertNotEqual(values(plain, "raw").suffix(3), values(precise, "raw").suffix(3))
+        XCTAssertNotEqual(values(plain, "ema@0.9"), values(precise, "ema@0.9"))
+        func tensors(_ dir: String, _ file: String) throws -> [String: Data] {
+            let f = try SafetensorsFile.read(from: dir + "/" + file)
+            return Dictionary(uniqueKeysWithValues: f.tensors.map { ($0.name, $0.data) })
+        }
+        XCTAssertEqual(try tensors(plainDir, "swa.safetensors"), try tensors(preciseDir, "swa.safetensors"))
+        let rawPlain = try tensors(plainDir, "final.safetensors"), rawPrecise = try tensors(preciseDir, "final.safetensors")
+        XCTAssertEqual(rawPlain["fc.weight"], rawPrecise["fc.weight"])
+        XCTAssertNotEqual(rawPlain["bn1.running_mean"], rawPrecise["bn1.running_mean"])
     }
 
     /// 2 epochs straight vs 1 epoch + resume, with EMA-with-warmup and SWA: identical files and metrics.
     func testResumeWithEMAAndSWAIsBitIdentical() throws {
-        let s = try spec(#"""
+        let s = try spec(
+            #"""
             , "checkpoints": {"keep": 2},
               "averaging": [{"kind": "ema", "decays": [0.95], "warmup": {"kind": "timm", "power": 0.75}},
                             {"kind": "swa", "start": 0.5, "swa_lr": 0.02, "anneal_epochs": 1}]
@@ -46,8 +78,9 @@ final class AveragingRunTests: XCTestCase {
         }
         let b = try base.train(s, in: resumed, resume: true)
         for f in ["final.safetensors", "ema@0.95.safetensors", "swa.safetensors"] {
-            XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: straight + "/" + f)),
-                           try Data(contentsOf: URL(fileURLWithPath: resumed + "/" + f)), f)
+            XCTAssertEqual(
+                try Data(contentsOf: URL(fileURLWithPath: straight + "/" + f)),
+                try Data(contentsOf: URL(fileURLWithPath: resumed + "/" + f)), f)
         }
         XCTAssertEqual(a.metrics("test/top1").suffix(3), b.metrics("test/top1")[...])  // raw, ema, swa of epoch 2
         // SWA's BN statistics were recomputed: the export's running stats are not the raw model's
@@ -57,7 +90,10 @@ final class AveragingRunTests: XCTestCase {
     }
 
     func testPitfallsAreWarnedBeforeTraining() throws {
-        let run = try base.train(try spec(#", "averaging": [{"kind": "ema", "decays": [0.9999]}, {"kind": "swa", "start": 0.5, "swa_lr": 5}]"#, epochs: 2), in: base.folder())
+        let run = try base.train(
+            try spec(
+                #", "averaging": [{"kind": "ema", "decays": [0.9999]}, {"kind": "swa", "start": 0.5, "swa_lr": 5}]"#, epochs: 2),
+            in: base.folder())
         let codes = run.lines.filter { $0["type"] as? String == "warning" }.compactMap { $0["code"] as? String }
         XCTAssertEqual(Set(codes), ["ema_horizon", "swalr_raises_lr"])
         XCTAssertEqual(run.lines.firstIndex { $0["type"] as? String == "warning" }, 0, "warnings come before training")
@@ -66,9 +102,10 @@ final class AveragingRunTests: XCTestCase {
     func testDistillationFromAnEarlierRun() throws {
         let teacherDir = base.folder()
         _ = try base.train(try base.smallSpec(epochs: 1, width: 6), in: teacherDir)
-        let kd = #", "distillation": {"teacher": {"path": "\#(teacherDir)/final.safetensors", "model": {"width": 6}}, "temperature": 4, "alpha": 0.7}"#
+        let kd =
+            #", "distillation": {"teacher": {"path": "\#(teacherDir)/final.safetensors", "model": {"width": 6}}, "temperature": 4, "alpha": 0.7}"#
         let run = try base.train(try spec(kd), in: base.folder())
-        XCTAssertEqual(run.outcome.status, "completed")
+        XCTAssertEqual(run.outcome.status, .completed)
         XCTAssertTrue(run.metrics("train/loss").allSatisfy { $0.isFinite })
         // a teacher that is not the declared model is refused before training
         let wrong = #", "distillation": {"teacher": {"path": "\#(teacherDir)/final.safetensors", "model": {"width": 8}}}"#
@@ -89,7 +126,7 @@ final class AveragingRunTests: XCTestCase {
             """#
         let dir = base.folder()
         let run = try base.train(try RunSpec.decode(Data(fixres.utf8)), in: dir)
-        XCTAssertEqual(run.outcome.status, "completed")
+        XCTAssertEqual(run.outcome.status, .completed)
         let grid = run.lines.filter { $0["type"] as? String == "grid" }
         // cells with crop ≤ resize: (24,20) (24,24) (28,20) (28,24) (28,28) = 5, × 2 weight sets × 2 stages
         XCTAssertEqual(grid.count, 20)
@@ -102,7 +139,9 @@ final class AveragingRunTests: XCTestCase {
         let after = try SafetensorsFile.read(from: dir + "/final.finetuned.safetensors")
         for t in before.tensors {
             let same = t.data == after[t.name]!.data
-            let mayChange = t.name.hasPrefix("fc.") || t.name.hasPrefix("layer3.0.bn2.running") || t.name.hasPrefix("layer3.0.downsample.1.running")
+            let mayChange =
+                t.name.hasPrefix("fc.") || t.name.hasPrefix("layer3.0.bn2.running")
+                || t.name.hasPrefix("layer3.0.downsample.1.running")
                 || t.name.hasSuffix("num_batches_tracked")
             if !mayChange { XCTAssertTrue(same, "\(t.name) changed in fine-tuning") }
         }
@@ -129,13 +168,15 @@ final class FixResFineTuningTests: XCTestCase {
     func assertFineTuningHelps(
         augment: String, width: Int, epochs: Int, images: Int, file: StaticString = #filePath, line: UInt = #line
     ) throws {
-        let spec = try RunSpec.decode(Data("""
-            {"seed": 1, "threads": 2, "model": {"width": \(width)},
-             "optim": {"epochs": \(epochs), "batch_size": 64, "warmup_epochs": 0.5},
-             "data": {"train_limit": \(images), "test_limit": 500, "augment": \(augment)},
-             "resolution": {"train_size": 20, "test_size": 28, "test_grid": {"resize": [28], "crop": [28]},
-                            "finetune": {"epochs": 1, "lr": 0.01}}}
-            """.utf8))
+        let spec = try RunSpec.decode(
+            Data(
+                """
+                {"seed": 1, "threads": 2, "model": {"width": \(width)},
+                 "optim": {"epochs": \(epochs), "batch_size": 64, "warmup_epochs": 0.5},
+                 "data": {"train_limit": \(images), "test_limit": 500, "augment": \(augment)},
+                 "resolution": {"train_size": 20, "test_size": 28, "test_grid": {"resize": [28], "crop": [28]},
+                                "finetune": {"epochs": 1, "lr": 0.01}}}
+                """.utf8))
         let run = try base.train(spec, in: base.folder())
         let before = cell28(run, stage: "base"), after = cell28(run, stage: "finetuned")
         XCTAssertFalse(before.isNaN || after.isNaN, "both grids report (28, 28)", file: file, line: line)
@@ -143,7 +184,8 @@ final class FixResFineTuningTests: XCTestCase {
         XCTAssertGreaterThanOrEqual(after, before - 0.005, "(28, 28): \(before) → \(after)", file: file, line: line)
         let final = run.summary["final"] as! [String: Any]
         let tuned = (final["raw/finetuned"] as! [String: Any])["test/top1"] as! NSNumber
-        XCTAssertEqual(tuned.doubleValue, after, accuracy: 1e-9, "the headline uses the grid's (28, 28) transform", file: file, line: line)
+        XCTAssertEqual(
+            tuned.doubleValue, after, accuracy: 1e-9, "the headline uses the grid's (28, 28) transform", file: file, line: line)
     }
 
     /// The case that was broken: with fine-tuning on the 20-px copies this run went 64.8 % → 49.8 %

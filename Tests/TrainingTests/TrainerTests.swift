@@ -3,8 +3,9 @@ import Experiments
 import Foundation
 import Kernels
 import PolyakNetwork
-@testable import Training
 import XCTest
+
+@testable import Training
 
 /// Real training runs on a few hundred Fashion-MNIST images (the Debian package `dataset-fashion-mnist`,
 /// which `scripts/setup.sh` installs).
@@ -22,7 +23,7 @@ final class TrainerTests: XCTestCase {
     func testShortRunLearnsAndExportsALoadableStateDict() throws {
         let dir = folder()
         let run = try train(try smallSpec(epochs: 3, images: 1024, width: 8), in: dir)
-        XCTAssertEqual(run.outcome.status, "completed")
+        XCTAssertEqual(run.outcome.status, .completed)
         let loss = run.metrics("train/loss"), top1 = run.metrics("test/top1")
         XCTAssertEqual(loss.count, 3)
         XCTAssertLessThan(loss[2], loss[0] * 0.8, "training loss must fall: \(loss)")
@@ -81,7 +82,7 @@ final class TrainerTests: XCTestCase {
         var spec = try smallSpec(epochs: 2)
         spec.optim.lr = 1e30
         let run = try train(spec, in: folder())
-        XCTAssertEqual(run.outcome.status, "failed")
+        XCTAssertEqual(run.outcome.status, .failed)
         XCTAssertEqual(run.outcome.exitCode, 1)
         let reason = try XCTUnwrap(run.outcome.reason)
         XCTAssertTrue(reason.hasPrefix("diverged at step "), reason)
@@ -91,7 +92,7 @@ final class TrainerTests: XCTestCase {
     func testAStopRequestEndsTheRunCancelled() throws {
         StopRequest.set()
         let run = try train(try smallSpec(epochs: 1), in: folder())
-        XCTAssertEqual(run.outcome.status, "cancelled")
+        XCTAssertEqual(run.outcome.status, .cancelled)
         XCTAssertEqual(run.summary["steps"] as? Int, 0)
     }
 
@@ -134,7 +135,11 @@ final class OptimizationTests: XCTestCase {
     }
 
     func testStepAndConstantSchedules() throws {
-        let optim = try RunSpec.decode(Data(#"{"optim": {"lr": 1, "epochs": 6, "warmup_epochs": 0, "schedule": "step", "milestones": [2, 4], "gamma": 0.5}}"#.utf8)).optim
+        let optim = try RunSpec.decode(
+            Data(
+                #"{"optim": {"lr": 1, "epochs": 6, "warmup_epochs": 0, "schedule": "step", "milestones": [2, 4], "gamma": 0.5}}"#
+                    .utf8)
+        ).optim
         let s = LearningRateSchedule(optim: optim, stepsPerEpoch: 10)
         XCTAssertEqual([0, 19, 20, 39, 40, 59].map(s.rate), [1, 1, 0.5, 0.5, 0.25, 0.25])
         var c = optim

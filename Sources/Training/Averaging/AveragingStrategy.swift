@@ -46,6 +46,11 @@ public protocol AveragingStrategy: AnyObject {
     /// evaluation (SWA recomputes its BN statistics here).
     func weightSets(_ context: EvaluationContext) -> [(name: String, state: ModelState)]
 
+    /// Whether the sets from `weightSets` already carry BN statistics measured for their own
+    /// parameters (SWA runs `update_bn` there): precise BN then leaves them alone rather than
+    /// measure them again on fewer batches.
+    var batchNormStatisticsAreFresh: Bool { get }
+
     /// Metrics to log with each evaluation (`ema/decay`).
     func metrics() -> [(key: String, weights: String, value: Double)]
 
@@ -57,6 +62,11 @@ public protocol AveragingStrategy: AnyObject {
 
     /// Restores what `checkpoint()` wrote.
     func restore(from file: SafetensorsFile) throws
+}
+
+extension AveragingStrategy {
+    /// Most strategies average the BN buffers along with the parameters, or not at all.
+    public var batchNormStatisticsAreFresh: Bool { false }
 }
 
 /// Builds the strategies a spec asks for (`averaging`), each starting from the model as it is now.
@@ -81,4 +91,3 @@ extension SafetensorsFile {
         return v
     }
 }
-

@@ -56,8 +56,9 @@ final class SWAStrategy: AveragingStrategy {
     func learningRate(forStep step: Int, scheduled: Double) -> Double? {
         let e = epochIndex(ofStep: step)
         guard e >= firstEpoch else { return nil }
-        return AveragingMath.swaLearningRate(epochsSinceStart: e - firstEpoch, from: startRate, swaLR: spec.swaLR,
-                                             annealEpochs: spec.annealEpochs, anneal: spec.anneal)
+        return AveragingMath.swaLearningRate(
+            epochsSinceStart: e - firstEpoch, from: startRate, swaLR: spec.swaLR,
+            annealEpochs: spec.annealEpochs, anneal: spec.anneal)
     }
 
     func weightSets(_ context: EvaluationContext) -> [(name: String, state: ModelState)] {
@@ -69,6 +70,9 @@ final class SWAStrategy: AveragingStrategy {
         return [("swa", average)]
     }
 
+    /// `weightSets` has just run `update_bn` over a full epoch of batches.
+    var batchNormStatisticsAreFresh: Bool { true }
+
     func metrics() -> [(key: String, weights: String, value: Double)] {
         count > 0 ? [("swa/models", "swa", Double(count))] : []
     }
@@ -76,25 +80,35 @@ final class SWAStrategy: AveragingStrategy {
     func warnings() -> [AveragingWarning] {
         var out: [AveragingWarning] = []
         if firstEpoch >= plan.epochs {
-            out.append(AveragingWarning(code: "swa_never_starts", weights: "swa",
-                                        message: "SWA starts at epoch index \(firstEpoch), after the last epoch"))
+            out.append(
+                AveragingWarning(
+                    code: "swa_never_starts", weights: "swa",
+                    message: "SWA starts at epoch index \(firstEpoch), after the last epoch"))
         }
         let at = startRate
         if spec.swaLR > at {
-            out.append(AveragingWarning(
-                code: "swalr_raises_lr", weights: "swa",
-                message: String(format: "SWALR anneals the learning rate up: swa_lr %g is above the schedule's %.4g at epoch %d, so the raw weights train at a higher rate from there", spec.swaLR, at, firstEpoch + 1)))
+            out.append(
+                AveragingWarning(
+                    code: "swalr_raises_lr", weights: "swa",
+                    message: String(
+                        format:
+                            "SWALR anneals the learning rate up: swa_lr %g is above the schedule's %.4g at epoch %d, so the raw weights train at a higher rate from there",
+                        spec.swaLR, at, firstEpoch + 1)))
         }
         return out
     }
 
     func checkpoint() -> (tensors: [SafetensorsFile.Tensor], metadata: [String: String]) {
-        ([.init(name: "averaging.swa.parameters", floats: average.parameters.array, shape: [average.parameters.count])],
-         ["averaging.swa.count": String(count)])
+        (
+            [.init(name: "averaging.swa.parameters", floats: average.parameters.array, shape: [average.parameters.count])],
+            ["averaging.swa.count": String(count)]
+        )
     }
 
     func restore(from file: SafetensorsFile) throws {
-        guard let c = file.metadata["averaging.swa.count"].flatMap(Int.init) else { throw ModelFileError.missing("averaging.swa.count") }
+        guard let c = file.metadata["averaging.swa.count"].flatMap(Int.init) else {
+            throw ModelFileError.missing("averaging.swa.count")
+        }
         count = c
         let p = try file.flat("averaging.swa.parameters", count: average.parameters.count)
         p.withUnsafeBufferPointer { average.parameters.pointer.update(from: $0.baseAddress!, count: p.count) }

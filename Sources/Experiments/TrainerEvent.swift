@@ -1,0 +1,203 @@
+import Foundation
+
+/// One line of what `polyak train` writes on standard output (`spec/service.md`, "What `polyak
+/// train` writes"): the whole vocabulary between the trainer and the server. Its JSON form is
+/// written and read in `TrainerEventJSON.swift` and nowhere else.
+///
+/// A line is a compact JSON object with keys sorted (``JSONValue/text(pretty:)``), a `type`, and
+/// the fields of its case. Non-finite numbers travel as the strings `"NaN"`, `"Infinity"` and
+/// `"-Infinity"`; whole numbers are written without a fraction. Decoding is strict about the
+/// fields a case needs (a missing or mistyped one is a ``TrainerEventError`` naming it) and ignores
+/// fields it does not know, so a newer trainer's additions do not stop an older server.
+public enum TrainerEvent: Equatable, Sendable {
+    case metric(Metric)
+    case progress(Progress)
+    case warning(Warning)
+    case checkpoint(CheckpointSaved)
+    case grid(GridEvaluation)
+    case summary(Summary)
+    case status(StatusChange)
+
+    /// A metric point: `{"type":"metric","key":…,"step":…,"epoch":…,"value":…,"time":…,"weights":…}`.
+    public struct Metric: Equatable, Sendable {
+        public var key: String
+        public var step: Int
+        public var epoch: Int
+        public var value: Double
+        /// Unix seconds.
+        public var time: Double
+        /// The weight set measured: `raw`, `ema@0.998`, `swa`.
+        public var weights: String
+
+        public init(key: String, step: Int, epoch: Int, value: Double, time: Double, weights: String = "raw") {
+            self.key = key
+            self.step = step
+            self.epoch = epoch
+            self.value = value
+            self.time = time
+            self.weights = weights
+        }
+    }
+
+    /// Where training is: at most once a second and at every epoch end.
+    public struct Progress: Equatable, Sendable {
+        public var epoch: Int
+        public var step: Int
+        public var totalSteps: Int
+        public var imagesPerSecond: Double
+        public var etaSeconds: Double
+        public var time: Double
+
+        public init(epoch: Int, step: Int, totalSteps: Int, imagesPerSecond: Double, etaSeconds: Double, time: Double) {
+            self.epoch = epoch
+            self.step = step
+            self.totalSteps = totalSteps
+            self.imagesPerSecond = imagesPerSecond
+            self.etaSeconds = etaSeconds
+            self.time = time
+        }
+    }
+
+    /// A pitfall of the configuration (`averaging.md`), about one weight set or (`weights == nil`) the run.
+    public struct Warning: Equatable, Sendable {
+        public var code: String
+        public var weights: String?
+        public var message: String
+
+        public init(code: String, weights: String?, message: String) {
+            self.code = code
+            self.weights = weights
+            self.message = message
+        }
+    }
+
+    /// A checkpoint written at an epoch's end; `file` is relative to the run folder.
+    public struct CheckpointSaved: Equatable, Sendable {
+        public var epoch: Int
+        public var step: Int
+        public var file: String
+        public var bytes: Int
+        public var sha256: String
+
+        public init(epoch: Int, step: Int, file: String, bytes: Int, sha256: String) {
+            self.epoch = epoch
+            self.step = step
+            self.file = file
+            self.bytes = bytes
+            self.sha256 = sha256
+        }
+    }
+
+    /// One cell of a resolution grid: a weight set evaluated at `resize` then center `crop`.
+    public struct GridEvaluation: Equatable, Sendable {
+        public enum Stage: String, Sendable {
+            /// After training.
+            case base
+            /// After FixRes fine-tuning.
+            case finetuned
+        }
+        public var weights: String
+        public var stage: Stage
+        /// `null` when unknown (`polyak eval` of a file without a spec).
+        public var trainSize: Int?
+        public var resize: Int
+        public var crop: Int
+        public var top1: Double
+        public var top5: Double
+        public var loss: Double
+        /// Test images evaluated; only `polyak eval` writes it.
+        public var images: Int?
+
+        public init(
+            weights: String, stage: Stage, trainSize: Int?, resize: Int, crop: Int, top1: Double, top5: Double,
+            loss: Double, images: Int? = nil
+        ) {
+            self.weights = weights
+            self.stage = stage
+            self.trainSize = trainSize
+            self.resize = resize
+            self.crop = crop
+            self.top1 = top1
+            self.top5 = top5
+            self.loss = loss
+            self.images = images
+        }
+    }
+
+    /// The last line of a run.
+    public struct Summary: Equatable, Sendable {
+        /// How a run ended; the same words as the server's run status.
+        public enum Status: String, Sendable, CaseIterable {
+            case completed, failed, cancelled
+        }
+
+        /// A weight set's final test evaluation (`test/top1`, `test/top5`, `test/loss`).
+        public struct Evaluation: Equatable, Sendable {
+            public var top1: Double
+            public var top5: Double
+            public var loss: Double
+
+            public init(top1: Double, top5: Double, loss: Double) {
+                self.top1 = top1
+                self.top5 = top5
+                self.loss = loss
+            }
+        }
+
+        /// Where a completed run's time went, in seconds.
+        public struct Timing: Equatable, Sendable {
+            /// Training steps (`train_s`).
+            public var trainSeconds: Double
+            /// Test-set evaluation per weight set (`eval_s`).
+            public var evalSeconds: [String: Double]
+            /// SWA's `update_bn` (`swa_bn_s`).
+            public var batchNormSeconds: Double
+
+            public init(trainSeconds: Double, evalSeconds: [String: Double], batchNormSeconds: Double) {
+                self.trainSeconds = trainSeconds
+                self.evalSeconds = evalSeconds
+                self.batchNormSeconds = batchNormSeconds
+            }
+        }
+
+        public var status: Status
+        /// Why a run failed or stopped; `null` when it completed.
+        public var reason: String?
+        public var steps: Int
+        public var wallSeconds: Double
+        public var imagesPerSecond: Double
+        /// Keyed by weight set, and `<set>/finetuned` after FixRes.
+        public var final: [String: Evaluation]
+        /// File names in the run folder, keyed like `final`.
+        public var exports: [String: String]
+        /// `nil` (written `{}`) when the run did not complete.
+        public var timing: Timing?
+
+        public init(
+            status: Status, reason: String?, steps: Int, wallSeconds: Double, imagesPerSecond: Double,
+            final: [String: Evaluation] = [:], exports: [String: String] = [:], timing: Timing? = nil
+        ) {
+            self.status = status
+            self.reason = reason
+            self.steps = steps
+            self.wallSeconds = wallSeconds
+            self.imagesPerSecond = imagesPerSecond
+            self.final = final
+            self.exports = exports
+            self.timing = timing
+        }
+    }
+
+    /// A run's status changed (the server's live `status` event). `status` is a run status word
+    /// (`queued`, `running`, … as the store's `RunStatus` spells them), kept as text because
+    /// `RunStatus` lives in `Store`, which this module cannot see.
+    public struct StatusChange: Equatable, Sendable {
+        public var status: String
+        public var error: String?
+
+        public init(status: String, error: String?) {
+            self.status = status
+            self.error = error
+        }
+    }
+}

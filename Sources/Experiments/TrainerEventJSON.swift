@@ -1,0 +1,250 @@
+import Foundation
+
+/// Why a line is not a trainer event; `description` names the field and what was wrong.
+public struct TrainerEventError: Error, CustomStringConvertible, Equatable {
+    public let message: String
+    public var description: String { message }
+}
+
+// MARK: Encoding
+
+extension TrainerEvent {
+    /// The `type` field.
+    public var type: String {
+        switch self {
+        case .metric: "metric"
+        case .progress: "progress"
+        case .warning: "warning"
+        case .checkpoint: "checkpoint"
+        case .grid: "grid"
+        case .summary: "summary"
+        case .status: "status"
+        }
+    }
+
+    /// The line as a JSON object, `type` included.
+    public var json: JSONValue {
+        var fields: [String: JSONValue]
+        switch self {
+        case .metric(let m):
+            fields = [
+                "key": .string(m.key), "step": Self.int(m.step), "epoch": Self.int(m.epoch), "value": JSONValue(m.value),
+                "time": JSONValue(m.time), "weights": .string(m.weights),
+            ]
+        case .progress(let p):
+            fields = [
+                "epoch": Self.int(p.epoch), "step": Self.int(p.step), "total_steps": Self.int(p.totalSteps),
+                "images_per_sec": JSONValue(p.imagesPerSecond), "eta_s": JSONValue(p.etaSeconds), "time": JSONValue(p.time),
+            ]
+        case .warning(let w):
+            fields = ["code": .string(w.code), "weights": Self.text(w.weights), "message": .string(w.message)]
+        case .checkpoint(let c):
+            fields = [
+                "epoch": Self.int(c.epoch), "step": Self.int(c.step), "file": .string(c.file), "bytes": Self.int(c.bytes),
+                "sha256": .string(c.sha256),
+            ]
+        case .grid(let g):
+            fields = [
+                "weights": .string(g.weights), "stage": .string(g.stage.rawValue),
+                "train_size": g.trainSize.map(Self.int) ?? .null,
+                "resize": Self.int(g.resize), "crop": Self.int(g.crop),
+                "top1": JSONValue(g.top1), "top5": JSONValue(g.top5), "loss": JSONValue(g.loss),
+            ]
+            if let images = g.images { fields["images"] = Self.int(images) }
+        case .summary(let s):
+            var timing: [String: JSONValue] = [:]
+            if let t = s.timing {
+                timing = [
+                    "train_s": JSONValue(t.trainSeconds), "eval_s": .object(t.evalSeconds.mapValues { JSONValue($0) }),
+                    "swa_bn_s": JSONValue(t.batchNormSeconds),
+                ]
+            }
+            fields = [
+                "status": .string(s.status.rawValue), "reason": Self.text(s.reason), "steps": Self.int(s.steps),
+                "wall_s": JSONValue(s.wallSeconds), "images_per_sec": JSONValue(s.imagesPerSecond),
+                "final": .object(
+                    s.final.mapValues { e in
+                        ["test/top1": JSONValue(e.top1), "test/top5": JSONValue(e.top5), "test/loss": JSONValue(e.loss)]
+                    }),
+                "exports": .object(s.exports.mapValues(JSONValue.string)), "timing": .object(timing),
+            ]
+        case .status(let s):
+            fields = ["status": .string(s.status), "error": Self.text(s.error)]
+        }
+        fields["type"] = .string(type)
+        return .object(fields)
+    }
+
+    /// The line as `polyak train` writes it, without the newline.
+    public var line: String { json.text() }
+
+    private static func int(_ x: Int) -> JSONValue { .number(Double(x)) }
+    private static func text(_ s: String?) -> JSONValue { s.map(JSONValue.string) ?? .null }
+}
+
+// MARK: Decoding
+
+extension TrainerEvent {
+    /// Decodes one stdout line (without its newline).
+    public static func decode(line: [UInt8]) throws -> TrainerEvent { try decode(line: Data(line)) }
+
+    /// Decodes one stdout line (without its newline).
+    public static func decode(line: some StringProtocol) throws -> TrainerEvent { try decode(line: Data(line.utf8)) }
+
+    /// Decodes one stdout line (without its newline).
+    public static func decode(line: Data) throws -> TrainerEvent {
+        let value: JSONValue
+        do {
+            value = try JSONValue.parse(line)
+        } catch {
+            throw TrainerEventError(message: "not JSON: \(error)")
+        }
+        return try TrainerEvent(json: value)
+    }
+
+    /// Decodes a parsed line.
+    public init(json: JSONValue) throws {
+        guard case .object(let members) = json else { throw TrainerEventError(message: "not a JSON object") }
+        guard let type = members["type"]?.stringValue else { throw TrainerEventError(message: "no \"type\" string") }
+        let f = Fields(type: type, members: members)
+        switch type {
+        case "metric":
+            self = .metric(
+                Metric(
+                    key: try f.string("key"), step: try f.int("step"), epoch: try f.int("epoch"),
+                    value: try f.double("value"), time: try f.double("time"), weights: try f.string("weights")))
+        case "progress":
+            self = .progress(
+                Progress(
+                    epoch: try f.int("epoch"), step: try f.int("step"), totalSteps: try f.int("total_steps"),
+                    imagesPerSecond: try f.double("images_per_sec"), etaSeconds: try f.double("eta_s"),
+                    time: try f.double("time")))
+        case "warning":
+            self = .warning(
+                Warning(code: try f.string("code"), weights: try f.optionalString("weights"), message: try f.string("message")))
+        case "checkpoint":
+            self = .checkpoint(
+                CheckpointSaved(
+                    epoch: try f.int("epoch"), step: try f.int("step"), file: try f.string("file"),
+                    bytes: try f.int("bytes"), sha256: try f.string("sha256")))
+        case "grid":
+            guard let stage = GridEvaluation.Stage(rawValue: try f.string("stage")) else {
+                throw f.error("stage", "must be base or finetuned")
+            }
+            self = .grid(
+                GridEvaluation(
+                    weights: try f.string("weights"), stage: stage, trainSize: try f.optionalInt("train_size"),
+                    resize: try f.int("resize"),
+                    crop: try f.int("crop"), top1: try f.double("top1"), top5: try f.double("top5"), loss: try f.double("loss"),
+                    images: try f.optionalInt("images")))
+        case "summary":
+            self = .summary(try Self.summary(f))
+        case "status":
+            self = .status(StatusChange(status: try f.string("status"), error: try f.optionalString("error")))
+        default:
+            throw TrainerEventError(message: "unknown event type \"\(type)\"")
+        }
+    }
+
+    private static func summary(_ f: Fields) throws -> Summary {
+        guard let status = Summary.Status(rawValue: try f.string("status")) else {
+            throw f.error("status", "must be one of \(Summary.Status.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        var final: [String: Summary.Evaluation] = [:]
+        for (name, value) in try f.object("final") {
+            guard case .object(let members) = value else { throw f.error("final.\(name)", "must be an object") }
+            let e = f.nested("final.\(name)", members)
+            final[name] = Summary.Evaluation(
+                top1: try e.double("test/top1"), top5: try e.double("test/top5"),
+                loss: try e.double("test/loss"))
+        }
+        var exports: [String: String] = [:]
+        for (name, value) in try f.object("exports") {
+            guard let file = value.stringValue else { throw f.error("exports.\(name)", "must be a file name") }
+            exports[name] = file
+        }
+        let timingMembers = try f.object("timing")
+        var timing: Summary.Timing?
+        if !timingMembers.isEmpty {
+            let t = f.nested("timing", timingMembers)
+            var eval: [String: Double] = [:]
+            let e = f.nested("timing.eval_s", try t.object("eval_s"))
+            for name in e.members.keys { eval[name] = try e.double(name) }
+            timing = Summary.Timing(
+                trainSeconds: try t.double("train_s"), evalSeconds: eval, batchNormSeconds: try t.double("swa_bn_s"))
+        }
+        return Summary(
+            status: status, reason: try f.optionalString("reason"), steps: try f.int("steps"),
+            wallSeconds: try f.double("wall_s"), imagesPerSecond: try f.double("images_per_sec"),
+            final: final, exports: exports, timing: timing)
+    }
+
+    /// The members of one event object, read with errors that name the event type and the field.
+    private struct Fields {
+        let type: String
+        let members: [String: JSONValue]
+        var prefix = ""
+
+        init(type: String, members: [String: JSONValue], prefix: String = "") {
+            self.type = type
+            self.members = members
+            self.prefix = prefix
+        }
+
+        func nested(_ path: String, _ members: [String: JSONValue]) -> Fields {
+            Fields(type: type, members: members, prefix: path + ".")
+        }
+
+        func error(_ key: String, _ problem: String) -> TrainerEventError {
+            TrainerEventError(message: "\(type) event: \(prefix)\(key) \(problem)")
+        }
+
+        private func value(_ key: String) throws -> JSONValue {
+            guard let v = members[key] else { throw error(key, "is missing") }
+            return v
+        }
+
+        func string(_ key: String) throws -> String {
+            guard let s = try value(key).stringValue else { throw error(key, "must be a string") }
+            return s
+        }
+
+        /// A string or `null`; a missing key reads as `null`.
+        func optionalString(_ key: String) throws -> String? {
+            switch members[key] {
+            case nil, .null?: return nil
+            case .string(let s)?: return s
+            default: throw error(key, "must be a string or null")
+            }
+        }
+
+        /// A number, or one of the strings that stand for a non-finite one.
+        func double(_ key: String) throws -> Double {
+            switch try value(key) {
+            case .number(let x): return x
+            case .string("NaN"): return .nan
+            case .string("Infinity"): return .infinity
+            case .string("-Infinity"): return -.infinity
+            default: throw error(key, "must be a number")
+            }
+        }
+
+        func int(_ key: String) throws -> Int {
+            guard case .number(let x) = try value(key), x == x.rounded(), abs(x) < 0x1p53 else {
+                throw error(key, "must be a whole number")
+            }
+            return Int(x)
+        }
+
+        /// A whole number or `null`; a missing key reads as `null`.
+        func optionalInt(_ key: String) throws -> Int? {
+            if members[key] == nil || members[key] == .null { return nil }
+            return try int(key)
+        }
+
+        func object(_ key: String) throws -> [String: JSONValue] {
+            guard case .object(let o) = try value(key) else { throw error(key, "must be an object") }
+            return o
+        }
+    }
+}
