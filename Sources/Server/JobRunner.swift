@@ -504,6 +504,17 @@ private struct LineReader {
         if !partial.isEmpty { line(partial) }
         partial.removeAll()
         flush()
+        // Surfaced on the run's page and in its JSON, whatever the run's end.
+        if let garbage {
+            let warning = TrainerEvent.warning(
+                .init(
+                    code: "undecodable_output", weights: nil,
+                    message: "\(garbage.count) line(s) of the trainer's output were not events and were not stored; "
+                        + "the first: \(garbage.first)"))
+            do { try store.addWarning(runID, json: warning.line) } catch {
+                logger.error("run \(runID): cannot store a warning: \(error)")
+            }
+        }
     }
 
     private mutating func flush() {
@@ -517,88 +528,70 @@ private struct LineReader {
         grid.removeAll()
     }
 
-    /// A whole number a trainer line carries (step, epoch, sizes, bytes); nil for anything that is not
-    /// one in Int64's range, which the conversion would trap on (a garbage line must not kill the server).
-    private static func integer(_ v: JSONValue?) -> Int64? {
-        guard let x = v?.doubleValue, x == x.rounded(), abs(x) < 9.0e18 else { return nil }
-        return Int64(x)
-    }
-
-    private static func number(_ v: JSONValue?) -> Double? {
-        switch v {
-        case .number(let x)?: return x
-        case .string("NaN")?: return .nan
-        case .string("Infinity")?: return .infinity
-        case .string("-Infinity")?: return -.infinity
-        default: return nil
-        }
-    }
-
+    /// One line, decoded as the trainer's vocabulary (`TrainerEvent`); a line that does not decode
+    /// is counted and named (`garbage`), never dropped in silence.
     private mutating func line(_ bytes: [UInt8]) {
         guard !bytes.isEmpty else { return }
-        guard let value = try? JSONValue.parse(Data(bytes)), let type = value["type"]?.stringValue else {
+        let event: TrainerEvent
+        do {
+            event = try TrainerEvent.decode(line: bytes)
+        } catch {
             noteGarbage(bytes)
             return
         }
         events += 1
-        let now = Date().timeIntervalSince1970
         do {
-            switch type {
-            case "metric":
-                guard let key = value["key"]?.stringValue, let step = Self.integer(value["step"]),
-                    let x = Self.number(value["value"])
-                else { return }
-                points.append(MetricPoint(key: key, weights: value["weights"]?.stringValue ?? "raw", step: step,
-                                          epoch: Self.integer(value["epoch"]), value: x,
-                                          time: value["time"]?.doubleValue ?? now))
-            case "progress":
+            switch event {
+            case .metric(let m):
+                points.append(
+                    MetricPoint(
+                        key: m.key, weights: m.weights, step: Int64(m.step), epoch: Int64(m.epoch), value: m.value, time: m.time))
+            case .progress:
                 // Points before the progress line are stored first: the UI never sees progress ahead of data.
                 flush()
-                let text = value.text()
+                let text = event.line
                 try store.setProgress(runID, json: text)
                 hub.publish(run: runID, "progress", text)
-            case "grid":
-                guard let weights = value["weights"]?.stringValue, let resize = Self.integer(value["resize"]),
-                    let crop = Self.integer(value["crop"])
-                else { return }
-                grid.append(GridCell(weights: weights, stage: value["stage"]?.stringValue ?? "base",
-                                     trainSize: Self.integer(value["train_size"]) ?? 0, resize: resize, crop: crop,
-                                     top1: Self.number(value["top1"]), top5: Self.number(value["top5"]), loss: Self.number(value["loss"])))
-            case "checkpoint":
-                guard let file = value["file"]?.stringValue else { return }
-                try store.saveArtifact(run: runID, Artifact(
-                    name: "checkpoint:" + (file as NSString).lastPathComponent, kind: .checkpoint, path: file,
-                    bytes: Self.integer(value["bytes"]), sha256: value["sha256"]?.stringValue))
+            case .grid(let g):
+                grid.append(
+                    GridCell(
+                        weights: g.weights, stage: g.stage.rawValue, trainSize: Int64(g.trainSize ?? 0), resize: Int64(g.resize),
+                        crop: Int64(g.crop), top1: g.top1, top5: g.top5, loss: g.loss))
+            case .checkpoint(let c):
+                try store.saveArtifact(
+                    run: runID,
+                    Artifact(
+                        name: "checkpoint:" + (c.file as NSString).lastPathComponent, kind: .checkpoint, path: c.file,
+                        bytes: Int64(c.bytes), sha256: c.sha256))
                 // Older checkpoints are rotated away by the trainer (`checkpoints.keep`).
                 for a in try store.artifacts(run: runID) where a.kind == .checkpoint {
                     if !FileManager.default.fileExists(atPath: directory + "/" + a.path) {
                         try store.removeArtifact(run: runID, name: a.name)
                     }
                 }
-            case "warning":
-                let text = value.text()
+            case .warning:
+                let text = event.line
                 try store.addWarning(runID, json: text)
                 hub.publish(run: runID, "warning", text)
-            case "summary":
+            case .summary(let summary):
                 flush()
-                summaryStatus = value["status"]?.stringValue
-                summaryReason = value["reason"]?.stringValue
-                try store.setSummary(runID, json: value.text())
-                if case .object(let exports)? = value["exports"] {
-                    for (weights, file) in exports.sorted(by: { $0.key < $1.key }) {
-                        guard let file = file.stringValue else { continue }
-                        let path = directory + "/" + file
-                        let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? NSNumber)?.int64Value
-                        try store.saveArtifact(run: runID, Artifact(
-                            name: weights, kind: .export, path: file, bytes: size, sha256: SHA256.hex(ofFile: path)))
-                    }
+                summaryStatus = summary.status.rawValue
+                summaryReason = summary.reason
+                let text = event.line
+                try store.setSummary(runID, json: text)
+                for (weights, file) in summary.exports.sorted(by: { $0.key < $1.key }) {
+                    let path = directory + "/" + file
+                    let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? NSNumber)?.int64Value
+                    try store.saveArtifact(
+                        run: runID,
+                        Artifact(name: weights, kind: .export, path: file, bytes: size, sha256: SHA256.hex(ofFile: path)))
                 }
-                hub.publish(run: runID, "summary", value.text())
-            default:
-                break
+                hub.publish(run: runID, "summary", text)
+            case .status:
+                break  // the server's own event; a trainer has no business sending it
             }
         } catch {
-            logger.error("run \(runID): cannot store a \(type) line: \(error)")
+            logger.error("run \(runID): cannot store a trainer line: \(error)")
         }
     }
 }

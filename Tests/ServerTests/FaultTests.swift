@@ -23,13 +23,18 @@ final class FaultTests: XCTestCase {
             spec=""
             while [ $# -gt 0 ]; do [ "$1" = "--spec" ] && spec="$2"; shift; done
             case "$(cat "$spec")" in
-              *hang-me*) echo '{"type":"progress","epoch":0,"step":0,"total_steps":8}'; exec sleep 120 ;;
+              *hang-me*) echo '{"type":"progress","epoch":0,"step":0,"total_steps":8,"images_per_sec":0,"eta_s":0,"time":1}'; exec sleep 120 ;;
               *garbage-then-exit*) echo 'this is not JSON'; echo '{"type": "metric", "key":'; echo '{"no":"type"}'; exit 0 ;;
               *garbage-forever*) while :; do echo 'garbage'; sleep 0.05; done ;;
-              *crash-me*) echo '{"type":"progress","epoch":0,"step":0,"total_steps":8}'; kill -SEGV $$ ;;
-              *slow-me*) echo '{"type":"progress","epoch":0,"step":0,"total_steps":8}'; exec sleep 30 ;;
-              *) echo '{"type":"metric","key":"test/top1","step":8,"epoch":1,"value":0.5,"time":1}'
-                 echo '{"type":"summary","status":"completed","reason":null,"steps":8}'; exit 0 ;;
+              *crash-me*) echo '{"type":"progress","epoch":0,"step":0,"total_steps":8,"images_per_sec":0,"eta_s":0,"time":1}'; kill -SEGV $$ ;;
+              *slow-me*) echo '{"type":"progress","epoch":0,"step":0,"total_steps":8,"images_per_sec":0,"eta_s":0,"time":1}'; exec sleep 30 ;;
+              *chatty*) echo 'Loading data...' ;;
+            esac
+            case "$(cat "$spec")" in
+              *hang-me*|*garbage-then-exit*|*garbage-forever*|*crash-me*|*slow-me*) ;;
+              *) echo '{"type":"metric","key":"test/top1","step":8,"epoch":1,"value":0.5,"time":1,"weights":"raw"}'
+                 echo '{"type":"summary","status":"completed","reason":null,"steps":8,"wall_s":1,"images_per_sec":8,"final":{},"exports":{},"timing":{}}'
+                 exit 0 ;;
             esac
 
             """
@@ -69,7 +74,7 @@ final class FaultTests: XCTestCase {
         let app = try buildApplication(opts)
         try await app.test(.live) { client in
             var ids: [String: Int] = [:]
-            for name in ["hang-me", "crash-me", "garbage-then-exit", "garbage-forever", "fine"] {
+            for name in ["hang-me", "crash-me", "garbage-then-exit", "garbage-forever", "fine", "chatty"] {
                 let run = try await client.json(.post, "/api/runs", #"{"name": "\#(name)"}"#, expect: .created)
                 ids[name] = try XCTUnwrap(run["id"]?.intValue)
             }
@@ -96,12 +101,18 @@ final class FaultTests: XCTestCase {
             // The others go on: the well-behaved run completes, the server answers, no trainer is left.
             let fine = try await ended("fine")
             XCTAssertEqual(fine.0, "completed", fine.1)
+            // A line that is not an event does not fail a run that completes, but it is not lost in silence.
+            let chatty = try await ended("chatty")
+            XCTAssertEqual(chatty.0, "completed", chatty.1)
+            let warnings = try await client.json(.get, "/api/runs/\(ids["chatty"]!)")["warnings"]
+            XCTAssertEqual(warnings?[0]?["code"]?.stringValue, "undecodable_output", "\(warnings ?? .null)")
+            XCTAssertTrue(warnings?[0]?["message"]?.stringValue?.contains("the first: Loading data...") == true)
             let health = try await client.json(.get, "/api/health")
             XCTAssertEqual(health["running"]?.intValue, 0)
             let page = try await client.call(.get, "/runs/\(ids["hang-me"]!)")
             XCTAssertEqual(page.status, .ok)
             let pids = Self.startedPIDs(folder)
-            XCTAssertEqual(pids.count, 5)
+            XCTAssertEqual(pids.count, 6)
             XCTAssertEqual(pids.filter(Self.isAlive), [])
         }
     }

@@ -42,6 +42,9 @@ final class RawConnection {
         }
     }
 
+    /// Ends the sending side: the server sees the end of a body cut short of its Content-Length.
+    func closeWrite() { shutdown(fd, Int32(SHUT_WR)) }
+
     /// Reads until the end of the response head; returns the status code and the head.
     func readHead() throws -> (status: Int, head: String) {
         while true {
@@ -79,6 +82,16 @@ final class RawConnection {
     /// One request with `Connection: close`: its status and its whole body (chunked framing left in).
     /// Status 0: the server closed the connection without answering (its HTTP parser refused the
     /// request line), which serves nothing either.
+    /// A request written byte for byte (any `Host`, any path; say `Connection: close`) and the whole
+    /// answer as text, head included, with its status.
+    static func exchange(port: Int, _ request: String) throws -> (status: Int, text: String) {
+        let c = try RawConnection(port: port)
+        try c.send(request)
+        let answer = String(decoding: try c.readToEnd(), as: UTF8.self)
+        let status = answer.split(separator: " ", maxSplits: 2).dropFirst().first.flatMap { Int($0) } ?? 0
+        return (status, answer)
+    }
+
     static func get(port: Int, _ rawPath: String) throws -> (status: Int, body: String) {
         let c = try RawConnection(port: port)
         try c.send("GET \(rawPath) HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nConnection: close\r\n\r\n")

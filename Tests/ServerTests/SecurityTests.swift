@@ -30,7 +30,7 @@ final class SecurityTests: XCTestCase {
                 .post, "/api/runs?launch=false", "name=x", headers: [.contentType: "application/x-www-form-urlencoded"])
             XCTAssertEqual(form.status, .unsupportedMediaType)
             let port = try XCTUnwrap(client.port)
-            let untyped = try rawHTTP(
+            let untyped = try RawConnection.exchange(
                 port: port,
                 "POST /api/experiments HTTP/1.1\r\nHost: localhost:\(port)\r\nContent-Length: \(experiment.utf8.count)\r\n"
                     + "Connection: close\r\n\r\n\(experiment)")
@@ -60,16 +60,16 @@ final class SecurityTests: XCTestCase {
             _ = try await client.json(.post, "/api/runs?launch=false", #"{"name": "keep me"}"#, expect: .created)
             for host in ["attacker.example:\(port)", "attacker.example", "127.0.0.1.nip.io:\(port)"] {
                 for (method, path) in [("GET", "/api/runs"), ("DELETE", "/api/runs/1"), ("GET", "/")] {
-                    let r = try rawHTTP(port: port, "\(method) \(path) HTTP/1.1\r\nHost: \(host)\r\nConnection: close\r\n\r\n")
+                    let r = try RawConnection.exchange(port: port, "\(method) \(path) HTTP/1.1\r\nHost: \(host)\r\nConnection: close\r\n\r\n")
                     XCTAssertEqual(r.status, 421, "\(method) \(path) with Host \(host): \(r.text)")
                     XCTAssertTrue(r.text.contains("--allowed-host"), r.text)
                 }
             }
             for host in ["127.0.0.1:\(port)", "localhost:\(port)", "[::1]:\(port)", "polyak.lab:\(port)", "LOCALHOST:\(port)"] {
-                let r = try rawHTTP(port: port, "GET /api/runs HTTP/1.1\r\nHost: \(host)\r\nConnection: close\r\n\r\n")
+                let r = try RawConnection.exchange(port: port, "GET /api/runs HTTP/1.1\r\nHost: \(host)\r\nConnection: close\r\n\r\n")
                 XCTAssertEqual(r.status, 200, "Host \(host): \(r.text)")
             }
-            let otherPort = try rawHTTP(
+            let otherPort = try RawConnection.exchange(
                 port: port, "GET /api/runs HTTP/1.1\r\nHost: localhost:\(port + 1)\r\nConnection: close\r\n\r\n")
             XCTAssertEqual(otherPort.status, 421)
             let run = try await client.json(.get, "/api/runs/1")
@@ -210,34 +210,4 @@ final class SecurityTests: XCTestCase {
         XCTAssertFalse(AccessPolicy.constantTimeEqual("abc", "abd"))
         XCTAssertFalse(AccessPolicy.constantTimeEqual("abc", "abcd"))
     }
-}
-
-/// One request written byte for byte (a `Host` of our choosing, a path no client normalises) and
-/// the whole answer read back; the request should say `Connection: close`.
-func rawHTTP(port: Int, _ request: String) throws -> (status: Int, text: String) {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    guard fd >= 0 else { throw XCTSkip("no socket") }
-    defer { close(fd) }
-    var timeout = timeval(tv_sec: 10, tv_usec: 0)
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-    var addr = sockaddr_in()
-    addr.sin_family = sa_family_t(AF_INET)
-    addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-    addr.sin_port = UInt16(port).bigEndian
-    let connected = withUnsafePointer(to: &addr) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-    }
-    guard connected == 0 else { throw XCTSkip("cannot connect to port \(port)") }
-    let bytes = Array(request.utf8)
-    _ = bytes.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, 0) }
-    var answer = [UInt8]()
-    var chunk = [UInt8](repeating: 0, count: 65536)
-    while true {
-        let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
-        if n <= 0 { break }
-        answer += chunk[0..<n]
-    }
-    let text = String(decoding: answer, as: UTF8.self)
-    let status = text.split(separator: " ", maxSplits: 2).dropFirst().first.flatMap { Int($0) } ?? 0
-    return (status, text)
 }

@@ -216,34 +216,12 @@ final class ValuesAndTextTests: XCTestCase {
     /// what the server answered.
     static func truncatedRequest(port: Int, path: String) async throws -> String {
         try await Blocking.run {
-            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-            guard fd >= 0 else { throw POSIXError(.EIO) }
-            defer { close(fd) }
-            var address = sockaddr_in()
-            address.sin_family = sa_family_t(AF_INET)
-            address.sin_port = in_port_t(UInt16(port).bigEndian)
-            address.sin_addr.s_addr = inet_addr("127.0.0.1")
-            var timeout = timeval(tv_sec: 5, tv_usec: 0)
-            setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-            let connected = withUnsafePointer(to: &address) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                    connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
-                }
-            }
-            guard connected == 0 else { throw POSIXError(.ECONNREFUSED) }
-            let request =
+            let connection = try RawConnection(port: port)
+            try connection.send(
                 "POST \(path) HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nContent-Type: application/json\r\n"
-                + "Content-Length: 100\r\n\r\n{\"name\": \"cut"
-            _ = request.withCString { send(fd, $0, strlen($0), 0) }
-            shutdown(fd, Int32(SHUT_WR))
-            var answer: [UInt8] = []
-            var chunk = [UInt8](repeating: 0, count: 4096)
-            while true {
-                let n = recv(fd, &chunk, chunk.count, 0)
-                if n <= 0 { break }
-                answer += chunk[0..<n]
-            }
-            return String(decoding: answer, as: UTF8.self)
+                    + "Content-Length: 100\r\n\r\n{\"name\": \"cut")
+            connection.closeWrite()
+            return String(decoding: try connection.readToEnd(), as: UTF8.self)
         }
     }
 
