@@ -65,7 +65,7 @@ fuzz: setup
 	done
 
 lint:
-	$(SWIFT) format lint --recursive --strict Sources Tests Package.swift
+	$(SWIFT) format lint --recursive --strict Sources Tests Package.swift Fuzz
 
 clean:
 	rm -rf .build runs polyak-data polyak.sqlite*

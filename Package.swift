@@ -7,9 +7,9 @@ let swiftSettings: [SwiftSetting] = [.swiftLanguageMode(.v5)]
 // Release builds of the numeric modules drop bounds checks (the tests run the same code with them)
 // and target AVX2 + FMA, the common set of every machine this project runs on (spec/performance.md).
 #if arch(x86_64)
-let cpuFlags = ["-target-cpu", "haswell"]
+    let cpuFlags = ["-target-cpu", "haswell"]
 #else
-let cpuFlags: [String] = []
+    let cpuFlags: [String] = []
 #endif
 let fastMath: [SwiftSetting] = swiftSettings + [.unsafeFlags(["-Ounchecked"] + cpuFlags, .when(configuration: .release))]
 

@@ -1,9 +1,9 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// Grey-scale images of one size with one class label each.
@@ -43,8 +43,9 @@ public struct ImageSet: Sendable {
     public func prefix(_ n: Int) -> ImageSet {
         let k = max(0, min(n, count))
         if k == count { return self }
-        return ImageSet(count: k, height: height, width: width,
-                        pixels: Array(pixels[0..<(k * imageSize)]), labels: Array(labels[0..<k]))
+        return ImageSet(
+            count: k, height: height, width: width,
+            pixels: Array(pixels[0..<(k * imageSize)]), labels: Array(labels[0..<k]))
     }
 }
 
@@ -117,7 +118,9 @@ public enum FashionMNIST {
         let labelsPath = try locate(root: root, fileName: split.labelsFile)
         let images = try IDXArray.read(path: imagesPath)
         guard images.dims.count == 3 else {
-            throw DatasetError(path: imagesPath, "expected images of rank 3 (count, height, width), got rank \(images.dims.count) \(images.dims)")
+            throw DatasetError(
+                path: imagesPath, "expected images of rank 3 (count, height, width), got rank \(images.dims.count) \(images.dims)"
+            )
         }
         let labels = try IDXArray.read(path: labelsPath)
         guard labels.dims.count == 1 else {
@@ -130,8 +133,9 @@ public enum FashionMNIST {
         if let bad = labels.bytes.firstIndex(where: { Int($0) >= classes }) {
             throw DatasetError(path: labelsPath, "label \(labels.bytes[bad]) at index \(bad) is out of range 0..<\(classes)")
         }
-        let set = ImageSet(count: n, height: images.dims[1], width: images.dims[2],
-                           pixels: images.bytes, labels: labels.bytes)
+        let set = ImageSet(
+            count: n, height: images.dims[1], width: images.dims[2],
+            pixels: images.bytes, labels: labels.bytes)
         if let limit { return set.prefix(limit) }
         return set
     }

@@ -1,11 +1,11 @@
 import CZlib
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// A problem with a data file (or with a restored RNG state). `description` starts with the file's
@@ -83,8 +83,9 @@ public struct IDXArray: Sendable {
             throw fail("not an IDX file: bad magic \(hex) (expected 00 00 08 <rank>)")
         }
         guard magic[2] == 0x08 else {
-            throw fail("unsupported IDX data type 0x\(hex2(magic[2])) (\(typeName(magic[2]))); "
-                + "only 0x08 (unsigned byte) is supported")
+            throw fail(
+                "unsupported IDX data type 0x\(hex2(magic[2])) (\(typeName(magic[2]))); "
+                    + "only 0x08 (unsigned byte) is supported")
         }
         let rank = Int(magic[3])
         guard (1...4).contains(rank) else {
@@ -98,14 +99,16 @@ public struct IDXArray: Sendable {
         var dims: [Int] = []
         var total = 1
         for i in 0..<rank {
-            let d = Int(header[4 * i]) << 24 | Int(header[4 * i + 1]) << 16
+            let d =
+                Int(header[4 * i]) << 24 | Int(header[4 * i + 1]) << 16
                 | Int(header[4 * i + 2]) << 8 | Int(header[4 * i + 3])
             guard d > 0 else { throw fail("IDX dimension \(i) is 0") }
             dims.append(d)
             total = total.multipliedReportingOverflow(by: d).partialValue
             guard total <= maxPayloadBytes else {
-                throw fail("IDX dimensions \(dims.map(String.init).joined(separator: "×"))… exceed "
-                    + "the \(maxPayloadBytes)-byte limit")
+                throw fail(
+                    "IDX dimensions \(dims.map(String.init).joined(separator: "×"))… exceed "
+                        + "the \(maxPayloadBytes)-byte limit")
             }
         }
         // Grown as data arrives, not allocated from the header: a 12-byte file declaring 2 GiB
@@ -297,7 +300,8 @@ final class ByteSource {
             default:
                 let detail = s.pointee.msg.map { String(cString: $0) } ?? "zlib error \(rc)"
                 if startedNewMember {
-                    throw DatasetError(path: path, "not valid gzip: unexpected bytes after the end of the gzip stream (\(detail))")
+                    throw DatasetError(
+                        path: path, "not valid gzip: unexpected bytes after the end of the gzip stream (\(detail))")
                 }
                 throw DatasetError(path: path, "not valid gzip: \(detail)")
             }

@@ -4,11 +4,11 @@
 // output rectangle it is asked for.
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// One grey-scale image: `height × width` bytes, row-major, at `pointer`.
@@ -294,16 +294,18 @@ func resampleWindow(
     top: Int, left: Int, height: Int, width: Int, flip: Bool,
     scratch: TransformScratch, into dst: ImageDestination, norm: Normalization
 ) {
-    precondition(box.top >= 0 && box.left >= 0 && box.height > 0 && box.width > 0
-        && box.top + box.height <= src.height && box.left + box.width <= src.width,
+    precondition(
+        box.top >= 0 && box.left >= 0 && box.height > 0 && box.width > 0
+            && box.top + box.height <= src.height && box.left + box.width <= src.width,
         "resample: \(box) outside a \(src.height)×\(src.width) image")
     precondition(outHeight > 0 && outWidth > 0 && height > 0 && width > 0, "resample: sizes must be > 0")
     let windowInside = top >= 0 && left >= 0 && top + height <= outHeight && left + width <= outWidth
     let boxIsImage = box.height == src.height && box.width == src.width
     if outHeight == box.height && outWidth == box.width && (windowInside || boxIsImage) {
         // Identity resize: an exact copy (the general path below would give the same values).
-        copyWindow(src, top: box.top + top, left: box.left + left, height: height, width: width,
-                   flip: flip, into: dst, norm: norm)
+        copyWindow(
+            src, top: box.top + top, left: box.left + left, height: height, width: width,
+            flip: flip, into: dst, norm: norm)
         return
     }
     // Rows and columns of the window that fall inside the resized image.
@@ -322,10 +324,12 @@ func resampleWindow(
     scratch.reserve(outputs: nc + nr, stride: stride, rowValues: box.height * nc)
     let xs = scratch.tapStart, xn = scratch.tapCount, xw = scratch.taps
     let ys = scratch.tapStart + nc, yn = scratch.tapCount + nc, yw = scratch.taps + nc * stride
-    computeTaps(inSize: box.width, outSize: outWidth, first: c0, count: nc,
-                start: xs, number: xn, weights: xw, stride: stride)
-    computeTaps(inSize: box.height, outSize: outHeight, first: r0, count: nr,
-                start: ys, number: yn, weights: yw, stride: stride)
+    computeTaps(
+        inSize: box.width, outSize: outWidth, first: c0, count: nc,
+        start: xs, number: xn, weights: xw, stride: stride)
+    computeTaps(
+        inSize: box.height, outSize: outHeight, first: r0, count: nr,
+        start: ys, number: yn, weights: yw, stride: stride)
     // Horizontal pass over the source rows the vertical taps use: rows[sr − firstRow][c].
     let firstRow = ys[0]
     let lastRow = ys[nr - 1] + yn[nr - 1]  // tap starts are non-decreasing
@@ -371,9 +375,10 @@ public func resizeBilinear(
     _ src: ImageView, height: Int, width: Int, scratch: TransformScratch,
     into dst: ImageDestination, norm: Normalization = .fashionMNIST
 ) {
-    resampleWindow(src, box: CropBox(top: 0, left: 0, height: src.height, width: src.width),
-                   outHeight: height, outWidth: width, top: 0, left: 0, height: height, width: width,
-                   flip: false, scratch: scratch, into: dst, norm: norm)
+    resampleWindow(
+        src, box: CropBox(top: 0, left: 0, height: src.height, width: src.width),
+        outHeight: height, outWidth: width, top: 0, left: 0, height: height, width: width,
+        flip: false, scratch: scratch, into: dst, norm: norm)
 }
 
 /// The evaluation transform: torchvision `Resize(resize)` (antialiased bilinear; shorter side →
@@ -386,9 +391,10 @@ public func testTransform(
     precondition(resize > 0 && crop > 0, "testTransform: sizes must be > 0")
     let (h, w) = resizedSize(height: src.height, width: src.width, shorter: resize)
     let (top, left) = centerCropOffsets(height: h, width: w, cropHeight: crop, cropWidth: crop)
-    resampleWindow(src, box: CropBox(top: 0, left: 0, height: src.height, width: src.width),
-                   outHeight: h, outWidth: w, top: top, left: left, height: crop, width: crop,
-                   flip: false, scratch: scratch, into: dst, norm: norm)
+    resampleWindow(
+        src, box: CropBox(top: 0, left: 0, height: src.height, width: src.width),
+        outHeight: h, outWidth: w, top: top, left: left, height: crop, width: crop,
+        flip: false, scratch: scratch, into: dst, norm: norm)
 }
 
 // MARK: - RandomResizedCrop
@@ -443,7 +449,8 @@ public func randomResizedCrop(
     precondition(size > 0, "randomResizedCrop: size must be > 0")
     let box = randomResizedCropParams(height: src.height, width: src.width, scale: scale, ratio: ratio, rng: &rng)
     let flip = hflip ? rng.nextFloat() < 0.5 : false
-    resampleWindow(src, box: box, outHeight: size, outWidth: size, top: 0, left: 0, height: size, width: size,
-                   flip: flip, scratch: scratch, into: dst, norm: norm)
+    resampleWindow(
+        src, box: box, outHeight: size, outWidth: size, top: 0, left: 0, height: size, width: size,
+        flip: flip, scratch: scratch, into: dst, norm: norm)
     return (box, flip)
 }

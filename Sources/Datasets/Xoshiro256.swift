@@ -153,11 +153,11 @@ public struct Xoshiro256: RandomNumberGenerator, Sendable {
 
 // Foundation-free libm access (the module avoids importing Foundation in hot code).
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 @usableFromInline func _log(_ x: Double) -> Double { log(x) }

@@ -53,7 +53,9 @@ public enum AveragingSpec: Equatable, Sendable {
                     if let first = seenDecays[d] {
                         throw SpecError(
                             field: decayPath,
-                            message: "repeats the decay \(JSONValue.format(d)) of \(first); each decay names one weight set (ema@\(JSONValue.format(d))) and must be unique in a run")
+                            message:
+                                "repeats the decay \(JSONValue.format(d)) of \(first); each decay names one weight set (ema@\(JSONValue.format(d))) and must be unique in a run"
+                        )
                     }
                     seenDecays[d] = decayPath
                 }
@@ -61,7 +63,9 @@ public enum AveragingSpec: Equatable, Sendable {
                 if let first = swaPath {
                     throw SpecError(
                         field: entryPath,
-                        message: "is a second swa strategy (the first is \(first)); a run holds at most one, its weights are named swa")
+                        message:
+                            "is a second swa strategy (the first is \(first)); a run holds at most one, its weights are named swa"
+                    )
                 }
                 swaPath = entryPath
             case .none:

@@ -48,7 +48,8 @@ public struct DistillationSpec: Equatable, Sendable {
             return EMASpec.weightSetName(decay: d)
         }
         throw SpecError(
-            field: path, message: "must be a weight set name: raw, swa or ema@<decay> with the decay in (0, 1), got \(JSONValue.string(name))")
+            field: path,
+            message: "must be a weight set name: raw, swa or ema@<decay> with the decay in (0, 1), got \(JSONValue.string(name))")
     }
 
     /// The full `distillation` object.

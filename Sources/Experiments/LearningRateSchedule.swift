@@ -1,5 +1,4 @@
 import Foundation
-import Foundation
 
 /// The learning rate at every optimizer step: linear per-step warmup over `warmup_epochs`, then
 /// cosine to 0 (per step), step decay at `milestones` (epochs), or constant — the reference

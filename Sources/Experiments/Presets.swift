@@ -48,39 +48,76 @@ public enum Presets {
         Preset(name: "none", summary: "No averaging: the raw weights at the end of training, the baseline.") { _ in
             ["averaging": []]
         },
-        Preset(name: "ema",
-               summary: "EMA of weights and BN buffers at two decays whose horizons (1/20 and 1/6 of the run) fit its length, no warmup.") { run in
+        Preset(
+            name: "ema",
+            summary:
+                "EMA of weights and BN buffers at two decays whose horizons (1/20 and 1/6 of the run) fit its length, no warmup."
+        ) { run in
             let t = Double(run.totalSteps)
             let decays = unique([niceDecay(horizon: t / 20), niceDecay(horizon: t / 6)])
-            return ["averaging": [["kind": "ema", "decays": .array(decays.map { .number($0) }), "every": 1, "warmup": ["kind": "none"]]]]
+            return [
+                "averaging": [
+                    ["kind": "ema", "decays": .array(decays.map { .number($0) }), "every": 1, "warmup": ["kind": "none"]]
+                ]
+            ]
         },
-        Preset(name: "ema-warmup",
-               summary: "EMA with timm's decay warmup (power 3/4), with decays the warmup actually reaches within the run.") { run in
+        Preset(
+            name: "ema-warmup",
+            summary: "EMA with timm's decay warmup (power 3/4), with decays the warmup actually reaches within the run."
+        ) { run in
             let t = Double(run.totalSteps)
             // timm's warmup ends near 1 − T^(−p): a larger target is never reached (averaging.md).
             let reachable = 1 - roundUpOneDigit(pow(t, -0.75))
             let decays = unique([min(niceDecay(horizon: t / 20), reachable), reachable])
-            return ["averaging": [["kind": "ema", "decays": .array(decays.map { .number($0) }), "every": 1,
-                                   "warmup": ["kind": "timm", "gamma": 1, "power": 0.75]]]]
+            return [
+                "averaging": [
+                    [
+                        "kind": "ema", "decays": .array(decays.map { .number($0) }), "every": 1,
+                        "warmup": ["kind": "timm", "gamma": 1, "power": 0.75],
+                    ]
+                ]
+            ]
         },
-        Preset(name: "swa",
-               summary: "SWA over the last quarter of training, SWALR annealing down to a rate below the schedule's there, BN recomputed.") { run in
+        Preset(
+            name: "swa",
+            summary:
+                "SWA over the last quarter of training, SWALR annealing down to a rate below the schedule's there, BN recomputed."
+        ) { run in
             let startEpoch = Int((0.75 * Double(run.epochs)).rounded(.down))
             let at = run.schedule.rate(at: startEpoch * run.stepsPerEpoch)
             let swaLR = max(roundDownOneDigit(at), 1e-4)
-            return ["averaging": [["kind": "swa", "start": 0.75, "swa_lr": .number(swaLR),
-                                   "anneal_epochs": .number(Double(max(1, (run.epochs - startEpoch) / 2))), "anneal": "cos"]]]
+            return [
+                "averaging": [
+                    [
+                        "kind": "swa", "start": 0.75, "swa_lr": .number(swaLR),
+                        "anneal_epochs": .number(Double(max(1, (run.epochs - startEpoch) / 2))), "anneal": "cos",
+                    ]
+                ]
+            ]
         },
-        Preset(name: "kd",
-               summary: "Knowledge distillation (T = 4, α = 0.5) from an earlier run's weights; give distillation.teacher_run.") { _ in
+        Preset(
+            name: "kd",
+            summary: "Knowledge distillation (T = 4, α = 0.5) from an earlier run's weights; give distillation.teacher_run."
+        ) { _ in
             ["distillation": ["teacher_weights": "raw", "temperature": 4, "alpha": 0.5]]
         },
-        Preset(name: "fixres",
-               summary: "FixRes: train at 20 px with RandomResizedCrop, test over a resize × crop grid, fine-tune fc and the last BN at 28 px.") { _ in
-            ["data": ["augment": ["pad_crop": 0, "hflip": true, "random_resized_crop": ["scale": [0.35, 1], "ratio": [0.75, 1.3333]]]],
-             "resolution": ["train_size": 20, "test_size": 28,
-                            "test_grid": ["resize": [20, 24, 28, 32], "crop": [20, 24, 28]],
-                            "finetune": ["epochs": 1, "lr": 0.01]]]
+        Preset(
+            name: "fixres",
+            summary:
+                "FixRes: train at 20 px with RandomResizedCrop, test over a resize × crop grid, fine-tune fc and the last BN at 28 px."
+        ) { _ in
+            [
+                "data": [
+                    "augment": [
+                        "pad_crop": 0, "hflip": true, "random_resized_crop": ["scale": [0.35, 1], "ratio": [0.75, 1.3333]],
+                    ]
+                ],
+                "resolution": [
+                    "train_size": 20, "test_size": 28,
+                    "test_grid": ["resize": [20, 24, 28, 32], "crop": [20, 24, 28]],
+                    "finetune": ["epochs": 1, "lr": 0.01],
+                ],
+            ]
         },
     ]
 
@@ -92,7 +129,8 @@ public enum Presets {
         var merged = base
         if let preset {
             guard let p = named(preset) else {
-                throw SpecError(field: "preset", message: "unknown preset \"\(preset)\" (one of \(all.map(\.name).joined(separator: ", ")))")
+                throw SpecError(
+                    field: "preset", message: "unknown preset \"\(preset)\" (one of \(all.map(\.name).joined(separator: ", ")))")
             }
             merged = merged.merged(with: p.overlay(for: base))
         }

@@ -89,16 +89,21 @@ public final class BatchNormKernels: @unchecked Sendable {
 
     /// a += row, b += row² position by position.
     @inline(__always)
-    private static func addSumsAndSquares(_ row: UnsafePointer<Float>, _ a: UnsafeMutablePointer<Float>,
-                                          _ b: UnsafeMutablePointer<Float>, _ length: Int) {
-        vectorLoop(length, { i in
-            let v = load(row + i)
-            store(load(a + i) + v, a + i)
-            store(load(b + i) + v * v, b + i)
-        }, { i in
-            a[i] += row[i]
-            b[i] += row[i] * row[i]
-        })
+    private static func addSumsAndSquares(
+        _ row: UnsafePointer<Float>, _ a: UnsafeMutablePointer<Float>,
+        _ b: UnsafeMutablePointer<Float>, _ length: Int
+    ) {
+        vectorLoop(
+            length,
+            { i in
+                let v = load(row + i)
+                store(load(a + i) + v, a + i)
+                store(load(b + i) + v * v, b + i)
+            },
+            { i in
+                a[i] += row[i]
+                b[i] += row[i] * row[i]
+            })
     }
 
     /// Moves `worker`'s Float sums into its Double sums (at the end of each image).
@@ -160,9 +165,12 @@ public final class BatchNormKernels: @unchecked Sendable {
         let s = x.shape, c = channels
         precondition(s.c == c && out.shape == s)
         let xp = UnsafePointer(x.pointer)
-        let (sums, squares) = gathered ? combine(length: s.w * c) : reduce(s) { offset, length, a, b in
-            Self.addSumsAndSquares(xp + offset, a, b, length)
-        }
+        let (sums, squares) =
+            gathered
+            ? combine(length: s.w * c)
+            : reduce(s) { offset, length, a, b in
+                Self.addSumsAndSquares(xp + offset, a, b, length)
+            }
         gathered = false
         let count = Double(s.n * s.h * s.w)
         for ch in 0..<c {
@@ -213,22 +221,28 @@ public final class BatchNormKernels: @unchecked Sendable {
                 switch (rp, relu) {
                 case (let rp?, true):
                     let rr = rp + offset
-                    vectorLoop(length, { i in
-                        let v = load(xr + i) * load(sc + i) + load(sh + i) + load(rr + i)
-                        store(v.replacing(with: 0, where: v .< .zero), o + i)
-                    }, { i in o[i] = max(xr[i] * sc[i] + sh[i] + rr[i], 0) })
+                    vectorLoop(
+                        length,
+                        { i in
+                            let v = load(xr + i) * load(sc + i) + load(sh + i) + load(rr + i)
+                            store(v.replacing(with: 0, where: v .< .zero), o + i)
+                        }, { i in o[i] = max(xr[i] * sc[i] + sh[i] + rr[i], 0) })
                 case (let rp?, false):
                     let rr = rp + offset
-                    vectorLoop(length, { i in store(load(xr + i) * load(sc + i) + load(sh + i) + load(rr + i), o + i) },
-                               { i in o[i] = xr[i] * sc[i] + sh[i] + rr[i] })
+                    vectorLoop(
+                        length, { i in store(load(xr + i) * load(sc + i) + load(sh + i) + load(rr + i), o + i) },
+                        { i in o[i] = xr[i] * sc[i] + sh[i] + rr[i] })
                 case (nil, true):
-                    vectorLoop(length, { i in
-                        let v = load(xr + i) * load(sc + i) + load(sh + i)
-                        store(v.replacing(with: 0, where: v .< .zero), o + i)
-                    }, { i in o[i] = max(xr[i] * sc[i] + sh[i], 0) })
+                    vectorLoop(
+                        length,
+                        { i in
+                            let v = load(xr + i) * load(sc + i) + load(sh + i)
+                            store(v.replacing(with: 0, where: v .< .zero), o + i)
+                        }, { i in o[i] = max(xr[i] * sc[i] + sh[i], 0) })
                 case (nil, false):
-                    vectorLoop(length, { i in store(load(xr + i) * load(sc + i) + load(sh + i), o + i) },
-                               { i in o[i] = xr[i] * sc[i] + sh[i] })
+                    vectorLoop(
+                        length, { i in store(load(xr + i) * load(sc + i) + load(sh + i), o + i) },
+                        { i in o[i] = xr[i] * sc[i] + sh[i] })
                 }
             }
         }
@@ -277,27 +291,33 @@ public final class BatchNormKernels: @unchecked Sendable {
             let xr = xp + offset
             if let drp {
                 let dr = drp + offset
-                vectorLoop(length, { i in
-                    let v = g(offset, i)
-                    store(v, dr + i)
-                    store(load(a + i) + v, a + i)
-                    store(load(b + i) + v * load(xr + i), b + i)
-                }, { i in
-                    let v = g1(offset, i)
-                    dr[i] = v
-                    a[i] += v
-                    b[i] += v * xr[i]
-                })
+                vectorLoop(
+                    length,
+                    { i in
+                        let v = g(offset, i)
+                        store(v, dr + i)
+                        store(load(a + i) + v, a + i)
+                        store(load(b + i) + v * load(xr + i), b + i)
+                    },
+                    { i in
+                        let v = g1(offset, i)
+                        dr[i] = v
+                        a[i] += v
+                        b[i] += v * xr[i]
+                    })
             } else {
-                vectorLoop(length, { i in
-                    let v = g(offset, i)
-                    store(load(a + i) + v, a + i)
-                    store(load(b + i) + v * load(xr + i), b + i)
-                }, { i in
-                    let v = g1(offset, i)
-                    a[i] += v
-                    b[i] += v * xr[i]
-                })
+                vectorLoop(
+                    length,
+                    { i in
+                        let v = g(offset, i)
+                        store(load(a + i) + v, a + i)
+                        store(load(b + i) + v * load(xr + i), b + i)
+                    },
+                    { i in
+                        let v = g1(offset, i)
+                        a[i] += v
+                        b[i] += v * xr[i]
+                    })
             }
         }
         // Pass 2: dx = k1·g + k2·x + k3 per channel.
@@ -324,9 +344,11 @@ public final class BatchNormKernels: @unchecked Sendable {
             for r in rows {
                 let offset = s.offset(r / s.h, r % s.h, 0)
                 let xr = xp + offset, dxr = dxp + offset
-                vectorLoop(length, { i in
-                    store(load(e1 + i) * g(offset, i) + load(e2 + i) * load(xr + i) + load(e3 + i), dxr + i)
-                }, { i in dxr[i] = e1[i] * g1(offset, i) + e2[i] * xr[i] + e3[i] })
+                vectorLoop(
+                    length,
+                    { i in
+                        store(load(e1 + i) * g(offset, i) + load(e2 + i) * load(xr + i) + load(e3 + i), dxr + i)
+                    }, { i in dxr[i] = e1[i] * g1(offset, i) + e2[i] * xr[i] + e3[i] })
             }
         }
     }

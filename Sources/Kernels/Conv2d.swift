@@ -85,8 +85,9 @@ public final class Conv2d: @unchecked Sendable {
         listCapacity = (g.input.n * g.outH + workers.count) / workers.count + 1
         if g.cin == 1 && g.taps > 1 {
             patchForward = BatchReduceGEMM(m: g.cout, n: g.outW, k: g.taps, lda: g.cout, ldb: g.taps, ldc: g.cout, beta: 0)
-            patchWeightGrad = BatchReduceGEMM(m: g.cout, n: g.taps, k: g.outW, lda: g.cout, ldb: g.taps, ldc: g.cout, beta: 1,
-                                              transB: true)
+            patchWeightGrad = BatchReduceGEMM(
+                m: g.cout, n: g.taps, k: g.outW, lda: g.cout, ldb: g.taps, ldc: g.cout, beta: 1,
+                transB: true)
             patches = FloatBuffer(count: listCapacity * workers.count * g.taps * g.outW)
         } else {
             patchForward = nil

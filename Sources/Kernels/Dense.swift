@@ -1,3 +1,5 @@
+import Foundation
+
 /// Global average pooling, the classifier layer and the loss: small, row-major `[n × features]`.
 public enum GlobalAveragePool {
     /// out[b][ch] = mean over the interior of x[b, :, :, ch]. out: `[n × c]`.
@@ -120,5 +122,3 @@ public enum SoftmaxCrossEntropy {
         return above < k
     }
 }
-
-import Foundation

@@ -51,9 +51,15 @@ public final class ModelState: @unchecked Sendable {
         case .hwio:
             let (o, i, kh, kw) = (entry.shape[0], entry.shape[1], entry.shape[2], entry.shape[3])
             var out = [Float](repeating: 0, count: entry.count)
-            for a in 0..<o { for b in 0..<i { for y in 0..<kh { for x in 0..<kw {
-                out[((a * i + b) * kh + y) * kw + x] = src[((y * kw + x) * i + b) * o + a]
-            } } } }
+            for a in 0..<o {
+                for b in 0..<i {
+                    for y in 0..<kh {
+                        for x in 0..<kw {
+                            out[((a * i + b) * kh + y) * kw + x] = src[((y * kw + x) * i + b) * o + a]
+                        }
+                    }
+                }
+            }
             return out
         }
     }
@@ -67,9 +73,15 @@ public final class ModelState: @unchecked Sendable {
             values.withUnsafeBufferPointer { dst.update(from: $0.baseAddress!, count: entry.count) }
         case .hwio:
             let (o, i, kh, kw) = (entry.shape[0], entry.shape[1], entry.shape[2], entry.shape[3])
-            for a in 0..<o { for b in 0..<i { for y in 0..<kh { for x in 0..<kw {
-                dst[((y * kw + x) * i + b) * o + a] = values[((a * i + b) * kh + y) * kw + x]
-            } } } }
+            for a in 0..<o {
+                for b in 0..<i {
+                    for y in 0..<kh {
+                        for x in 0..<kw {
+                            dst[((y * kw + x) * i + b) * o + a] = values[((a * i + b) * kh + y) * kw + x]
+                        }
+                    }
+                }
+            }
         }
     }
 }

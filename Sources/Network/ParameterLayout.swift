@@ -43,8 +43,10 @@ public struct ParameterLayout: Sendable, Equatable {
     public init() {}
 
     @discardableResult
-    mutating func add(_ name: String, _ shape: [Int], _ role: TensorEntry.Role,
-                      storage: TensorEntry.Storage = .pytorch, decays: Bool = false) -> Int {
+    mutating func add(
+        _ name: String, _ shape: [Int], _ role: TensorEntry.Role,
+        storage: TensorEntry.Storage = .pytorch, decays: Bool = false
+    ) -> Int {
         let count = shape.reduce(1, *)
         let offset: Int
         switch role {

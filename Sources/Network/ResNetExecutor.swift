@@ -82,12 +82,14 @@ public final class ResNetExecutor: @unchecked Sendable {
         let l = layout
         func entry(_ name: String) -> TensorEntry { l.entry(named: name)! }
         func convUnit(_ name: String, _ cin: Int, _ cout: Int, _ k: Int, _ s: Int, _ input: ActivationShape) -> ConvUnit {
-            ConvUnit(conv: Conv2d(ConvGeometry(cin: cin, cout: cout, kernel: k, stride: s, input: input), workers: workers),
-                     weight: entry("\(name).weight"))
+            ConvUnit(
+                conv: Conv2d(ConvGeometry(cin: cin, cout: cout, kernel: k, stride: s, input: input), workers: workers),
+                weight: entry("\(name).weight"))
         }
         func bnUnit(_ name: String, _ c: Int) -> BNUnit {
-            BNUnit(name: name, kernels: BatchNormKernels(channels: c, workers: workers), gamma: entry("\(name).weight"),
-                   beta: entry("\(name).bias"), mean: entry("\(name).running_mean"), variance: entry("\(name).running_var"))
+            BNUnit(
+                name: name, kernels: BatchNormKernels(channels: c, workers: workers), gamma: entry("\(name).weight"),
+                beta: entry("\(name).bias"), mean: entry("\(name).running_mean"), variance: entry("\(name).running_var"))
         }
         func grad(_ s: ActivationShape) -> Activation? { trainable ? Activation(s) : nil }
 
@@ -112,8 +114,12 @@ public final class ResNetExecutor: @unchecked Sendable {
             let conv1 = convUnit("\(b.prefix).conv1", b.cin, b.cout, 3, b.stride, x)
             let s = conv1.conv.geometry.output
             let conv2 = convUnit("\(b.prefix).conv2", b.cout, b.cout, 3, 1, s)
-            let ds = b.hasDownsample
-                ? (convUnit("\(b.prefix).downsample.0", b.cin, b.cout, 1, b.stride, x), bnUnit("\(b.prefix).downsample.1", b.cout))
+            let ds =
+                b.hasDownsample
+                ? (
+                    convUnit("\(b.prefix).downsample.0", b.cin, b.cout, 1, b.stride, x),
+                    bnUnit("\(b.prefix).downsample.1", b.cout)
+                )
                 : nil
             let c1 = Activation(s), c2 = Activation(s)
             let h1 = trainable ? Activation(s) : c1
@@ -125,11 +131,12 @@ public final class ResNetExecutor: @unchecked Sendable {
             // shortcut's share is out, dc1 over dc2 once conv2's gradients are taken, dcd over dsd.
             let dOut = grad(s)
             let dsd = ds == nil ? nil : grad(s)
-            units.append(BlockUnit(
-                conv1: conv1, bn1: bnUnit("\(b.prefix).bn1", b.cout), conv2: conv2, bn2: bnUnit("\(b.prefix).bn2", b.cout),
-                downsample: ds, c1: c1, h1: h1, c2: c2, out: out, cd: cd, sd: sd,
-                dc1: dOut, dh1: grad(s), dc2: dOut, dcd: dsd, dsd: dsd,
-                dOut: dOut))
+            units.append(
+                BlockUnit(
+                    conv1: conv1, bn1: bnUnit("\(b.prefix).bn1", b.cout), conv2: conv2, bn2: bnUnit("\(b.prefix).bn2", b.cout),
+                    downsample: ds, c1: c1, h1: h1, c2: c2, out: out, cd: cd, sd: sd,
+                    dc1: dOut, dh1: grad(s), dc2: dOut, dcd: dsd, dsd: dsd,
+                    dOut: dOut))
             x = s
         }
         blocks = units
@@ -165,12 +172,15 @@ public final class ResNetExecutor: @unchecked Sendable {
         let start = DispatchTime.now().uptimeNanoseconds
         body()
         let g = unit.conv.geometry
-        profile.add("conv\(g.kernel)x\(g.kernel)/\(g.stride) \(g.cin)->\(g.cout) @\(g.input.h) \(pass)",
-                    DispatchTime.now().uptimeNanoseconds - start)
+        profile.add(
+            "conv\(g.kernel)x\(g.kernel)/\(g.stride) \(g.cin)->\(g.cout) @\(g.input.h) \(pass)",
+            DispatchTime.now().uptimeNanoseconds - start)
     }
 
-    private func bn(_ u: BNUnit, _ state: ModelState, _ x: Activation, residual: Activation?, relu: Bool,
-                    out: Activation, training: Bool) {
+    private func bn(
+        _ u: BNUnit, _ state: ModelState, _ x: Activation, residual: Activation?, relu: Bool,
+        out: Activation, training: Bool
+    ) {
         let clock = profile.map { _ in DispatchTime.now().uptimeNanoseconds }
         defer { if let clock { profile!.add("bn fwd", DispatchTime.now().uptimeNanoseconds - clock) } }
         if training || trainModeBatchNorms.contains(u.name) {
@@ -210,19 +220,23 @@ public final class ResNetExecutor: @unchecked Sendable {
             x = u.out
         }
         GlobalAveragePool.forward(x, pooled)
-        Linear.forward(pooled, state.pointer(fcWeight), state.pointer(fcBias), logits,
-                       n: batch, inputs: model.features, outputs: model.classes)
+        Linear.forward(
+            pooled, state.pointer(fcWeight), state.pointer(fcBias), logits,
+            n: batch, inputs: model.features, outputs: model.classes)
         if training { state.batchesTracked += 1 }
     }
 
     // MARK: backward
 
-    private func bnBackward(_ u: BNUnit, _ state: ModelState, dOut: Activation, out: Activation?, x: Activation,
-                            relu: Bool, dx: Activation, dResidual: Activation?) {
+    private func bnBackward(
+        _ u: BNUnit, _ state: ModelState, dOut: Activation, out: Activation?, x: Activation,
+        relu: Bool, dx: Activation, dResidual: Activation?
+    ) {
         let clock = profile.map { _ in DispatchTime.now().uptimeNanoseconds }
         defer { if let clock { profile!.add("bn bwd", DispatchTime.now().uptimeNanoseconds - clock) } }
-        u.kernels.backward(dOut, out: out, x: x, gamma: state.pointer(u.gamma), relu: relu, dx: dx,
-                           dGamma: state.gradient(u.gamma), dBeta: state.gradient(u.beta), dResidual: dResidual)
+        u.kernels.backward(
+            dOut, out: out, x: x, gamma: state.pointer(u.gamma), relu: relu, dx: dx,
+            dGamma: state.gradient(u.gamma), dBeta: state.gradient(u.beta), dResidual: dResidual)
     }
 
     /// One training forward + backward: returns the batch's summed loss and top-1 hits; the
@@ -240,8 +254,9 @@ public final class ResNetExecutor: @unchecked Sendable {
     /// Backpropagates `dLogits` (set by `trainingStep`, or by a caller's own loss through
     /// `setLogitGradient`) into `state.gradients`.
     public func backward(_ state: ModelState) {
-        Linear.backward(dLogits, pooled, state.pointer(fcWeight), dx: dPooled, dw: state.gradient(fcWeight),
-                        db: state.gradient(fcBias), n: batch, inputs: model.features, outputs: model.classes)
+        Linear.backward(
+            dLogits, pooled, state.pointer(fcWeight), dx: dPooled, dw: state.gradient(fcWeight),
+            db: state.gradient(fcBias), n: batch, inputs: model.features, outputs: model.classes)
         GlobalAveragePool.backward(dPooled, blocks.last!.dOut!)
         for (i, u) in blocks.enumerated().reversed() {
             let x = i == 0 ? a0 : blocks[i - 1].out
@@ -249,10 +264,13 @@ public final class ResNetExecutor: @unchecked Sendable {
             // The shortcut's gradient g = dOut ⊙ [out > 0] goes straight into dx (identity) or into
             // the downsample's BN; the main path then accumulates onto dx.
             let identity = u.downsample == nil
-            bnBackward(u.bn2, state, dOut: u.dOut!, out: u.out, x: u.c2, relu: true, dx: u.dc2!,
-                       dResidual: identity ? dx : u.dsd!)
+            bnBackward(
+                u.bn2, state, dOut: u.dOut!, out: u.out, x: u.c2, relu: true, dx: u.dc2!,
+                dResidual: identity ? dx : u.dsd!)
             timed(u.conv2, "wgrad") { u.conv2.conv.backwardWeights(u.dc2!, u.h1, state.gradient(u.conv2.weight)) }
-            timed(u.conv2, "dgrad") { u.conv2.conv.backwardData(u.dc2!, state.pointer(u.conv2.weight), u.dh1!, accumulate: false) }
+            timed(u.conv2, "dgrad") {
+                u.conv2.conv.backwardData(u.dc2!, state.pointer(u.conv2.weight), u.dh1!, accumulate: false)
+            }
             bnBackward(u.bn1, state, dOut: u.dh1!, out: nil, x: u.c1, relu: true, dx: u.dc1!, dResidual: nil)
             timed(u.conv1, "wgrad") { u.conv1.conv.backwardWeights(u.dc1!, x, state.gradient(u.conv1.weight)) }
             timed(u.conv1, "dgrad") { u.conv1.conv.backwardData(u.dc1!, state.pointer(u.conv1.weight), dx, accumulate: identity) }
@@ -272,13 +290,16 @@ public final class ResNetExecutor: @unchecked Sendable {
 
     /// Backpropagates `dLogits` into `fc.weight` and `fc.bias` only (FixRes fine-tuning of the classifier).
     public func backwardClassifier(_ state: ModelState) {
-        Linear.backward(dLogits, pooled, state.pointer(fcWeight), dx: dPooled, dw: state.gradient(fcWeight),
-                        db: state.gradient(fcBias), n: batch, inputs: model.features, outputs: model.classes)
+        Linear.backward(
+            dLogits, pooled, state.pointer(fcWeight), dx: dPooled, dw: state.gradient(fcWeight),
+            db: state.gradient(fcBias), n: batch, inputs: model.features, outputs: model.classes)
     }
 
     /// The batch statistics (mean, biased variance) each BatchNorm computed in the last
     /// training-mode forward pass, with the entries of its running statistics (precise BN).
-    public var batchNormStatistics: [(mean: TensorEntry, variance: TensorEntry, batchMean: FloatBuffer, batchVariance: FloatBuffer)] {
+    public var batchNormStatistics:
+        [(mean: TensorEntry, variance: TensorEntry, batchMean: FloatBuffer, batchVariance: FloatBuffer)]
+    {
         let units = [stemBN] + blocks.flatMap { [$0.bn1, $0.bn2] + ($0.downsample.map { [$0.bn] } ?? []) }
         return units.map { ($0.mean, $0.variance, $0.kernels.mean, $0.kernels.variance) }
     }
@@ -294,8 +315,10 @@ public final class ResNetExecutor: @unchecked Sendable {
     public func score(count: Int) -> (lossSum: Double, top1: Int, top5: Int) {
         let r = SoftmaxCrossEntropy.forward(logits: logits, labels: labels, n: count, classes: model.classes)
         var top5 = 0
-        for b in 0..<count where SoftmaxCrossEntropy.inTopK(
-            logits + b * model.classes, label: Int(labels[b]), classes: model.classes, k: min(5, model.classes)) {
+        for b in 0..<count
+        where SoftmaxCrossEntropy.inTopK(
+            logits + b * model.classes, label: Int(labels[b]), classes: model.classes, k: min(5, model.classes))
+        {
             top5 += 1
         }
         return (r.lossSum, r.correct, top5)

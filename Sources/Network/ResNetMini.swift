@@ -36,8 +36,10 @@ public struct ResNetMini: Sendable, Equatable {
         let w = width
         for (stage, (cin, cout, stride)) in [(w, w, 1), (w, 2 * w, 2), (2 * w, 4 * w, 2)].enumerated() {
             for d in 0..<depth {
-                out.append(Block(prefix: "layer\(stage + 1).\(d)", cin: d == 0 ? cin : cout, cout: cout,
-                                 stride: d == 0 ? stride : 1))
+                out.append(
+                    Block(
+                        prefix: "layer\(stage + 1).\(d)", cin: d == 0 ? cin : cout, cout: cout,
+                        stride: d == 0 ? stride : 1))
             }
         }
         return out

@@ -1,7 +1,7 @@
 import Foundation
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The safetensors format (Hugging Face): an 8-byte little-endian header length, a JSON header
@@ -81,7 +81,9 @@ public struct SafetensorsFile: Sendable {
         }
         for t in tensors {
             let shape = t.shape.map(String.init).joined(separator: ",")
-            parts.append("\(jsonString(t.name)):{\"dtype\":\"\(t.dtype.rawValue)\",\"shape\":[\(shape)],\"data_offsets\":[\(offset),\(offset + t.data.count)]}")
+            parts.append(
+                "\(jsonString(t.name)):{\"dtype\":\"\(t.dtype.rawValue)\",\"shape\":[\(shape)],\"data_offsets\":[\(offset),\(offset + t.data.count)]}"
+            )
             offset += t.data.count
         }
         header += parts.joined(separator: ",") + "}"
@@ -130,9 +132,9 @@ public struct SafetensorsFile: Sendable {
         var entries: [(begin: Int, tensor: Tensor)] = []
         for (name, value) in header where name != "__metadata__" {
             guard let info = value as? [String: Any],
-                  let dtypeName = info["dtype"] as? String,
-                  let shape = info["shape"] as? [Int],
-                  let offsets = info["data_offsets"] as? [Int], offsets.count == 2
+                let dtypeName = info["dtype"] as? String,
+                let shape = info["shape"] as? [Int],
+                let offsets = info["data_offsets"] as? [Int], offsets.count == 2
             else { throw fail("tensor \(name): malformed entry") }
             guard let dtype = DType(rawValue: dtypeName) else {
                 throw fail("tensor \(name): dtype \(dtypeName) is not supported (F32, I64)")
@@ -144,7 +146,11 @@ public struct SafetensorsFile: Sendable {
             }
             // Overflow-checked: a header may declare any shape, and the product must not trap.
             var bytes: Int? = dtype.size
-            for d in shape { bytes = bytes.flatMap { let (p, o) = $0.multipliedReportingOverflow(by: d); return o ? nil : p } }
+            for d in shape {
+                bytes = bytes.flatMap {
+                    let (p, o) = $0.multipliedReportingOverflow(by: d); return o ? nil : p
+                }
+            }
             guard let bytes, end - begin == bytes else {
                 throw fail("tensor \(name): \(end - begin) bytes for shape \(shape) of \(dtypeName)")
             }

@@ -35,18 +35,24 @@ public struct APIError: Error, HTTPResponseError, CustomStringConvertible {
     }
 
     var json: JSONValue {
-        ["error": ["status": .number(Double(status.code)), "message": .string(message), "field": field.map { .string($0) } ?? .null]]
+        [
+            "error": [
+                "status": .number(Double(status.code)), "message": .string(message), "field": field.map { .string($0) } ?? .null,
+            ]
+        ]
     }
 
     public func response(from request: Request, context: some RequestContext) throws -> Response {
-        Response(status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: json.data())))
+        Response(
+            status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: json.data())))
     }
 }
 
 /// Gives every error the API's JSON shape: route misses and body limits from Hummingbird, store
 /// failures, anything unexpected (logged, answered 500 without internals).
 struct ErrorShapeMiddleware<Context: RequestContext>: RouterMiddleware {
-    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response
+    {
         do {
             return try await next(request, context)
         } catch let e as APIError {

@@ -65,9 +65,10 @@ public func buildApplication(_ options: ServerOptions) throws -> some Applicatio
     let hub = EventHub()
     let runner = JobRunner(
         store: store, hub: hub,
-        options: .init(executable: options.executable, dataDirectory: options.dataDirectory,
-                       maxConcurrent: options.maxConcurrent, cancelGrace: options.cancelGrace,
-                       stallTimeout: options.stallTimeout),
+        options: .init(
+            executable: options.executable, dataDirectory: options.dataDirectory,
+            maxConcurrent: options.maxConcurrent, cancelGrace: options.cancelGrace,
+            stallTimeout: options.stallTimeout),
         logger: logger)
     let context = ServiceContext(store: store, runner: runner, hub: hub, options: options, databaseLock: databaseLock)
     let listening = ListeningPort(options.port)
@@ -130,7 +131,8 @@ enum Reply {
 extension Router {
     /// Registers `GET path` and `GET path.csv`; the handler learns which was asked.
     func table(_ path: String, _ handler: @escaping @Sendable (Request, Context, Bool) async throws -> Response) {
-        get(RouterPath(path)) { request, context in try await handler(request, context, Reply.wantsCSV(request, suffixed: false)) }
+        get(RouterPath(path)) { request, context in try await handler(request, context, Reply.wantsCSV(request, suffixed: false))
+        }
         get(RouterPath(path + ".csv")) { request, context in try await handler(request, context, true) }
     }
 }
@@ -138,7 +140,8 @@ extension Router {
 extension RequestContext {
     /// The `{id}` of the path as a positive integer.
     func id(_ name: String = "id") throws -> Int64 {
-        guard let text = parameters.get(name), let id = Int64(text.hasSuffix(".csv") ? String(text.dropLast(4)) : text), id > 0 else {
+        guard let text = parameters.get(name), let id = Int64(text.hasSuffix(".csv") ? String(text.dropLast(4)) : text), id > 0
+        else {
             throw APIError.badRequest("\(name) must be a positive integer", field: name)
         }
         return id
@@ -150,7 +153,8 @@ extension Request {
     func intQuery(_ name: String, default value: Int, _ range: ClosedRange<Int>) throws -> Int {
         guard let text = uri.queryParameters.get(name) else { return value }
         guard let x = Int(text), range.contains(x) else {
-            throw APIError.badRequest("\(name) must be an integer in \(range.lowerBound)...\(range.upperBound), got \(text)", field: name)
+            throw APIError.badRequest(
+                "\(name) must be an integer in \(range.lowerBound)...\(range.upperBound), got \(text)", field: name)
         }
         return x
     }

@@ -35,7 +35,9 @@ final class EventHub: @unchecked Sendable {
 
     /// A new stream of `run`'s events, unless the caps on open streams (``Limits/subscribersPerRun``,
     /// ``Limits/subscribers``) are reached: each holds a connection and a buffer for as long as it lasts.
-    func subscribe(run: Int64, perRun: Int = Limits.subscribersPerRun, total: Int = Limits.subscribers) throws -> AsyncStream<Event> {
+    func subscribe(run: Int64, perRun: Int = Limits.subscribersPerRun, total: Int = Limits.subscribers) throws -> AsyncStream<
+        Event
+    > {
         let id = UUID()
         let (stream, continuation) = AsyncStream<Event>.makeStream(bufferingPolicy: .bufferingNewest(64))
         lock.lock()

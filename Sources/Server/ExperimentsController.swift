@@ -14,7 +14,9 @@ struct ExperimentsController: Sendable {
         router.get("/api/experiments/:id") { request, ctx in try show(ctx.id(), csv: Reply.wantsCSV(request, suffixed: false)) }
         router.post("/api/experiments/:id/cancel") { _, ctx in try cancel(ctx.id()) }
         router.delete("/api/experiments/:id") { _, ctx in try delete(ctx.id()) }
-        router.table("/api/experiments/:id/compare") { request, ctx, csv in try compare(ctx.id(), metric: request.query("metric") ?? "test/top1", csv: csv) }
+        router.table("/api/experiments/:id/compare") { request, ctx, csv in
+            try compare(ctx.id(), metric: request.query("metric") ?? "test/top1", csv: csv)
+        }
         router.table("/api/experiments/:id/grid") { _, ctx, csv in try grid(ctx.id(), csv: csv) }
     }
 
@@ -46,7 +48,8 @@ struct ExperimentsController: Sendable {
             throw APIError.badRequest("the body must be an object {name, base, variants, seeds, baseline?}")
         }
         for key in body.keys where !["name", "base", "variants", "seeds", "baseline"].contains(key) {
-            throw APIError.badRequest("\(key) is not a field of an experiment (name, base, variants, seeds, baseline)", field: key)
+            throw APIError.badRequest(
+                "\(key) is not a field of an experiment (name, base, variants, seeds, baseline)", field: key)
         }
         guard let name = body["name"]?.stringValue, !name.isEmpty else {
             throw APIError.badRequest("name is required: a non-empty string", field: "name")
@@ -63,7 +66,9 @@ struct ExperimentsController: Sendable {
             throw APIError.badRequest("baseline must be a variant name", field: "baseline")
         }
         guard variants.contains(where: { $0.name == baseline }) else {
-            throw APIError.badRequest("baseline \(baseline) is not one of the variants (\(variants.map(\.name).joined(separator: ", ")))", field: "baseline")
+            throw APIError.badRequest(
+                "baseline \(baseline) is not one of the variants (\(variants.map(\.name).joined(separator: ", ")))",
+                field: "baseline")
         }
         var runs: [NewRun] = []
         for (vi, v) in variants.enumerated() {
@@ -71,7 +76,9 @@ struct ExperimentsController: Sendable {
             if let preset = v.preset, let p = context.preset(preset) { spec = spec.merged(with: p.overlay(base)) }
             spec = spec.merged(with: v.spec)
             for seed in seeds {
-                let full = spec.merged(with: ["experiment": .string(name), "seed": .number(Double(seed)), "name": .string("\(v.name)-seed\(seed)")])
+                let full = spec.merged(with: [
+                    "experiment": .string(name), "seed": .number(Double(seed)), "name": .string("\(v.name)-seed\(seed)"),
+                ])
                 let runSpec: RunSpec
                 do {
                     runSpec = try RunSpec.decode(full)
@@ -94,10 +101,11 @@ struct ExperimentsController: Sendable {
                     e.message = "variant \(v.name): " + prefix + e.message
                     throw e
                 }
-                runs.append(NewRun(
-                    experiment: name, variant: v.name, seed: Int64(seed), name: runSpec.name,
-                    strategies: RunsController.strategyKinds(runSpec), status: .queued, specJSON: runSpec.json().text(),
-                    codeVersion: context.options.version))
+                runs.append(
+                    NewRun(
+                        experiment: name, variant: v.name, seed: Int64(seed), name: runSpec.name,
+                        strategies: RunsController.strategyKinds(runSpec), status: .queued, specJSON: runSpec.json().text(),
+                        codeVersion: context.options.version))
             }
         }
         let experiment: ExperimentRecord, created: [RunRecord]
@@ -133,7 +141,8 @@ struct ExperimentsController: Sendable {
 
     func parseVariants(_ value: JSONValue?) throws -> [Variant] {
         guard case .array(let items)? = value, !items.isEmpty else {
-            throw APIError.badRequest("variants is required: a non-empty list of preset names or {name, preset, spec}", field: "variants")
+            throw APIError.badRequest(
+                "variants is required: a non-empty list of preset names or {name, preset, spec}", field: "variants")
         }
         var out: [Variant] = []
         for (i, item) in items.enumerated() {
@@ -145,7 +154,8 @@ struct ExperimentsController: Sendable {
                 v = Variant(name: preset, preset: preset, spec: [:])
             case .object(let o):
                 for key in o.keys where !["name", "preset", "spec"].contains(key) {
-                    throw APIError.badRequest("\(field).\(key) is not a field of a variant (name, preset, spec)", field: "\(field).\(key)")
+                    throw APIError.badRequest(
+                        "\(field).\(key) is not a field of a variant (name, preset, spec)", field: "\(field).\(key)")
                 }
                 let preset = o["preset"]?.stringValue
                 if o["preset"] != nil, o["preset"] != .null, preset == nil {
@@ -157,7 +167,9 @@ struct ExperimentsController: Sendable {
                 }
                 try Limits.checkName(name, field: "\(field).name")
                 let spec = o["spec"] ?? [:]
-                guard case .object = spec else { throw APIError.badRequest("\(field).spec must be an object", field: "\(field).spec") }
+                guard case .object = spec else {
+                    throw APIError.badRequest("\(field).spec must be an object", field: "\(field).spec")
+                }
                 v = Variant(name: name, preset: preset, spec: spec)
             default:
                 throw APIError.badRequest("\(field) must be a preset name or {name, preset, spec}", field: field)
@@ -171,7 +183,9 @@ struct ExperimentsController: Sendable {
     }
 
     func unknownPreset(_ name: String, field: String) -> APIError {
-        APIError.badRequest("\(field): unknown preset \(name) (known: \(context.options.presets.map(\.name).joined(separator: ", ")))", field: field)
+        APIError.badRequest(
+            "\(field): unknown preset \(name) (known: \(context.options.presets.map(\.name).joined(separator: ", ")))",
+            field: field)
     }
 
     func parseSeeds(_ value: JSONValue?) throws -> [UInt64] {
@@ -184,7 +198,9 @@ struct ExperimentsController: Sendable {
             guard let x = s.doubleValue, x >= 0, x == x.rounded(), x <= Double(RunSpec.maxSeed) else {
                 throw APIError.badRequest("seeds[\(i)] must be an integer in [0, 2^53]", field: "seeds[\(i)]")
             }
-            if out.contains(UInt64(x)) { throw APIError.badRequest("seeds[\(i)]: seed \(Int(x)) appears twice", field: "seeds[\(i)]") }
+            if out.contains(UInt64(x)) {
+                throw APIError.badRequest("seeds[\(i)]: seed \(Int(x)) appears twice", field: "seeds[\(i)]")
+            }
             out.append(UInt64(x))
         }
         return out
@@ -211,7 +227,9 @@ struct ExperimentsController: Sendable {
         let limit = try request.intQuery("limit", default: 100, 1...1000)
         var before: Int64?
         if let c = request.query("cursor") {
-            guard let b = Int64(c), b > 0 else { throw APIError.badRequest("cursor is not one this server gave", field: "cursor") }
+            guard let b = Int64(c), b > 0 else {
+                throw APIError.badRequest("cursor is not one this server gave", field: "cursor")
+            }
             before = b
         }
         let list = try store.experiments(before: before, limit: limit)
@@ -219,16 +237,20 @@ struct ExperimentsController: Sendable {
         if csv {
             var w = CSVWriter(header: ["id", "name", "baseline", "variants", "seeds", "created_at"])
             for e in list {
-                let variants = ((try? JSONValue.parse(e.variantsJSON)).flatMap { v -> [String]? in
-                    guard case .array(let items) = v else { return nil }
-                    return items.compactMap { $0["name"]?.stringValue }
-                } ?? []).joined(separator: ";")
-                let seeds = e.seedsJSON.trimmingCharacters(in: CharacterSet(charactersIn: "[]")).replacingOccurrences(of: ",", with: ";")
+                let variants =
+                    ((try? JSONValue.parse(e.variantsJSON)).flatMap { v -> [String]? in
+                        guard case .array(let items) = v else { return nil }
+                        return items.compactMap { $0["name"]?.stringValue }
+                    } ?? []).joined(separator: ";")
+                let seeds = e.seedsJSON.trimmingCharacters(in: CharacterSet(charactersIn: "[]")).replacingOccurrences(
+                    of: ",", with: ";")
                 w.row([.int(e.id), .text(e.name), .text(e.baseline), .text(variants), .text(seeds), .number(e.createdAt)])
             }
             return Reply.csv(w, nextCursor: next)
         }
-        return Reply.json(["experiments": .array(list.map { view($0, runs: nil) }), "next_cursor": next.map { .string($0) } ?? .null])
+        return Reply.json([
+            "experiments": .array(list.map { view($0, runs: nil) }), "next_cursor": next.map { .string($0) } ?? .null,
+        ])
     }
 
     func runs(_ id: Int64) throws -> [RunRecord] {
@@ -309,7 +331,13 @@ struct ExperimentsController: Sendable {
                 let deltas = common.map { bySeed[$0]! - baseline[$0]! }
                 row.delta = Statistics.summarize(deltas)
                 for d in deltas {
-                    if d == 0 { row.ties += 1 } else if (d > 0) != lowerIsBetter { row.wins += 1 } else if !d.isNaN { row.losses += 1 }
+                    if d == 0 {
+                        row.ties += 1
+                    } else if (d > 0) != lowerIsBetter {
+                        row.wins += 1
+                    } else if !d.isNaN {
+                        row.losses += 1
+                    }
                 }
                 rows.append(row)
             }
@@ -328,10 +356,12 @@ struct ExperimentsController: Sendable {
         if csv {
             var w = CSVWriter(header: Self.compareColumns)
             for r in rows {
-                w.row([.text(r.variant), .text(r.weights), .text(metric), .int(Int64(r.summary.n)), .number(r.summary.mean),
-                       .optional(r.summary.std), .optional(r.summary.ci95?.low), .optional(r.summary.ci95?.high),
-                       .optional(r.delta?.mean), .optional(r.delta?.ci95?.low), .optional(r.delta?.ci95?.high),
-                       .int(Int64(r.wins)), .int(Int64(r.losses)), .int(Int64(r.ties))])
+                w.row([
+                    .text(r.variant), .text(r.weights), .text(metric), .int(Int64(r.summary.n)), .number(r.summary.mean),
+                    .optional(r.summary.std), .optional(r.summary.ci95?.low), .optional(r.summary.ci95?.high),
+                    .optional(r.delta?.mean), .optional(r.delta?.ci95?.low), .optional(r.delta?.ci95?.high),
+                    .int(Int64(r.wins)), .int(Int64(r.losses)), .int(Int64(r.ties)),
+                ])
             }
             return Reply.csv(w)
         }
@@ -362,8 +392,11 @@ struct ExperimentsController: Sendable {
     func gridRows(_ e: ExperimentRecord) throws -> [GridRow] {
         var groups: [GridKey: [GridCell]] = [:]
         for c in try store.experimentGrid(e.id) {
-            groups[GridKey(variant: c.variant, weights: c.cell.weights, stage: c.cell.stage, trainSize: c.cell.trainSize,
-                       resize: c.cell.resize, crop: c.cell.crop), default: []].append(c.cell)
+            groups[
+                GridKey(
+                    variant: c.variant, weights: c.cell.weights, stage: c.cell.stage, trainSize: c.cell.trainSize,
+                    resize: c.cell.resize, crop: c.cell.crop), default: []
+            ].append(c.cell)
         }
         let order = Dictionary(uniqueKeysWithValues: variantOrder(e).enumerated().map { ($1, $0) })
         let keys = groups.keys.sorted {
@@ -373,35 +406,50 @@ struct ExperimentsController: Sendable {
             if a.1 != b.1 { return a.1 < b.1 }
             return ($0.trainSize, $0.resize, $0.crop) < ($1.trainSize, $1.resize, $1.crop)
         }
-        func mean(_ xs: [Double?]) -> Double? { let v = xs.compactMap { $0 }; return v.isEmpty ? nil : v.reduce(0, +) / Double(v.count) }
+        func mean(_ xs: [Double?]) -> Double? {
+            let v = xs.compactMap { $0 }; return v.isEmpty ? nil : v.reduce(0, +) / Double(v.count)
+        }
         return keys.map { k -> GridRow in
             let cells = groups[k]!
-            return GridRow(key: k, n: cells.count, top1: Statistics.summarize(cells.compactMap(\.top1)),
-                           top5: mean(cells.map(\.top5)), loss: mean(cells.map(\.loss)))
+            return GridRow(
+                key: k, n: cells.count, top1: Statistics.summarize(cells.compactMap(\.top1)),
+                top5: mean(cells.map(\.top5)), loss: mean(cells.map(\.loss)))
         }
     }
 
     func grid(_ id: Int64, csv: Bool) throws -> Response {
         let rows = try gridRows(try existing(id))
         if csv {
-            var w = CSVWriter(header: ["variant", "weights", "stage", "train_size", "resize", "crop", "n", "top1_mean", "top1_std", "top5_mean", "loss_mean"])
+            var w = CSVWriter(header: [
+                "variant", "weights", "stage", "train_size", "resize", "crop", "n", "top1_mean", "top1_std", "top5_mean",
+                "loss_mean",
+            ])
             for r in rows {
-                w.row([.text(r.key.variant), .text(r.key.weights), .text(r.key.stage), .int(r.key.trainSize), .int(r.key.resize),
-                       .int(r.key.crop), .int(Int64(r.n)), .optional(r.top1?.mean), .optional(r.top1?.std), .optional(r.top5), .optional(r.loss)])
+                w.row([
+                    .text(r.key.variant), .text(r.key.weights), .text(r.key.stage), .int(r.key.trainSize), .int(r.key.resize),
+                    .int(r.key.crop), .int(Int64(r.n)), .optional(r.top1?.mean), .optional(r.top1?.std), .optional(r.top5),
+                    .optional(r.loss),
+                ])
             }
             return Reply.csv(w)
         }
-        return Reply.json(["experiment": .number(Double(id)), "cells": .array(rows.map { r in
-            var o: [String: JSONValue] = ["variant": .string(r.key.variant), "weights": .string(r.key.weights), "stage": .string(r.key.stage)]
-            o["train_size"] = .number(Double(r.key.trainSize))
-            o["resize"] = .number(Double(r.key.resize))
-            o["crop"] = .number(Double(r.key.crop))
-            o["n"] = .number(Double(r.n))
-            o["top1_mean"] = RunsController.optional(r.top1?.mean)
-            o["top1_std"] = RunsController.optional(r.top1?.std)
-            o["top5_mean"] = RunsController.optional(r.top5)
-            o["loss_mean"] = RunsController.optional(r.loss)
-            return .object(o)
-        })])
+        return Reply.json([
+            "experiment": .number(Double(id)),
+            "cells": .array(
+                rows.map { r in
+                    var o: [String: JSONValue] = [
+                        "variant": .string(r.key.variant), "weights": .string(r.key.weights), "stage": .string(r.key.stage),
+                    ]
+                    o["train_size"] = .number(Double(r.key.trainSize))
+                    o["resize"] = .number(Double(r.key.resize))
+                    o["crop"] = .number(Double(r.key.crop))
+                    o["n"] = .number(Double(r.n))
+                    o["top1_mean"] = RunsController.optional(r.top1?.mean)
+                    o["top1_std"] = RunsController.optional(r.top1?.std)
+                    o["top5_mean"] = RunsController.optional(r.top5)
+                    o["loss_mean"] = RunsController.optional(r.loss)
+                    return .object(o)
+                }),
+        ])
     }
 }

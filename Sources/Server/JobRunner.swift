@@ -5,7 +5,7 @@ import ServiceLifecycle
 import Store
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Runs queued runs as `polyak train` child processes, at most `maxConcurrent` at once, and
@@ -83,7 +83,8 @@ public final class JobRunner: Service, @unchecked Sendable {
     /// Runs left `running` by a server that died become `interrupted`; they resume first.
     func recover() throws {
         for id in try store.runIDs(status: [.running]) {
-            try store.setStatus(id, .interrupted, error: "the server stopped while this run trained; resuming from its last checkpoint")
+            try store.setStatus(
+                id, .interrupted, error: "the server stopped while this run trained; resuming from its last checkpoint")
             logger.info("run \(id) was running when the server stopped: resuming it")
         }
     }
@@ -307,7 +308,9 @@ private final class Child: @unchecked Sendable {
         let signal = wstatus & 0x7f
         let reason = lock.withLock { stopReason }
         if exitCode == 0, reader.summaryStatus == "completed" { return (.completed, nil) }
-        if reason == .shutdown { return (.interrupted, "the server stopped; this run resumes from its last checkpoint on the next start") }
+        if reason == .shutdown {
+            return (.interrupted, "the server stopped; this run resumes from its last checkpoint on the next start")
+        }
         if reason == .cancel { return (.cancelled, "cancelled") }
         let tail = lock.withLock { stderrTail.lastLines(12) }
         var why = reader.summaryReason ?? ""
@@ -315,7 +318,9 @@ private final class Child: @unchecked Sendable {
             why = "no output for \(Self.seconds(runner.options.stallTimeout)) (--stall-timeout): the trainer hung and was stopped"
         }
         if why.isEmpty {
-            why = exitCode.map { $0 == 0 ? "the trainer exited without a summary" : "exit status \($0)" } ?? "killed by signal \(signal)"
+            why =
+                exitCode.map { $0 == 0 ? "the trainer exited without a summary" : "exit status \($0)" }
+                ?? "killed by signal \(signal)"
         }
         if let garbage = reader.garbage {
             why += "\n\(garbage.count) stdout line(s) were not JSON events, the first: \(garbage.first)"

@@ -100,14 +100,21 @@ private struct ByteScanner {
                     let b = p[i]
                     if inString {
                         if b == UInt8(ascii: "\\") { i += 1 } else if b == UInt8(ascii: "\"") { inString = false }
-                    } else if b == UInt8(ascii: "\"") { inString = true }
-                    else if b == UInt8(ascii: "{") { if depth == 0 { n += 1 }; depth += 1 }
-                    else if b == UInt8(ascii: "}") { depth -= 1 }
-                    else if b == UInt8(ascii: "]"), depth == 0 { break }
+                    } else if b == UInt8(ascii: "\"") {
+                        inString = true
+                    } else if b == UInt8(ascii: "{") {
+                        if depth == 0 { n += 1 }; depth += 1
+                    } else if b == UInt8(ascii: "}") {
+                        depth -= 1
+                    } else if b == UInt8(ascii: "]"), depth == 0 {
+                        break
+                    }
                     i += 1
                 }
-                throw fail("metrics", "A batch logging request can contain at most \(MetricBatchReader.maxPoints) metrics. "
-                    + "Got \(n) metrics. Please split up metrics across multiple requests and try again.")
+                throw fail(
+                    "metrics",
+                    "A batch logging request can contain at most \(MetricBatchReader.maxPoints) metrics. "
+                        + "Got \(n) metrics. Please split up metrics across multiple requests and try again.")
             }
             out.append(try readPoint(index: out.count, now: now))
             skip()
@@ -232,7 +239,8 @@ private struct ByteScanner {
         if b0 == UInt8(ascii: "N") || b0 == UInt8(ascii: "I")
             || (b0 == UInt8(ascii: "-") && i + 1 < count && p[i + 1] == UInt8(ascii: "I"))
         {
-            throw fail(field, "is a bare NaN or Infinity, which is not JSON; write the string \"NaN\", \"Infinity\" or \"-Infinity\"")
+            throw fail(
+                field, "is a bare NaN or Infinity, which is not JSON; write the string \"NaN\", \"Infinity\" or \"-Infinity\"")
         }
         let start = i
         if p[i] == UInt8(ascii: "-") { i += 1 }
@@ -332,9 +340,12 @@ struct MetricSeriesWriter {
             return
         }
         var v = x.magnitude
-        var tmp: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8,
-                  UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) =
-            (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+        var tmp:
+            (
+                UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8,
+                UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8
+            ) =
+                (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
         var n = 0
         withUnsafeMutableBytes(of: &tmp) { t in
             repeat {

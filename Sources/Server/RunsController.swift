@@ -47,10 +47,11 @@ struct RunsController: Sendable {
             try context.specPaths.check(spec)
             try Limits.checkName(spec.name, field: "name")
             try Limits.checkName(spec.experiment, field: "experiment")
-            run = try createRun(NewRun(
-                experiment: spec.experiment, seed: Int64(spec.seed), name: spec.name,
-                strategies: Self.strategyKinds(spec), status: .queued,
-                specJSON: spec.json().text(), codeVersion: context.options.version))
+            run = try createRun(
+                NewRun(
+                    experiment: spec.experiment, seed: Int64(spec.seed), name: spec.name,
+                    strategies: Self.strategyKinds(spec), status: .queued,
+                    specJSON: spec.json().text(), codeVersion: context.options.version))
             context.runner.schedule()
         } else {
             // An external run trains elsewhere: its spec is the caller's record, stored as given.
@@ -62,17 +63,20 @@ struct RunsController: Sendable {
             var tags: [String] = []
             if case .array(let items)? = body["tags"] {
                 for (i, t) in items.enumerated() {
-                    guard let s = t.stringValue else { throw APIError.badRequest("tags[\(i)] must be a string", field: "tags[\(i)]") }
+                    guard let s = t.stringValue else {
+                        throw APIError.badRequest("tags[\(i)] must be a string", field: "tags[\(i)]")
+                    }
                     tags.append(s)
                 }
             }
             try Limits.checkName(body["name"]?.stringValue, field: "name")
             try Limits.checkName(body["experiment"]?.stringValue, field: "experiment")
             try Limits.checkTags(tags)
-            run = try createRun(NewRun(
-                experiment: body["experiment"]?.stringValue, seed: Int64(seed), name: body["name"]?.stringValue, tags: tags,
-                strategies: Self.strategyKinds(body["averaging"]), external: true, status: .running,
-                specJSON: body.text(), codeVersion: context.options.version))
+            run = try createRun(
+                NewRun(
+                    experiment: body["experiment"]?.stringValue, seed: Int64(seed), name: body["name"]?.stringValue, tags: tags,
+                    strategies: Self.strategyKinds(body["averaging"]), external: true, status: .running,
+                    specJSON: body.text(), codeVersion: context.options.version))
         }
         return Reply.json(Self.view(run, full: true), status: .created)
     }
@@ -117,18 +121,24 @@ struct RunsController: Sendable {
         filter.tag = request.query("tag")
         if let s = request.query("status") {
             guard let status = RunStatus(rawValue: s) else {
-                throw APIError.badRequest("status must be one of \(RunStatus.allCases.map(\.rawValue).joined(separator: ", ")), got \(s)", field: "status")
+                throw APIError.badRequest(
+                    "status must be one of \(RunStatus.allCases.map(\.rawValue).joined(separator: ", ")), got \(s)",
+                    field: "status")
             }
             filter.status = status
         }
         if let c = request.query("cursor") {
-            guard let before = Int64(c), before > 0 else { throw APIError.badRequest("cursor is not one this server gave", field: "cursor") }
+            guard let before = Int64(c), before > 0 else {
+                throw APIError.badRequest("cursor is not one this server gave", field: "cursor")
+            }
             filter.before = before
         }
         let runs = try store.runs(filter)
         let next = runs.count == filter.limit ? runs.last.map { String($0.id) } : nil
         if csv { return Reply.csv(Self.csv(runs), nextCursor: next) }
-        return Reply.json(["runs": .array(runs.map { Self.view($0, full: false) }), "next_cursor": next.map { .string($0) } ?? .null])
+        return Reply.json([
+            "runs": .array(runs.map { Self.view($0, full: false) }), "next_cursor": next.map { .string($0) } ?? .null,
+        ])
     }
 
     static let csvHeader = [
@@ -139,16 +149,21 @@ struct RunsController: Sendable {
     static func csv(_ runs: [RunRecord]) -> CSVWriter {
         var w = CSVWriter(header: csvHeader)
         for r in runs {
-            w.row([.int(r.id), .optional(r.name), .optional(r.experiment), .optional(r.experimentID), .optional(r.variant), .int(r.seed),
-                   .text(r.status.rawValue), .text(r.external ? "true" : "false"), .text(r.strategies.joined(separator: ";")),
-                   .text(r.tags.joined(separator: ";")), .number(r.createdAt), .optional(r.startedAt), .optional(r.endedAt),
-                   .optional(r.error)])
+            w.row([
+                .int(r.id), .optional(r.name), .optional(r.experiment), .optional(r.experimentID), .optional(r.variant),
+                .int(r.seed),
+                .text(r.status.rawValue), .text(r.external ? "true" : "false"), .text(r.strategies.joined(separator: ";")),
+                .text(r.tags.joined(separator: ";")), .number(r.createdAt), .optional(r.startedAt), .optional(r.endedAt),
+                .optional(r.error),
+            ])
         }
         return w
     }
 
     /// A run as the API shows it; `full` adds the spec, the summary and the warnings.
-    static func view(_ r: RunRecord, full: Bool, latest: [(key: String, weights: String, step: Int64, epoch: Int64?, value: Double)]? = nil) -> JSONValue {
+    static func view(
+        _ r: RunRecord, full: Bool, latest: [(key: String, weights: String, step: Int64, epoch: Int64?, value: Double)]? = nil
+    ) -> JSONValue {
         func parsed(_ text: String?) -> JSONValue { text.flatMap { try? JSONValue.parse($0) } ?? .null }
         var o: [String: JSONValue] = [
             "id": .number(Double(r.id)), "name": r.name.map { .string($0) } ?? .null,
@@ -171,7 +186,8 @@ struct RunsController: Sendable {
             var byWeights: [String: [String: JSONValue]] = [:]
             for l in latest {
                 byWeights[l.weights, default: [:]][l.key] = [
-                    "step": .number(Double(l.step)), "epoch": l.epoch.map { .number(Double($0)) } ?? .null, "value": JSONValue(l.value),
+                    "step": .number(Double(l.step)), "epoch": l.epoch.map { .number(Double($0)) } ?? .null,
+                    "value": JSONValue(l.value),
                 ]
             }
             o["latest"] = .object(byWeights.mapValues { .object($0) })
@@ -205,9 +221,13 @@ struct RunsController: Sendable {
                 guard let s = value.stringValue else { throw APIError.badRequest("notes must be a string", field: "notes") }
                 notes = s
             case "tags":
-                guard case .array(let items) = value else { throw APIError.badRequest("tags must be a list of strings", field: "tags") }
+                guard case .array(let items) = value else {
+                    throw APIError.badRequest("tags must be a list of strings", field: "tags")
+                }
                 tags = try items.enumerated().map { i, t in
-                    guard let s = t.stringValue, !s.isEmpty else { throw APIError.badRequest("tags[\(i)] must be a non-empty string", field: "tags[\(i)]") }
+                    guard let s = t.stringValue, !s.isEmpty else {
+                        throw APIError.badRequest("tags[\(i)] must be a non-empty string", field: "tags[\(i)]")
+                    }
                     return s
                 }
             case "status":
@@ -265,7 +285,9 @@ struct RunsController: Sendable {
     func cancel(_ id: Int64) throws -> Response {
         let run = try existing(id)
         if run.external {
-            guard run.status == .running else { throw APIError.conflict("run \(id) is \(run.status.rawValue); nothing to cancel") }
+            guard run.status == .running else {
+                throw APIError.conflict("run \(id) is \(run.status.rawValue); nothing to cancel")
+            }
             try store.setStatus(id, .cancelled, error: "cancelled")
             context.runner.publishStatus(id)
         } else if !(try context.runner.cancel(id)) {
@@ -319,7 +341,8 @@ struct RunsController: Sendable {
         if !run.external {
             // A launched run's points come from its trainer alone: two writers of one series would
             // turn a resumed trainer's replays into conflicts.
-            throw APIError.conflict("run \(id) is trained by this server; only external runs (POST /api/runs?launch=false) take metrics over REST")
+            throw APIError.conflict(
+                "run \(id) is trained by this server; only external runs (POST /api/runs?launch=false) take metrics over REST")
         }
         let points = try MetricBatchReader.parse(Array(buffer.readableBytesView), now: now())
         let result: BatchResult
@@ -343,8 +366,10 @@ struct RunsController: Sendable {
         if csv {
             var w = CSVWriter(header: ["weights", "stage", "train_size", "resize", "crop", "top1", "top5", "loss"])
             for c in cells {
-                w.row([.text(c.weights), .text(c.stage), .int(c.trainSize), .int(c.resize), .int(c.crop),
-                       .optional(c.top1), .optional(c.top5), .optional(c.loss)])
+                w.row([
+                    .text(c.weights), .text(c.stage), .int(c.trainSize), .int(c.resize), .int(c.crop),
+                    .optional(c.top1), .optional(c.top5), .optional(c.loss),
+                ])
             }
             return Reply.csv(w)
         }
@@ -372,16 +397,23 @@ struct RunsController: Sendable {
         let list = try store.artifacts(run: id)
         if csv {
             var w = CSVWriter(header: ["name", "kind", "path", "bytes", "sha256"])
-            for a in list { w.row([.text(a.name), .text(a.kind.rawValue), .text(a.path), .optional(a.bytes), .optional(a.sha256)]) }
+            for a in list {
+                w.row([.text(a.name), .text(a.kind.rawValue), .text(a.path), .optional(a.bytes), .optional(a.sha256)])
+            }
             return Reply.csv(w)
         }
-        return Reply.json(["artifacts": .array(list.map { a in
-            [
-                "name": .string(a.name), "kind": .string(a.kind.rawValue), "path": .string(a.path),
-                "bytes": a.bytes.map { .number(Double($0)) } ?? .null, "sha256": a.sha256.map { .string($0) } ?? .null,
-                "url": .string("/api/runs/\(id)/artifacts/\(a.name.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed) ?? a.name)"),
-            ]
-        })])
+        return Reply.json([
+            "artifacts": .array(
+                list.map { a in
+                    [
+                        "name": .string(a.name), "kind": .string(a.kind.rawValue), "path": .string(a.path),
+                        "bytes": a.bytes.map { .number(Double($0)) } ?? .null, "sha256": a.sha256.map { .string($0) } ?? .null,
+                        "url": .string(
+                            "/api/runs/\(id)/artifacts/\(a.name.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed) ?? a.name)"
+                        ),
+                    ]
+                })
+        ])
     }
 
     func download(_ id: Int64, _ name: String) throws -> Response {
@@ -394,7 +426,8 @@ struct RunsController: Sendable {
         // by name and (symlinks followed) by where the file really is.
         let folder = context.runner.runDirectory(id)
         guard !a.path.hasPrefix("/"), !a.path.split(separator: "/").contains(".."), !a.path.contains("\0"),
-            let base = SpecPaths.resolved(folder), let real = SpecPaths.resolved(folder + "/" + a.path), real.hasPrefix(base + "/")
+            let base = SpecPaths.resolved(folder), let real = SpecPaths.resolved(folder + "/" + a.path),
+            real.hasPrefix(base + "/")
         else {
             throw APIError.notFound("artifact \(decoded) has no file in the run folder")
         }
@@ -418,23 +451,25 @@ struct RunsController: Sendable {
         let first = opening
         let finished = run.status.isFinished
         let headers: HTTPFields = [.contentType: "text/event-stream", .cacheControl: "no-cache"]
-        return Response(status: .ok, headers: headers, body: ResponseBody { writer in
-            try await writer.write(ByteBuffer(string: first))
-            if !finished {
-                for await event in stream {
-                    if event.name == "ping" {
-                        try await writer.write(ByteBuffer(string: ": ping\n\n"))
-                        continue
-                    }
-                    try await writer.write(ByteBuffer(string: "event: \(event.name)\ndata: \(event.data)\n\n"))
-                    if event.name == "status", let s = (try? JSONValue.parse(event.data))?["status"]?.stringValue,
-                        RunStatus(rawValue: s)?.isFinished == true
-                    {
-                        break
+        return Response(
+            status: .ok, headers: headers,
+            body: ResponseBody { writer in
+                try await writer.write(ByteBuffer(string: first))
+                if !finished {
+                    for await event in stream {
+                        if event.name == "ping" {
+                            try await writer.write(ByteBuffer(string: ": ping\n\n"))
+                            continue
+                        }
+                        try await writer.write(ByteBuffer(string: "event: \(event.name)\ndata: \(event.data)\n\n"))
+                        if event.name == "status", let s = (try? JSONValue.parse(event.data))?["status"]?.stringValue,
+                            RunStatus(rawValue: s)?.isFinished == true
+                        {
+                            break
+                        }
                     }
                 }
-            }
-            try await writer.finish(nil)
-        })
+                try await writer.finish(nil)
+            })
     }
 }

@@ -35,8 +35,11 @@ struct SystemController: Sendable {
             for p in context.options.presets { w.row([.text(p.name), .text(p.summary), .text(p.overlay(base).text())]) }
             return Reply.csv(w)
         }
-        return Reply.json(["presets": .array(context.options.presets.map {
-            ["name": .string($0.name), "summary": .string($0.summary), "settings": $0.overlay(base)]
-        })])
+        return Reply.json([
+            "presets": .array(
+                context.options.presets.map {
+                    ["name": .string($0.name), "summary": .string($0.summary), "settings": $0.overlay(base)]
+                })
+        ])
     }
 }

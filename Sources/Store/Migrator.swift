@@ -21,7 +21,8 @@ public struct Migration: Sendable, Equatable {
 /// `polyak` works from any directory.
 enum Migrator {
     static func currentVersion(_ db: Connection) throws -> Int {
-        try db.execute("""
+        try db.execute(
+            """
             CREATE TABLE IF NOT EXISTS schema_migrations (
                 version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at REAL NOT NULL)
             """)

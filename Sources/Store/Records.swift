@@ -157,8 +157,10 @@ public struct GridCell: Sendable, Equatable {
     public var top5: Double?
     public var loss: Double?
 
-    public init(weights: String, stage: String, trainSize: Int64, resize: Int64, crop: Int64,
-                top1: Double?, top5: Double?, loss: Double?) {
+    public init(
+        weights: String, stage: String, trainSize: Int64, resize: Int64, crop: Int64,
+        top1: Double?, top5: Double?, loss: Double?
+    ) {
         self.weights = weights
         self.stage = stage
         self.trainSize = trainSize
@@ -215,8 +217,10 @@ public struct RunFilter: Sendable {
     public var before: Int64?
     public var limit: Int
 
-    public init(experiment: String? = nil, experimentID: Int64? = nil, status: RunStatus? = nil,
-                strategy: String? = nil, tag: String? = nil, before: Int64? = nil, limit: Int = 100) {
+    public init(
+        experiment: String? = nil, experimentID: Int64? = nil, status: RunStatus? = nil,
+        strategy: String? = nil, tag: String? = nil, before: Int64? = nil, limit: Int = 100
+    ) {
         self.experiment = experiment
         self.experimentID = experimentID
         self.status = status

@@ -81,18 +81,23 @@ public final class TrackingStore: @unchecked Sendable {
             try db.transaction {
                 try checkQueue(db, adding: runs.filter { $0.status == .queued }.count, cap: maxQueued)
                 let now = Date().timeIntervalSince1970
-                try db.prepare("""
+                try db.prepare(
+                    """
                     INSERT INTO experiments (name, base_json, variants_json, seeds_json, baseline, created_at)
                     VALUES (?, ?, ?, ?, ?, ?)
-                    """).bind([.text(name), .text(baseJSON), .text(variantsJSON), .text(seedsJSON), .text(baseline), .double(now)]).run()
+                    """
+                ).bind([.text(name), .text(baseJSON), .text(variantsJSON), .text(seedsJSON), .text(baseline), .double(now)]).run()
                 let id = db.lastInsertRowID
                 var created: [RunRecord] = []
                 for var run in runs {
                     run.experimentID = id
                     created.append(try insertRun(db, run, now: now))
                 }
-                return (ExperimentRecord(id: id, name: name, baseJSON: baseJSON, variantsJSON: variantsJSON,
-                                         seedsJSON: seedsJSON, baseline: baseline, createdAt: now), created)
+                return (
+                    ExperimentRecord(
+                        id: id, name: name, baseJSON: baseJSON, variantsJSON: variantsJSON,
+                        seedsJSON: seedsJSON, baseline: baseline, createdAt: now), created
+                )
             }
         }
     }
@@ -100,8 +105,9 @@ public final class TrackingStore: @unchecked Sendable {
     static let experimentColumns = "id, name, base_json, variants_json, seeds_json, baseline, created_at"
 
     private static func experiment(_ s: Statement) -> ExperimentRecord {
-        ExperimentRecord(id: s.int(0), name: s.text(1), baseJSON: s.text(2), variantsJSON: s.text(3),
-                         seedsJSON: s.text(4), baseline: s.text(5), createdAt: s.double(6))
+        ExperimentRecord(
+            id: s.int(0), name: s.text(1), baseJSON: s.text(2), variantsJSON: s.text(3),
+            seedsJSON: s.text(4), baseline: s.text(5), createdAt: s.double(6))
     }
 
     public func experiment(_ id: Int64) throws -> ExperimentRecord? {
@@ -115,9 +121,11 @@ public final class TrackingStore: @unchecked Sendable {
     /// Experiments newest first, `limit` of them with an id below `before`.
     public func experiments(before: Int64?, limit: Int) throws -> [ExperimentRecord] {
         try read { db in
-            let s = try db.prepare("""
+            let s = try db.prepare(
+                """
                 SELECT \(Self.experimentColumns) FROM experiments WHERE id < ? ORDER BY id DESC LIMIT ?
-                """).bind([.int(before ?? Int64.max), .int(Int64(limit))])
+                """
+            ).bind([.int(before ?? Int64.max), .int(Int64(limit))])
             defer { s.reset() }
             var out: [ExperimentRecord] = []
             while try s.step() { out.append(Self.experiment(s)) }
@@ -161,15 +169,17 @@ public final class TrackingStore: @unchecked Sendable {
     private func insertRun(_ db: Connection, _ run: NewRun, now: Double) throws -> RunRecord {
         let tags = Self.jsonList(run.tags)
         let strategies = run.strategies.isEmpty ? "" : "," + run.strategies.joined(separator: ",") + ","
-        try db.prepare("""
+        try db.prepare(
+            """
             INSERT INTO runs (experiment_id, experiment, variant, seed, name, tags_json, strategies, external,
                               status, spec_json, code_version, created_at, started_at)
             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-            """).bind([
-                run.experimentID.map { .int($0) } ?? .null, run.experiment.sql, run.variant.sql, .int(run.seed),
-                run.name.sql, .text(tags), .text(strategies), .int(run.external ? 1 : 0), .text(run.status.rawValue),
-                .text(run.specJSON), .text(run.codeVersion), .double(now), run.status == .running ? .double(now) : .null,
-            ]).run()
+            """
+        ).bind([
+            run.experimentID.map { .int($0) } ?? .null, run.experiment.sql, run.variant.sql, .int(run.seed),
+            run.name.sql, .text(tags), .text(strategies), .int(run.external ? 1 : 0), .text(run.status.rawValue),
+            .text(run.specJSON), .text(run.codeVersion), .double(now), run.status == .running ? .double(now) : .null,
+        ]).run()
         let id = db.lastInsertRowID
         for tag in Set(run.tags) {
             try db.prepare("INSERT INTO run_tags (run_id, tag) VALUES (?, ?)").bind([.int(id), .text(tag)]).run()
@@ -226,8 +236,10 @@ public final class TrackingStore: @unchecked Sendable {
         args.append(.int(Int64(filter.limit)))
         let order = filter.experimentID != nil ? "id ASC" : "id DESC"
         return try read { db in
-            let s = try db.prepare("SELECT \(Self.runColumns) FROM runs WHERE \(clauses.joined(separator: " AND ")) ORDER BY \(order) LIMIT ?")
-                .bind(args)
+            let s = try db.prepare(
+                "SELECT \(Self.runColumns) FROM runs WHERE \(clauses.joined(separator: " AND ")) ORDER BY \(order) LIMIT ?"
+            )
+            .bind(args)
             defer { s.reset() }
             var out: [RunRecord] = []
             while try s.step() { out.append(Self.run(s)) }
@@ -269,7 +281,8 @@ public final class TrackingStore: @unchecked Sendable {
                     try db.prepare("UPDATE runs SET notes = ? WHERE id = ?").bind([.text(notes), .int(id)]).run()
                 }
                 if let tags {
-                    try db.prepare("UPDATE runs SET tags_json = ? WHERE id = ?").bind([.text(Self.jsonList(tags)), .int(id)]).run()
+                    try db.prepare("UPDATE runs SET tags_json = ? WHERE id = ?").bind([.text(Self.jsonList(tags)), .int(id)])
+                        .run()
                     try db.prepare("DELETE FROM run_tags WHERE run_id = ?").bind([.int(id)]).run()
                     for tag in Set(tags) {
                         try db.prepare("INSERT INTO run_tags (run_id, tag) VALUES (?, ?)").bind([.int(id), .text(tag)]).run()
@@ -330,10 +343,12 @@ public final class TrackingStore: @unchecked Sendable {
     /// Appends a warning object (JSON text) to the run's list, once.
     public func addWarning(_ id: Int64, json: String) throws {
         try write { db in
-            try db.prepare("""
+            try db.prepare(
+                """
                 UPDATE runs SET warnings_json = json_insert(warnings_json, '$[#]', json(?))
                 WHERE id = ? AND NOT EXISTS (SELECT 1 FROM json_each(runs.warnings_json) WHERE json_each.value = json(?))
-                """).bind([.text(json), .int(id), .text(json)]).run()
+                """
+            ).bind([.text(json), .int(id), .text(json)]).run()
         }
     }
 
@@ -358,7 +373,8 @@ public final class TrackingStore: @unchecked Sendable {
     ///   `.refuse`; ``CapReached`` (nothing stored) when the run would pass `maxSeries` series;
     ///   ``StoreError`` when the run does not exist.
     @discardableResult
-    public func logBatch(run: Int64, _ points: [MetricPoint], policy: ConflictPolicy, maxSeries: Int? = nil) throws -> BatchResult {
+    public func logBatch(run: Int64, _ points: [MetricPoint], policy: ConflictPolicy, maxSeries: Int? = nil) throws -> BatchResult
+    {
         if points.isEmpty { return BatchResult() }
         return try write { db in
             var result = BatchResult()
@@ -367,7 +383,8 @@ public final class TrackingStore: @unchecked Sendable {
                 var created: [SeriesKey] = []
                 var seriesBefore: Int?  // the run's series before this batch, counted at its first new one
                 var seriesAdded = 0
-                let insert = try db.prepare("""
+                let insert = try db.prepare(
+                    """
                     INSERT INTO metric_points (series_id, step, epoch, value, time) VALUES (?, ?, ?, ?, ?)
                     ON CONFLICT (series_id, step) DO NOTHING
                     """)
@@ -408,23 +425,28 @@ public final class TrackingStore: @unchecked Sendable {
                         }
                         if policy == .refuse { throw MetricConflict(index: i, point: p, stored: stored) }
                         try db.prepare("UPDATE metric_points SET epoch = ?, value = ?, time = ? WHERE series_id = ? AND step = ?")
-                            .bind([p.epoch.map { .int($0) } ?? .null, p.value.isNaN ? .null : .double(p.value),
-                                   .double(p.time), .int(series), .int(p.step)]).run()
+                            .bind([
+                                p.epoch.map { .int($0) } ?? .null, p.value.isNaN ? .null : .double(p.value),
+                                .double(p.time), .int(series), .int(p.step),
+                            ]).run()
                         result.replaced += 1
                     } else {
                         result.inserted += 1
                     }
                     if let j = latest[series], points[j].step > p.step {} else { latest[series] = i }
                 }
-                let update = try db.prepare("""
+                let update = try db.prepare(
+                    """
                     UPDATE metric_series SET last_step = ?, last_epoch = ?, last_value = ?, last_nan = ?, last_time = ?
                     WHERE id = ? AND (last_step IS NULL OR last_step <= ?)
                     """)
                 for (series, i) in latest {
                     let p = points[i]
                     update.reset()
-                    update.bind([.int(p.step), p.epoch.map { .int($0) } ?? .null, p.value.isNaN ? .null : .double(p.value),
-                                 .int(p.value.isNaN ? 1 : 0), .double(p.time), .int(series), .int(p.step)])
+                    update.bind([
+                        .int(p.step), p.epoch.map { .int($0) } ?? .null, p.value.isNaN ? .null : .double(p.value),
+                        .int(p.value.isNaN ? 1 : 0), .double(p.time), .int(series), .int(p.step),
+                    ])
                     try update.run()
                 }
                 return created
@@ -469,11 +491,13 @@ public final class TrackingStore: @unchecked Sendable {
     /// The series of a run, ordered by key then weights, optionally of one key or weight set.
     public func series(run: Int64, key: String? = nil, weights: String? = nil) throws -> [Series] {
         try read { db in
-            let s = try db.prepare("""
+            let s = try db.prepare(
+                """
                 SELECT id, key, weights FROM metric_series
                 WHERE run_id = ? AND (? IS NULL OR key = ?) AND (? IS NULL OR weights = ?)
                 ORDER BY key, weights
-                """).bind([.int(run), key.sql, key.sql, weights.sql, weights.sql])
+                """
+            ).bind([.int(run), key.sql, key.sql, weights.sql, weights.sql])
             defer { s.reset() }
             var out: [Series] = []
             while try s.step() { out.append(Series(id: s.int(0), key: s.text(1), weights: s.text(2))) }
@@ -488,10 +512,12 @@ public final class TrackingStore: @unchecked Sendable {
         _ body: (Int64, Int64?, Double, Double) throws -> Void
     ) throws {
         try read { db in
-            let s = try db.prepare("""
+            let s = try db.prepare(
+                """
                 SELECT step, epoch, value, time FROM metric_points
                 WHERE series_id = ? AND step BETWEEN ? AND ? ORDER BY step
-                """).bind([.int(series), .int(steps.lowerBound), .int(steps.upperBound)])
+                """
+            ).bind([.int(series), .int(steps.lowerBound), .int(steps.upperBound)])
             defer { s.reset() }
             while try s.step() {
                 try body(s.int(0), s.optionalInt(1), s.isNull(2) ? .nan : s.double(2), s.double(3))
@@ -502,9 +528,11 @@ public final class TrackingStore: @unchecked Sendable {
     /// How many points a run has (all series).
     public func pointCount(run: Int64) throws -> Int {
         try read { db in
-            let s = try db.prepare("""
+            let s = try db.prepare(
+                """
                 SELECT COUNT(*) FROM metric_points WHERE series_id IN (SELECT id FROM metric_series WHERE run_id = ?)
-                """).bind([.int(run)])
+                """
+            ).bind([.int(run)])
             defer { s.reset() }
             _ = try s.step()
             return Int(s.int(0))
@@ -525,10 +553,12 @@ public final class TrackingStore: @unchecked Sendable {
     /// The `latest` summary of every series of a run: key → weights → (step, value).
     public func latest(run: Int64) throws -> [(key: String, weights: String, step: Int64, epoch: Int64?, value: Double)] {
         try read { db in
-            let s = try db.prepare("""
+            let s = try db.prepare(
+                """
                 SELECT key, weights, last_step, last_epoch, last_value, last_nan FROM metric_series
                 WHERE run_id = ? AND last_step IS NOT NULL ORDER BY key, weights
-                """).bind([.int(run)])
+                """
+            ).bind([.int(run)])
             defer { s.reset() }
             var out: [(key: String, weights: String, step: Int64, epoch: Int64?, value: Double)] = []
             while try s.step() {
@@ -541,17 +571,21 @@ public final class TrackingStore: @unchecked Sendable {
     /// Each completed run's final value of `key` for every weight set, over an experiment's runs.
     public func finalValues(experiment: Int64, key: String) throws -> [FinalValue] {
         try read { db in
-            let s = try db.prepare("""
+            let s = try db.prepare(
+                """
                 SELECT r.id, r.variant, r.seed, m.weights, m.last_value, m.last_nan
                 FROM runs r JOIN metric_series m ON m.run_id = r.id
                 WHERE r.experiment_id = ? AND r.status = 'completed' AND m.key = ? AND m.last_step IS NOT NULL
                 ORDER BY r.id, m.weights
-                """).bind([.int(experiment), .text(key)])
+                """
+            ).bind([.int(experiment), .text(key)])
             defer { s.reset() }
             var out: [FinalValue] = []
             while try s.step() {
-                out.append(FinalValue(runID: s.int(0), variant: s.text(1), seed: s.int(2), weights: s.text(3),
-                                      value: s.int(5) != 0 ? .nan : s.double(4)))
+                out.append(
+                    FinalValue(
+                        runID: s.int(0), variant: s.text(1), seed: s.int(2), weights: s.text(3),
+                        value: s.int(5) != 0 ? .nan : s.double(4)))
             }
             return out
         }
@@ -565,13 +599,17 @@ public final class TrackingStore: @unchecked Sendable {
         try write { db in
             try db.transaction {
                 for c in cells {
-                    try db.prepare("""
+                    try db.prepare(
+                        """
                         INSERT INTO grid_cells (run_id, weights, stage, train_size, resize, crop, top1, top5, loss)
                         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
                         ON CONFLICT (run_id, weights, stage, train_size, resize, crop)
                         DO UPDATE SET top1 = excluded.top1, top5 = excluded.top5, loss = excluded.loss
-                        """).bind([.int(run), .text(c.weights), .text(c.stage), .int(c.trainSize), .int(c.resize),
-                                   .int(c.crop), Self.real(c.top1), Self.real(c.top5), Self.real(c.loss)]).run()
+                        """
+                    ).bind([
+                        .int(run), .text(c.weights), .text(c.stage), .int(c.trainSize), .int(c.resize),
+                        .int(c.crop), Self.real(c.top1), Self.real(c.top5), Self.real(c.loss),
+                    ]).run()
                 }
             }
         }
@@ -580,16 +618,19 @@ public final class TrackingStore: @unchecked Sendable {
     private static func real(_ x: Double?) -> SQLValue { x.map { .double($0) } ?? .null }
 
     private static func cell(_ s: Statement, from c: Int32) -> GridCell {
-        GridCell(weights: s.text(c), stage: s.text(c + 1), trainSize: s.int(c + 2), resize: s.int(c + 3), crop: s.int(c + 4),
-                 top1: s.optionalDouble(c + 5), top5: s.optionalDouble(c + 6), loss: s.optionalDouble(c + 7))
+        GridCell(
+            weights: s.text(c), stage: s.text(c + 1), trainSize: s.int(c + 2), resize: s.int(c + 3), crop: s.int(c + 4),
+            top1: s.optionalDouble(c + 5), top5: s.optionalDouble(c + 6), loss: s.optionalDouble(c + 7))
     }
 
     public func grid(run: Int64) throws -> [GridCell] {
         try read { db in
-            let s = try db.prepare("""
+            let s = try db.prepare(
+                """
                 SELECT weights, stage, train_size, resize, crop, top1, top5, loss FROM grid_cells
                 WHERE run_id = ? ORDER BY weights, stage, train_size, resize, crop
-                """).bind([.int(run)])
+                """
+            ).bind([.int(run)])
             defer { s.reset() }
             var out: [GridCell] = []
             while try s.step() { out.append(Self.cell(s, from: 0)) }
@@ -600,7 +641,8 @@ public final class TrackingStore: @unchecked Sendable {
     /// How many runs of each experiment are in each status: experiment id → status → count.
     public func statusCounts() throws -> [Int64: [RunStatus: Int]] {
         try read { db in
-            let s = try db.prepare("""
+            let s = try db.prepare(
+                """
                 SELECT experiment_id, status, COUNT(*) FROM runs WHERE experiment_id IS NOT NULL GROUP BY experiment_id, status
                 """)
             defer { s.reset() }
@@ -619,15 +661,19 @@ public final class TrackingStore: @unchecked Sendable {
         experiment: Int64, key: String, _ body: (Int64, String, String, Int64, Int64?, Double) throws -> Void
     ) throws {
         try read { db in
-            let s = try db.prepare("""
+            let s = try db.prepare(
+                """
                 SELECT r.id, r.variant, m.weights, p.step, p.epoch, p.value
                 FROM runs r JOIN metric_series m ON m.run_id = r.id JOIN metric_points p ON p.series_id = m.id
                 WHERE r.experiment_id = ? AND m.key = ?
                 ORDER BY r.id, m.weights, p.step
-                """).bind([.int(experiment), .text(key)])
+                """
+            ).bind([.int(experiment), .text(key)])
             defer { s.reset() }
             while try s.step() {
-                try body(s.int(0), s.isNull(1) ? "" : s.text(1), s.text(2), s.int(3), s.optionalInt(4), s.isNull(5) ? .nan : s.double(5))
+                try body(
+                    s.int(0), s.isNull(1) ? "" : s.text(1), s.text(2), s.int(3), s.optionalInt(4),
+                    s.isNull(5) ? .nan : s.double(5))
             }
         }
     }
@@ -635,12 +681,14 @@ public final class TrackingStore: @unchecked Sendable {
     /// The grid cells of an experiment's completed runs, with each run's variant and seed.
     public func experimentGrid(_ experiment: Int64) throws -> [ExperimentGridCell] {
         try read { db in
-            let s = try db.prepare("""
+            let s = try db.prepare(
+                """
                 SELECT r.variant, r.seed, g.weights, g.stage, g.train_size, g.resize, g.crop, g.top1, g.top5, g.loss
                 FROM grid_cells g JOIN runs r ON r.id = g.run_id
                 WHERE r.experiment_id = ? AND r.status = 'completed'
                 ORDER BY r.id, g.weights, g.stage, g.train_size, g.resize, g.crop
-                """).bind([.int(experiment)])
+                """
+            ).bind([.int(experiment)])
             defer { s.reset() }
             var out: [ExperimentGridCell] = []
             while try s.step() { out.append(ExperimentGridCell(variant: s.text(0), seed: s.int(1), cell: Self.cell(s, from: 2))) }
@@ -650,12 +698,16 @@ public final class TrackingStore: @unchecked Sendable {
 
     public func saveArtifact(run: Int64, _ a: Artifact) throws {
         try write { db in
-            try db.prepare("""
+            try db.prepare(
+                """
                 INSERT INTO artifacts (run_id, name, kind, path, bytes, sha256) VALUES (?, ?, ?, ?, ?, ?)
                 ON CONFLICT (run_id, name) DO UPDATE SET kind = excluded.kind, path = excluded.path,
                     bytes = excluded.bytes, sha256 = excluded.sha256
-                """).bind([.int(run), .text(a.name), .text(a.kind.rawValue), .text(a.path),
-                           a.bytes.map { .int($0) } ?? .null, a.sha256.sql]).run()
+                """
+            ).bind([
+                .int(run), .text(a.name), .text(a.kind.rawValue), .text(a.path),
+                a.bytes.map { .int($0) } ?? .null, a.sha256.sql,
+            ]).run()
         }
     }
 
@@ -668,13 +720,17 @@ public final class TrackingStore: @unchecked Sendable {
 
     public func artifacts(run: Int64) throws -> [Artifact] {
         try read { db in
-            let s = try db.prepare("SELECT name, kind, path, bytes, sha256 FROM artifacts WHERE run_id = ? ORDER BY kind DESC, name")
-                .bind([.int(run)])
+            let s = try db.prepare(
+                "SELECT name, kind, path, bytes, sha256 FROM artifacts WHERE run_id = ? ORDER BY kind DESC, name"
+            )
+            .bind([.int(run)])
             defer { s.reset() }
             var out: [Artifact] = []
             while try s.step() {
-                out.append(Artifact(name: s.text(0), kind: Artifact.Kind(rawValue: s.text(1)) ?? .export, path: s.text(2),
-                                    bytes: s.optionalInt(3), sha256: s.optionalText(4)))
+                out.append(
+                    Artifact(
+                        name: s.text(0), kind: Artifact.Kind(rawValue: s.text(1)) ?? .export, path: s.text(2),
+                        bytes: s.optionalInt(3), sha256: s.optionalText(4)))
             }
             return out
         }

@@ -23,9 +23,10 @@ final class BatchFiller {
                 let i = Int(index)
                 let dst = ImageDestination(base: exec.input.pointer + s.offset(b, 0, 0), rowStride: s.rowStride)
                 if let rrc = augment.randomResizedCrop {
-                    randomResizedCrop(imgs[i], size: size, scale: (rrc.scale.lowerBound, rrc.scale.upperBound),
-                                      ratio: (rrc.ratio.lowerBound, rrc.ratio.upperBound), hflip: augment.hflip,
-                                      rng: &rng, scratch: scratch, into: dst)
+                    randomResizedCrop(
+                        imgs[i], size: size, scale: (rrc.scale.lowerBound, rrc.scale.upperBound),
+                        ratio: (rrc.ratio.lowerBound, rrc.ratio.upperBound), hflip: augment.hflip,
+                        rng: &rng, scratch: scratch, into: dst)
                 } else {
                     padCropFlip(imgs[i], pad: augment.padCrop, hflip: augment.hflip, rng: &rng, into: dst)
                 }

@@ -16,8 +16,10 @@ public struct Checkpoint {
     public var file: SafetensorsFile
 
     /// Builds the file: the model's state dict, then `optimizer.velocity` and any `extra` tensors.
-    public init(state: ModelState, sgd: SGD, epoch: Int, step: Int, rng: Xoshiro256, spec: RunSpec,
-                extraTensors: [SafetensorsFile.Tensor] = [], extraMetadata: [String: String] = [:]) {
+    public init(
+        state: ModelState, sgd: SGD, epoch: Int, step: Int, rng: Xoshiro256, spec: RunSpec,
+        extraTensors: [SafetensorsFile.Tensor] = [], extraMetadata: [String: String] = [:]
+    ) {
         self.epoch = epoch
         self.step = step
         rngState = rng.state

@@ -42,9 +42,11 @@ extension Bench {
             let state = ModelState(layout: model.layout)
             var rng = Xoshiro256(seed: 0)
             model.initialize(state, using: &rng)
-            let images = (try? FashionMNIST.load(root: root, split: .train, limit: 4096))
-                ?? ImageSet(count: 4096, height: 28, width: 28, pixels: (0..<(4096 * 784)).map { _ in UInt8.random(in: 0...255) },
-                            labels: (0..<4096).map { _ in UInt8.random(in: 0..<10) })
+            let images =
+                (try? FashionMNIST.load(root: root, split: .train, limit: 4096))
+                ?? ImageSet(
+                    count: 4096, height: 28, width: 28, pixels: (0..<(4096 * 784)).map { _ in UInt8.random(in: 0...255) },
+                    labels: (0..<4096).map { _ in UInt8.random(in: 0..<10) })
             let exec = ResNetExecutor(model: model, batch: batch, height: 28, width: 28, trainable: true, workers: workers)
             let sgd = SGD(layout: model.layout, optim: OptimSpec())
             // Pre-augmented batches, as the reference does, so the figure is the network alone.
@@ -53,8 +55,9 @@ extension Bench {
                 images.withUnsafeImages { imgs in
                     for b in 0..<batch {
                         let i = (k * batch + b) % imgs.count
-                        padCropFlip(imgs[i], pad: 2, hflip: true, rng: &rng,
-                                    into: ImageDestination(base: exec.input.pointer + shape.offset(b, 0, 0), rowStride: shape.rowStride))
+                        padCropFlip(
+                            imgs[i], pad: 2, hflip: true, rng: &rng,
+                            into: ImageDestination(base: exec.input.pointer + shape.offset(b, 0, 0), rowStride: shape.rowStride))
                         exec.labels[b] = Int32(images.labels[i])
                     }
                 }
@@ -82,11 +85,15 @@ extension Bench {
 
             let emaOne = measureEMAUpdate(state, decays: 1), emaThree = measureEMAUpdate(state, decays: 3)
 
-            let evalExec = ResNetExecutor(model: model, batch: evalBatch, height: 28, width: 28, trainable: false, workers: workers)
+            let evalExec = ResNetExecutor(
+                model: model, batch: evalBatch, height: 28, width: 28, trainable: false, workers: workers)
             images.withUnsafeImages { imgs in
                 for b in 0..<evalBatch {
-                    normalize(imgs[b % imgs.count], into: ImageDestination(
-                        base: evalExec.input.pointer + evalExec.input.shape.offset(b, 0, 0), rowStride: evalExec.input.shape.rowStride))
+                    normalize(
+                        imgs[b % imgs.count],
+                        into: ImageDestination(
+                            base: evalExec.input.pointer + evalExec.input.shape.offset(b, 0, 0),
+                            rowStride: evalExec.input.shape.rowStride))
                 }
             }
             let (evalRate, evalReps) = timed(seconds: seconds, reps: reps, imagesPerCall: evalBatch) {
@@ -142,7 +149,8 @@ func timed(seconds: Double, reps: Int, imagesPerCall: Int, _ body: () -> Void) -
 /// "Model name (avx512f)" from /proc/cpuinfo, as the reference script prints it.
 func cpuName() -> String {
     guard let info = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8) else { return "unknown" }
-    let model = info.split(separator: "\n").first { $0.hasPrefix("model name") }
+    let model =
+        info.split(separator: "\n").first { $0.hasPrefix("model name") }
         .map { $0.split(separator: ":", maxSplits: 1).last!.trimmingCharacters(in: .whitespaces) } ?? "unknown"
     let isa = info.contains(" avx512f") ? "avx512f" : info.contains(" avx2") ? "avx2" : "other"
     return "\(model) (\(isa))"

@@ -10,7 +10,9 @@ extension Bench {
     struct Service: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "service",
-            abstract: "Metric ingestion (1 and 8 clients), a 100 000-point history, compare and the experiment page over 1 000 runs; one JSON object each.")
+            abstract:
+                "Metric ingestion (1 and 8 clients), a 100 000-point history, compare and the experiment page over 1 000 runs; one JSON object each."
+        )
 
         @Option(help: "Repetitions after a warm-up (the median is reported).") var reps: Int = 3
         @Option(help: "1000-point batches per ingestion repetition (split over the clients).") var batches: Int = 200
@@ -38,9 +40,11 @@ extension Bench {
             try history(client: client, store: store)
             let experiment = try compare(client: client, store: store)
             try experimentPage(experiment, client: client, store: store)
-            Self.emit(["benchmark": "resident_memory", "idle_mb": .number(idleRSS), "after_mb": .number(Self.residentMB()),
-                       "bar_idle_mb": 64, "pass": .bool(idleRSS <= 64),
-                       "note": "whole bench process (server + clients + setup data), not a lone `polyak serve`"])
+            Self.emit([
+                "benchmark": "resident_memory", "idle_mb": .number(idleRSS), "after_mb": .number(Self.residentMB()),
+                "bar_idle_mb": 64, "pass": .bool(idleRSS <= 64),
+                "note": "whole bench process (server + clients + setup data), not a lone `polyak serve`",
+            ])
         }
 
         // MARK: Benchmarks
@@ -78,10 +82,13 @@ extension Bench {
                 if rep > 0 { rates.append(Double(clients * perClient * 1000) / seconds) }
             }
             let rate = Self.median(rates)
-            Self.emit(["benchmark": "ingest", "clients": .number(Double(clients)), "batch_points": 1000,
-                       "points": .number(Double(clients * perClient * 1000)), "points_per_s": .number(rate.rounded()),
-                       "reps_points_per_s": .array(rates.map { .number($0.rounded()) }), "stored_exactly_once": .bool(exact),
-                       "bar_points_per_s": clients == 8 ? 200_000 : .null, "pass": clients == 8 ? .bool(rate >= 200_000 && exact) : .bool(exact)])
+            Self.emit([
+                "benchmark": "ingest", "clients": .number(Double(clients)), "batch_points": 1000,
+                "points": .number(Double(clients * perClient * 1000)), "points_per_s": .number(rate.rounded()),
+                "reps_points_per_s": .array(rates.map { .number($0.rounded()) }), "stored_exactly_once": .bool(exact),
+                "bar_points_per_s": clients == 8 ? 200_000 : .null,
+                "pass": clients == 8 ? .bool(rate >= 200_000 && exact) : .bool(exact),
+            ])
         }
 
         func history(client: RawHTTP, store: TrackingStore) throws {
@@ -89,8 +96,10 @@ extension Bench {
             for b in 0..<100 {
                 let points = (0..<1000).map { i -> MetricPoint in
                     let step = Int64(b * 1000 + i)
-                    return MetricPoint(key: "train/loss", step: step, epoch: step / 1000, value: 2.3 * exp(-Double(step) / 30_000) + 0.001 * Double(i % 7),
-                                       time: 1_764_000_000 + Double(step) * 0.05)
+                    return MetricPoint(
+                        key: "train/loss", step: step, epoch: step / 1000,
+                        value: 2.3 * exp(-Double(step) / 30_000) + 0.001 * Double(i % 7),
+                        time: 1_764_000_000 + Double(step) * 0.05)
                 }
                 try store.logBatch(run: run, points, policy: .refuse)
             }
@@ -105,16 +114,21 @@ extension Bench {
                 if rep > 0 { times.append(ms) }
             }
             let ms = Self.median(times)
-            Self.emit(["benchmark": "metric_history", "points": 100_000, "bytes": .number(Double(bytes)), "ms": .number(Self.round(ms)),
-                       "reps_ms": .array(times.map { .number(Self.round($0)) }), "bar_ms": 100, "pass": .bool(ms <= 100)])
+            Self.emit([
+                "benchmark": "metric_history", "points": 100_000, "bytes": .number(Double(bytes)), "ms": .number(Self.round(ms)),
+                "reps_ms": .array(times.map { .number(Self.round($0)) }), "bar_ms": 100, "pass": .bool(ms <= 100),
+            ])
         }
 
         /// Builds the 1 000-run experiment (10 variants × 100 seeds) and times its comparison; returns its id.
         func compare(client: RawHTTP, store: TrackingStore) throws -> Int64 {
             let variants = (0..<10).map { "v\($0)" }
-            let runs = variants.flatMap { v in (0..<100).map { s in
-                NewRun(experiment: "bench", variant: v, seed: Int64(s), status: .completed, specJSON: "{}", codeVersion: "bench")
-            } }
+            let runs = variants.flatMap { v in
+                (0..<100).map { s in
+                    NewRun(
+                        experiment: "bench", variant: v, seed: Int64(s), status: .completed, specJSON: "{}", codeVersion: "bench")
+                }
+            }
             let (experiment, created) = try store.createExperiment(
                 name: "bench", baseJSON: "{}", variantsJSON: JSONValue.array(variants.map { ["name": .string($0)] }).text(),
                 seedsJSON: "[]", baseline: "v0", runs: runs)
@@ -123,8 +137,11 @@ extension Bench {
                 var points: [MetricPoint] = []
                 for k in keys {
                     for e in 1...100 {
-                        points.append(MetricPoint(key: k, step: Int64(e * 468), epoch: Int64(e), value: 0.8 + 0.001 * Double(e) + 0.0001 * Double(i % 97),
-                                                  time: 1_764_000_000 + Double(e)))
+                        points.append(
+                            MetricPoint(
+                                key: k, step: Int64(e * 468), epoch: Int64(e),
+                                value: 0.8 + 0.001 * Double(e) + 0.0001 * Double(i % 97),
+                                time: 1_764_000_000 + Double(e)))
                     }
                 }
                 try store.logBatch(run: r.id, points, policy: .refuse)
@@ -136,12 +153,19 @@ extension Bench {
                 let (status, body) = try client.request("GET", "/api/experiments/\(experiment.id)/compare", [])
                 let ms = Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1e6
                 guard status == 200 else { throw ValidationError("compare: \(status)") }
-                rows = (try? JSONValue.parse(Data(body)))?["rows"].map { if case .array(let a) = $0 { return a.count } else { return 0 } } ?? 0
+                rows =
+                    (try? JSONValue.parse(Data(body)))?["rows"].map {
+                        if case .array(let a) = $0 { return a.count } else { return 0 }
+                    } ?? 0
                 if rep > 0 { times.append(ms) }
             }
             let ms = Self.median(times)
-            Self.emit(["benchmark": "compare", "runs": 1000, "variants": 10, "seeds": 100, "points": 500_000, "rows": .number(Double(rows)),
-                       "ms": .number(Self.round(ms)), "reps_ms": .array(times.map { .number(Self.round($0)) }), "bar_ms": 200, "pass": .bool(ms <= 200)])
+            Self.emit([
+                "benchmark": "compare", "runs": 1000, "variants": 10, "seeds": 100, "points": 500_000,
+                "rows": .number(Double(rows)),
+                "ms": .number(Self.round(ms)), "reps_ms": .array(times.map { .number(Self.round($0)) }), "bar_ms": 200,
+                "pass": .bool(ms <= 200),
+            ])
             return experiment.id
         }
 
@@ -152,8 +176,9 @@ extension Bench {
             for (i, r) in runs.enumerated() {
                 let ema = (1...100).map { e -> MetricPoint in
                     let value: Double = 0.802 + 0.001 * Double(e) + 0.0001 * Double(i % 89)
-                    return MetricPoint(key: "test/top1", weights: "ema@0.999", step: Int64(e * 468), epoch: Int64(e), value: value,
-                                       time: 1_764_000_000 + Double(e))
+                    return MetricPoint(
+                        key: "test/top1", weights: "ema@0.999", step: Int64(e * 468), epoch: Int64(e), value: value,
+                        time: 1_764_000_000 + Double(e))
                 }
                 try store.logBatch(run: r.id, ema, policy: .refuse)
                 var cells: [GridCell] = []
@@ -161,8 +186,10 @@ extension Bench {
                     for resize in [24, 28, 32, 36] {
                         for crop in [24, 28, 32] where crop <= resize {
                             let top1: Double = 0.9 - 0.002 * Double(abs(crop - 28)) + 0.0001 * Double(i % 13)
-                            cells.append(GridCell(weights: weights, stage: "base", trainSize: 28, resize: Int64(resize), crop: Int64(crop),
-                                                  top1: top1, top5: 0.99, loss: 0.3))
+                            cells.append(
+                                GridCell(
+                                    weights: weights, stage: "base", trainSize: 28, resize: Int64(resize), crop: Int64(crop),
+                                    top1: top1, top5: 0.99, loss: 0.3))
                         }
                     }
                 }
@@ -181,7 +208,9 @@ extension Bench {
                 let start = DispatchTime.now()
                 let (status, body) = try client.request("GET", "/experiments/\(experiment)", [])
                 let ms = Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1e6
-                guard status == 200 else { throw ValidationError("experiment page: \(status) \(String(decoding: body.prefix(300), as: UTF8.self))") }
+                guard status == 200 else {
+                    throw ValidationError("experiment page: \(status) \(String(decoding: body.prefix(300), as: UTF8.self))")
+                }
                 bytes = body.count
                 if rep > 0 { times.append(ms) }
                 let again = DispatchTime.now()
@@ -189,9 +218,13 @@ extension Bench {
                 cached.append(Double(DispatchTime.now().uptimeNanoseconds - again.uptimeNanoseconds) / 1e6)
             }
             let ms = Self.median(times)
-            Self.emit(["benchmark": "experiment_page", "cached_ms": .number(Self.round(Self.median(cached))), "runs": .number(Double(runs.count)), "variants": 10, "seeds": 100,
-                       "bytes": .number(Double(bytes)), "ms": .number(Self.round(ms)), "reps_ms": .array(times.map { .number(Self.round($0)) }),
-                       "bar_ms": 300, "bar_bytes": 2_000_000, "pass": .bool(ms <= 300 && bytes <= 2_000_000)])
+            Self.emit([
+                "benchmark": "experiment_page", "cached_ms": .number(Self.round(Self.median(cached))),
+                "runs": .number(Double(runs.count)), "variants": 10, "seeds": 100,
+                "bytes": .number(Double(bytes)), "ms": .number(Self.round(ms)),
+                "reps_ms": .array(times.map { .number(Self.round($0)) }),
+                "bar_ms": 300, "bar_bytes": 2_000_000, "pass": .bool(ms <= 300 && bytes <= 2_000_000),
+            ])
         }
 
         // MARK: Helpers
@@ -201,7 +234,8 @@ extension Bench {
             for i in 0..<1000 {
                 if i > 0 { s += "," }
                 let step = index * 1000 + i
-                s += "{\"key\":\"train/loss\",\"step\":\(step),\"epoch\":\(step / 468),\"value\":\(Double.random(in: 0..<3)),\"time\":\(1_764_000_000 + Double(step) * 0.05)}"
+                s +=
+                    "{\"key\":\"train/loss\",\"step\":\(step),\"epoch\":\(step / 468),\"value\":\(Double.random(in: 0..<3)),\"time\":\(1_764_000_000 + Double(step) * 0.05)}"
             }
             return Array((s + "]}").utf8)
         }
@@ -226,13 +260,17 @@ extension Bench {
             addr.sin_addr.s_addr = inet_addr("127.0.0.1")
             var len = socklen_t(MemoryLayout<sockaddr_in>.size)
             _ = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) } }
-            _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
+            _ = withUnsafeMutablePointer(to: &addr) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) }
+            }
             return Int(UInt16(bigEndian: addr.sin_port))
         }
 
         static func connect(port: Int) async throws -> RawHTTP {
             for _ in 0..<200 {
-                if let c = try? RawHTTP(port: port), let (status, _) = try? c.request("GET", "/api/health", []), status == 200 { return c }
+                if let c = try? RawHTTP(port: port), let (status, _) = try? c.request("GET", "/api/health", []), status == 200 {
+                    return c
+                }
                 try await Task.sleep(nanoseconds: 25_000_000)
             }
             throw ValidationError("the server did not start on port \(port)")
@@ -253,8 +291,11 @@ final class RawHTTP {
         addr.sin_family = sa_family_t(AF_INET)
         addr.sin_addr.s_addr = inet_addr("127.0.0.1")
         addr.sin_port = UInt16(port).bigEndian
-        let rc = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-            Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        let rc = withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
+        }
         guard rc == 0 else {
             close(fd)
             throw ValidationError("connect: \(String(cString: strerror(errno)))")
@@ -266,7 +307,9 @@ final class RawHTTP {
     deinit { close(fd) }
 
     func request(_ method: String, _ path: String, _ body: [UInt8]) throws -> (Int, [UInt8]) {
-        var out = Array("\(method) \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: \(body.count)\r\n\r\n".utf8)
+        var out = Array(
+            "\(method) \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: \(body.count)\r\n\r\n"
+                .utf8)
         out += body
         var sent = 0
         while sent < out.count {
@@ -284,11 +327,12 @@ final class RawHTTP {
         pending.removeFirst(headerEnd! + 4)
         let lines = head.split(separator: "\r\n")
         let status = Int(lines.first?.split(separator: " ").dropFirst().first ?? "") ?? 0
-        let length = lines.dropFirst().compactMap { line -> Int? in
-            let parts = line.split(separator: ":", maxSplits: 1)
-            guard parts.count == 2, parts[0].lowercased() == "content-length" else { return nil }
-            return Int(parts[1].trimmingCharacters(in: .whitespaces))
-        }.first ?? 0
+        let length =
+            lines.dropFirst().compactMap { line -> Int? in
+                let parts = line.split(separator: ":", maxSplits: 1)
+                guard parts.count == 2, parts[0].lowercased() == "content-length" else { return nil }
+                return Int(parts[1].trimmingCharacters(in: .whitespaces))
+            }.first ?? 0
         while pending.count < length { try fill() }
         let answer = Array(pending[0..<length])
         pending.removeFirst(length)
@@ -303,7 +347,9 @@ final class RawHTTP {
 
     private func find(_ hay: [UInt8], _ needle: [UInt8]) -> Int? {
         guard hay.count >= needle.count else { return nil }
-        for i in 0...(hay.count - needle.count) where hay[i] == needle[0] && Array(hay[i..<i + needle.count]) == needle { return i }
+        for i in 0...(hay.count - needle.count) where hay[i] == needle[0] && Array(hay[i..<i + needle.count]) == needle {
+            return i
+        }
         return nil
     }
 }

@@ -50,7 +50,8 @@ struct Train: ParsableCommand {
             if source == "-" {
                 data = FileHandle.standardInput.readDataToEndOfFile()
             } else if let d = FileManager.default.contents(atPath: source)
-                        ?? FileHandle(forReadingAtPath: source).flatMap({ try? $0.readToEnd() }) {
+                ?? FileHandle(forReadingAtPath: source).flatMap({ try? $0.readToEnd() })
+            {
                 data = d  // the second form reads pipes such as /dev/stdin
             } else {
                 fail("cannot read \(source)")

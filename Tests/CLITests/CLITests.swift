@@ -52,7 +52,8 @@ final class CLITests: XCTestCase {
 
     func testTrainThenEvaluateTheExport() throws {
         let dir = temporaryFolder()
-        let spec = #"{"data": {"train_limit": 256, "test_limit": 200}, "model": {"width": 4}, "optim": {"epochs": 1, "batch_size": 64}}"#
+        let spec =
+            #"{"data": {"train_limit": 256, "test_limit": 200}, "model": {"width": 4}, "optim": {"epochs": 1, "batch_size": 64}}"#
         let r = try run(["train", "--spec", "-", "--out", dir], stdin: spec)
         XCTAssertEqual(r.status, 0, r.err)
         let lines = r.out.split(separator: "\n").map { try! JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any] }
@@ -77,11 +78,15 @@ final class CLITests: XCTestCase {
     /// The export loads into the PyTorch twin (`../shared/bench/torch_reference.py`) with
     /// `load_state_dict(strict=True)` and scores exactly what Polyak reported. Skipped without torch.
     func testExportScoresTheSameInPyTorch() throws {
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent()
         let check = root.appendingPathComponent("scripts/torch_check.py").path
         let probe = Process()
         probe.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        probe.arguments = ["python3", "-c", "import torch, numpy; import sys; sys.path.insert(0, '\(root.path)/../shared/bench'); import torch_reference"]
+        probe.arguments = [
+            "python3", "-c",
+            "import torch, numpy; import sys; sys.path.insert(0, '\(root.path)/../shared/bench'); import torch_reference",
+        ]
         probe.standardError = FileHandle.nullDevice
         probe.currentDirectoryURL = root  // pyenv's shims need a folder that exists
         try probe.run()
@@ -89,7 +94,8 @@ final class CLITests: XCTestCase {
         try XCTSkipIf(probe.terminationStatus != 0, "PyTorch (or ../shared/bench) is not available here")
 
         let dir = temporaryFolder()
-        let spec = #"{"data": {"train_limit": 256, "test_limit": 300}, "model": {"width": 4}, "optim": {"epochs": 1, "batch_size": 64}, "averaging": {"kind": "swa", "start_epoch": 1}}"#
+        let spec =
+            #"{"data": {"train_limit": 256, "test_limit": 300}, "model": {"width": 4}, "optim": {"epochs": 1, "batch_size": 64}, "averaging": {"kind": "swa", "start_epoch": 1}}"#
         let r = try run(["train", "--spec", "-", "--out", dir], stdin: spec)
         XCTAssertEqual(r.status, 0, r.err)
         let summary = try JSONSerialization.jsonObject(with: Data(r.out.split(separator: "\n").last!.utf8)) as! [String: Any]
@@ -97,7 +103,9 @@ final class CLITests: XCTestCase {
         for (set, file) in [("raw", "final.safetensors"), ("swa", "swa.safetensors")] {
             let p = Process()
             p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-            p.arguments = ["python3", check, dir + "/" + file, "--test-limit", "300", "--expect", String(final[set]!["test/top1"]!)]
+            p.arguments = [
+                "python3", check, dir + "/" + file, "--test-limit", "300", "--expect", String(final[set]!["test/top1"]!),
+            ]
             let err = Pipe()
             p.standardError = err
             p.currentDirectoryURL = root

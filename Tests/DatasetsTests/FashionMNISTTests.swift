@@ -5,8 +5,10 @@ import XCTest
 
 final class FashionMNISTTests: XCTestCase {
     /// Writes a tiny split (n images h×w, given labels) under `dir`, gzip'd or plain.
-    func writeSplit(_ dir: FixtureDir, _ split: FashionMNIST.Split, n: Int, h: Int = 3, w: Int = 2,
-                    labels: [UInt8]? = nil, gzip: Bool = true) throws {
+    func writeSplit(
+        _ dir: FixtureDir, _ split: FashionMNIST.Split, n: Int, h: Int = 3, w: Int = 2,
+        labels: [UInt8]? = nil, gzip: Bool = true
+    ) throws {
         let pixels = (0..<(n * h * w)).map { UInt8(truncatingIfNeeded: $0 * 7) }
         let lab = labels ?? (0..<n).map { UInt8($0 % 10) }
         let img = idxBytes(dims: [n, h, w], payload: pixels)
@@ -46,34 +48,40 @@ final class FashionMNISTTests: XCTestCase {
     func testMissingFileNamesPathAndPackage() throws {
         let dir = try FixtureDir()
         let expected = dir.path("t10k-images-idx3-ubyte.gz")
-        assertDatasetError(try FashionMNIST.load(root: dir.url.path, split: .test, limit: nil),
-                           contains: [expected + ": not found", "dataset-fashion-mnist", "data.root"])
+        assertDatasetError(
+            try FashionMNIST.load(root: dir.url.path, split: .test, limit: nil),
+            contains: [expected + ": not found", "dataset-fashion-mnist", "data.root"])
     }
 
     func testLabelOutOfRange() throws {
         let dir = try FixtureDir()
         try writeSplit(dir, .train, n: 4, labels: [1, 9, 10, 200])
-        assertDatasetError(try FashionMNIST.load(root: dir.url.path, split: .train, limit: nil),
-                           contains: [dir.path("train-labels-idx1-ubyte.gz") + ":", "label 10 at index 2"])
+        assertDatasetError(
+            try FashionMNIST.load(root: dir.url.path, split: .train, limit: nil),
+            contains: [dir.path("train-labels-idx1-ubyte.gz") + ":", "label 10 at index 2"])
     }
 
     func testCountMismatch() throws {
         let dir = try FixtureDir()
         try writeSplit(dir, .train, n: 4, labels: [1, 2, 3])
-        assertDatasetError(try FashionMNIST.load(root: dir.url.path, split: .train, limit: nil),
-                           contains: [dir.path("train-labels-idx1-ubyte.gz") + ":", "3 labels", "4 images"])
+        assertDatasetError(
+            try FashionMNIST.load(root: dir.url.path, split: .train, limit: nil),
+            contains: [dir.path("train-labels-idx1-ubyte.gz") + ":", "3 labels", "4 images"])
     }
 
     func testWrongRanks() throws {
         let dir = try FixtureDir()
-        try dir.write(FashionMNIST.Split.test.imagesFile, gzipped(idxBytes(dims: [2, 4], payload: Array(repeating: 1, count: 8))))
+        try dir.write(
+            FashionMNIST.Split.test.imagesFile, gzipped(idxBytes(dims: [2, 4], payload: Array(repeating: 1, count: 8))))
         try dir.write(FashionMNIST.Split.test.labelsFile, gzipped(idxBytes(dims: [2], payload: [0, 1])))
-        assertDatasetError(try FashionMNIST.load(root: dir.url.path, split: .test, limit: nil),
-                           contains: [dir.path("t10k-images-idx3-ubyte.gz") + ":", "rank 3"])
+        assertDatasetError(
+            try FashionMNIST.load(root: dir.url.path, split: .test, limit: nil),
+            contains: [dir.path("t10k-images-idx3-ubyte.gz") + ":", "rank 3"])
         try dir.write(FashionMNIST.Split.test.imagesFile, gzipped(idxBytes(dims: [2, 1, 1], payload: [5, 6])))
         try dir.write(FashionMNIST.Split.test.labelsFile, gzipped(idxBytes(dims: [2, 1], payload: [0, 1])))
-        assertDatasetError(try FashionMNIST.load(root: dir.url.path, split: .test, limit: nil),
-                           contains: [dir.path("t10k-labels-idx1-ubyte.gz") + ":", "rank 1"])
+        assertDatasetError(
+            try FashionMNIST.load(root: dir.url.path, split: .test, limit: nil),
+            contains: [dir.path("t10k-labels-idx1-ubyte.gz") + ":", "rank 1"])
     }
 
     func testNegativeLimitIsRefused() throws {
@@ -84,8 +92,10 @@ final class FashionMNISTTests: XCTestCase {
 
     func testRealTestSplit() throws {
         let root = FashionMNIST.defaultRoot
-        guard FileManager.default.fileExists(atPath: root + "/t10k-images-idx3-ubyte.gz")
-            || FileManager.default.fileExists(atPath: root + "/t10k-images-idx3-ubyte") else {
+        guard
+            FileManager.default.fileExists(atPath: root + "/t10k-images-idx3-ubyte.gz")
+                || FileManager.default.fileExists(atPath: root + "/t10k-images-idx3-ubyte")
+        else {
             throw XCTSkip("\(root) is not installed")
         }
         let set = try FashionMNIST.load(root: root, split: .test, limit: nil)

@@ -30,8 +30,10 @@ final class FixtureDir {
 func idxBytes(dims: [Int], payload: [UInt8], type: UInt8 = 0x08) -> [UInt8] {
     var out: [UInt8] = [0, 0, type, UInt8(dims.count)]
     for d in dims {
-        out += [UInt8(truncatingIfNeeded: d >> 24), UInt8(truncatingIfNeeded: d >> 16),
-                UInt8(truncatingIfNeeded: d >> 8), UInt8(truncatingIfNeeded: d)]
+        out += [
+            UInt8(truncatingIfNeeded: d >> 24), UInt8(truncatingIfNeeded: d >> 16),
+            UInt8(truncatingIfNeeded: d >> 8), UInt8(truncatingIfNeeded: d),
+        ]
     }
     return out + payload
 }
@@ -39,8 +41,10 @@ func idxBytes(dims: [Int], payload: [UInt8], type: UInt8 = 0x08) -> [UInt8] {
 /// gzip-compresses `bytes` with zlib (deflate with a gzip wrapper: windowBits 15 + 16).
 func gzipped(_ bytes: [UInt8]) -> [UInt8] {
     var stream = z_stream()
-    precondition(deflateInit2_(&stream, 6, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY,
-                               zlibVersion(), Int32(MemoryLayout<z_stream>.size)) == Z_OK)
+    precondition(
+        deflateInit2_(
+            &stream, 6, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY,
+            zlibVersion(), Int32(MemoryLayout<z_stream>.size)) == Z_OK)
     defer { deflateEnd(&stream) }
     var input = bytes
     var output = [UInt8](repeating: 0, count: Int(deflateBound(&stream, UInt(bytes.count))) + 64)

@@ -92,11 +92,13 @@ final class IDXTests: XCTestCase {
         let dir = try FixtureDir()
         let bytes = idxBytes(dims: dims, payload: Array(payload[0..<20]))
         let p = try dir.write("short", bytes)
-        assertDatasetError(try IDXArray.read(path: p),
-                           contains: [p + ": truncated: expected 24 bytes of data, found 20"])
+        assertDatasetError(
+            try IDXArray.read(path: p),
+            contains: [p + ": truncated: expected 24 bytes of data, found 20"])
         let q = try dir.write("short.gz", gzipped(bytes))
-        assertDatasetError(try IDXArray.read(path: q),
-                           contains: [q + ": truncated: expected 24 bytes of data, found 20"])
+        assertDatasetError(
+            try IDXArray.read(path: q),
+            contains: [q + ": truncated: expected 24 bytes of data, found 20"])
         let h = try dir.write("header", [0, 0, 8, 3, 0, 0])
         assertDatasetError(try IDXArray.read(path: h), contains: [h, "truncated"])
         let e = try dir.write("empty", [])

@@ -86,8 +86,10 @@ func unitImage(_ pixels: [UInt8], _ h: Int, _ w: Int) -> [[Double]] {
     (0..<h).map { y in (0..<w).map { x in Double(pixels[y * w + x]) / 255 } }
 }
 
-func assertClose(_ got: [Float], _ expected: [Double], accuracy: Double = 2e-5,
-                 file: StaticString = #filePath, line: UInt = #line) {
+func assertClose(
+    _ got: [Float], _ expected: [Double], accuracy: Double = 2e-5,
+    file: StaticString = #filePath, line: UInt = #line
+) {
     XCTAssertEqual(got.count, expected.count, file: file, line: line)
     var worst = 0.0
     for (g, e) in zip(got, expected) { worst = max(worst, abs(Double(g) - e)) }
@@ -138,19 +140,25 @@ final class TransformTests: XCTestCase {
     /// Values from torch 2.13: F.interpolate(x / 255, size, mode="bilinear", antialias=True) of
     /// this 5×5 image.
     func testMatchesTorchOnA5x5Image() {
-        let px: [UInt8] = [0, 50, 126, 228, 213, 224, 5, 68, 157, 129, 127, 151, 201, 21, 123,
-                           108, 119, 156, 219, 52, 24, 22, 46, 96, 172]
+        let px: [UInt8] = [
+            0, 50, 126, 228, 213, 224, 5, 68, 157, 129, 127, 151, 201, 21, 123,
+            108, 119, 156, 219, 52, 24, 22, 46, 96, 172,
+        ]
         let a33: [Double] = [0.2667467, 0.4192966, 0.7286915, 0.5107376, 0.5318325, 0.4032991, 0.2412965, 0.3879241, 0.5201281]
         let a22: [Double] = [0.3835845, 0.549133, 0.3950575, 0.4783422]
-        let a77: [Double] = [0.0, 0.1120448, 0.2812325, 0.4941176, 0.7798319, 0.8689076, 0.8352941, 0.5019608, 0.2695478,
-                    0.1720688, 0.3641457, 0.6290516, 0.6973189, 0.6470588, 0.7697479, 0.4345738, 0.2496198,
-                    0.4156863, 0.4496999, 0.4786715, 0.4991597, 0.4980392, 0.5518207, 0.6481793, 0.7882353,
-                    0.2840336, 0.2537815, 0.4823529, 0.4448179, 0.4777911, 0.5481393, 0.6621849, 0.6441777,
-                    0.4854742, 0.2834734, 0.2823529, 0.2945178, 0.3388555, 0.4268908, 0.5877551, 0.5464586,
-                    0.4056022, 0.0941176, 0.0896359, 0.1131653, 0.1803922, 0.3204482, 0.5042017, 0.6745098]
-        let a38: [Double] = [0.3764706, 0.2644608, 0.1377101, 0.3103291, 0.5148109, 0.7511555, 0.7294118, 0.6941176,
-                    0.5660131, 0.5095861, 0.4492919, 0.571841, 0.5519608, 0.3896514, 0.4028322, 0.4257081,
-                    0.2352941, 0.2414216, 0.2565476, 0.3290266, 0.4333683, 0.5695728, 0.5211134, 0.4728291]
+        let a77: [Double] = [
+            0.0, 0.1120448, 0.2812325, 0.4941176, 0.7798319, 0.8689076, 0.8352941, 0.5019608, 0.2695478,
+            0.1720688, 0.3641457, 0.6290516, 0.6973189, 0.6470588, 0.7697479, 0.4345738, 0.2496198,
+            0.4156863, 0.4496999, 0.4786715, 0.4991597, 0.4980392, 0.5518207, 0.6481793, 0.7882353,
+            0.2840336, 0.2537815, 0.4823529, 0.4448179, 0.4777911, 0.5481393, 0.6621849, 0.6441777,
+            0.4854742, 0.2834734, 0.2823529, 0.2945178, 0.3388555, 0.4268908, 0.5877551, 0.5464586,
+            0.4056022, 0.0941176, 0.0896359, 0.1131653, 0.1803922, 0.3204482, 0.5042017, 0.6745098,
+        ]
+        let a38: [Double] = [
+            0.3764706, 0.2644608, 0.1377101, 0.3103291, 0.5148109, 0.7511555, 0.7294118, 0.6941176,
+            0.5660131, 0.5095861, 0.4492919, 0.571841, 0.5519608, 0.3896514, 0.4028322, 0.4257081,
+            0.2352941, 0.2414216, 0.2565476, 0.3290266, 0.4333683, 0.5695728, 0.5211134, 0.4728291,
+        ]
         let cases: [(Int, Int, [Double])] = [
             (3, 3, a33),
             (2, 2, a22),
@@ -164,8 +172,10 @@ final class TransformTests: XCTestCase {
             assertClose(c.values, expected.map(normalised), accuracy: 1e-5)
         }
         // Resize(9) then CenterCrop(4): top = round(2.5) = 2 (half to even).
-        let r9c4 = [0.121617, 0.1515372, 0.291939, 0.4889857, 0.3224401, 0.3738078, 0.4984749, 0.4319051,
-                    0.5816993, 0.6793028, 0.7882353, 0.3960784, 0.5151295, 0.5969983, 0.6901961, 0.5921569]
+        let r9c4 = [
+            0.121617, 0.1515372, 0.291939, 0.4889857, 0.3224401, 0.3738078, 0.4984749, 0.4319051,
+            0.5816993, 0.6793028, 0.7882353, 0.3960784, 0.5151295, 0.5969983, 0.6901961, 0.5921569,
+        ]
         var c = Canvas(height: 4, width: 4)
         withView(px, 5, 5) { v in c.write { testTransform(v, resize: 9, crop: 4, scratch: scratch, into: $0) } }
         XCTAssertTrue(c.clean)
@@ -175,8 +185,10 @@ final class TransformTests: XCTestCase {
     func testResizeMatchesNaiveReferenceForManySizes() {
         let px = makeImage(height: 28, width: 28, seed: 3)
         let unit = unitImage(px, 28, 28)
-        for (h, w) in [(1, 1), (5, 9), (13, 13), (14, 14), (20, 20), (24, 24), (27, 28), (29, 29), (32, 32),
-                       (36, 36), (56, 56), (61, 17)] {
+        for (h, w) in [
+            (1, 1), (5, 9), (13, 13), (14, 14), (20, 20), (24, 24), (27, 28), (29, 29), (32, 32),
+            (36, 36), (56, 56), (61, 17),
+        ] {
             var c = Canvas(height: h, width: w)
             withView(px, 28, 28) { v in c.write { resizeBilinear(v, height: h, width: w, scratch: scratch, into: $0) } }
             XCTAssertTrue(c.clean, "\(h)×\(w)")
@@ -370,8 +382,9 @@ final class TransformTests: XCTestCase {
             let got = withView(px, 28, 28) { v -> (box: CropBox, flipped: Bool) in
                 var r = (box: box, flipped: false)
                 c.write {
-                    r = randomResizedCrop(v, size: size, scale: (0.35, 1), ratio: (0.75, 4.0 / 3), hflip: true,
-                                          rng: &rng, scratch: scratch, into: $0)
+                    r = randomResizedCrop(
+                        v, size: size, scale: (0.35, 1), ratio: (0.75, 4.0 / 3), hflip: true,
+                        rng: &rng, scratch: scratch, into: $0)
                 }
                 return r
             }

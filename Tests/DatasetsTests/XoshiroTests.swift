@@ -9,15 +9,19 @@ final class XoshiroTests: XCTestCase {
     func testSeedZeroKnownAnswers() {
         var g = Xoshiro256(seed: 0)
         XCTAssertEqual(g.state, [0xE220_A839_7B1D_CDAF, 0x6E78_9E6A_A1B9_65F4, 0x06C4_5D18_8009_454F, 0xF88B_B8A8_724C_81EC])
-        let expected: [UInt64] = [0x99EC_5F36_CB75_F2B4, 0xBF6E_1F78_4956_452A, 0x1A5F_849D_4933_E6E0,
-                                  0x6AA5_94F1_262D_2D2C, 0xBBA5_AD4A_1F84_2E59]
+        let expected: [UInt64] = [
+            0x99EC_5F36_CB75_F2B4, 0xBF6E_1F78_4956_452A, 0x1A5F_849D_4933_E6E0,
+            0x6AA5_94F1_262D_2D2C, 0xBBA5_AD4A_1F84_2E59,
+        ]
         XCTAssertEqual((0..<5).map { _ in g.next() }, expected)
     }
 
     func testSeed42KnownAnswers() {
         var g = Xoshiro256(seed: 42)
-        let expected: [UInt64] = [0x1578_0B2E_0C2E_C716, 0x6104_D986_6D11_3A7E, 0xAE17_5332_39E4_99A1,
-                                  0xECB8_AD47_03B3_60A1, 0xFDE6_DC7F_E2EC_5E64]
+        let expected: [UInt64] = [
+            0x1578_0B2E_0C2E_C716, 0x6104_D986_6D11_3A7E, 0xAE17_5332_39E4_99A1,
+            0xECB8_AD47_03B3_60A1, 0xFDE6_DC7F_E2EC_5E64,
+        ]
         XCTAssertEqual((0..<5).map { _ in g.next() }, expected)
     }
 

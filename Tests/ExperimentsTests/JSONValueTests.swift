@@ -4,7 +4,8 @@ import XCTest
 
 final class JSONValueTests: XCTestCase {
     func testParsesEveryKindOfValue() throws {
-        let v = try JSONValue.parse(#"{"a": null, "b": true, "c": false, "d": -12.5e1, "e": "x\"\u00e9\ud83d\ude00\n", "f": [1, [2], {}]}"#)
+        let v = try JSONValue.parse(
+            #"{"a": null, "b": true, "c": false, "d": -12.5e1, "e": "x\"\u00e9\ud83d\ude00\n", "f": [1, [2], {}]}"#)
         XCTAssertEqual(
             v,
             .object([

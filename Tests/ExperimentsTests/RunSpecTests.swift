@@ -80,7 +80,8 @@ final class RunSpecTests: XCTestCase {
     }
 
     func testNullMeansDefault() throws {
-        let spec = try decode(#"{"threads": null, "optim": null, "averaging": null, "data": {"augment": null, "train_limit": null}}"#)
+        let spec = try decode(
+            #"{"threads": null, "optim": null, "averaging": null, "data": {"augment": null, "train_limit": null}}"#)
         XCTAssertEqual(spec, RunSpec())
     }
 
@@ -184,7 +185,8 @@ final class RunSpecTests: XCTestCase {
     }
 
     func testAugmentKeysLeftOutTakeDefaults() throws {
-        XCTAssertEqual(try decode(#"{"data": {"augment": {"hflip": false}}}"#).data.augment, AugmentSpec(padCrop: 2, hflip: false))
+        XCTAssertEqual(
+            try decode(#"{"data": {"augment": {"hflip": false}}}"#).data.augment, AugmentSpec(padCrop: 2, hflip: false))
         let rrc = try decode(#"{"data": {"augment": {"random_resized_crop": {"scale": [0.35, 1]}}}}"#).data.augment
         XCTAssertEqual(rrc.padCrop, 0, "random-resized crop replaces the padded crop unless pad_crop is given")
         XCTAssertTrue(rrc.hflip)
@@ -198,7 +200,8 @@ final class RunSpecTests: XCTestCase {
         XCTAssertEqual(fraction.start, .fraction(0.75))
         XCTAssertEqual(fraction.swaLR, 0.01)
         XCTAssertEqual(fraction.firstEpochIndex(epochs: 10), 7)
-        let epoch = try decode(#"{"optim": {"epochs": 4}, "averaging": {"kind": "swa", "start_epoch": 4, "start": null}}"#).swaSpec!
+        let epoch = try decode(#"{"optim": {"epochs": 4}, "averaging": {"kind": "swa", "start_epoch": 4, "start": null}}"#)
+            .swaSpec!
         XCTAssertEqual(epoch.start, .epoch(4))
         XCTAssertEqual(epoch.firstEpochIndex(epochs: 4), 3)
     }
@@ -220,7 +223,10 @@ final class RunSpecTests: XCTestCase {
             XCTAssertEqual(spec.distillation?.teacherWeights, stored)
         }
         let cli = try decode(#"{"distillation": {"teacher": {"path": "t.safetensors"}}}"#).distillation!
-        XCTAssertEqual(cli, DistillationSpec(teacherRun: nil, teacherWeights: "raw", temperature: 4, alpha: 0.5, teacher: TeacherSpec(path: "t.safetensors")))
+        XCTAssertEqual(
+            cli,
+            DistillationSpec(
+                teacherRun: nil, teacherWeights: "raw", temperature: 4, alpha: 0.5, teacher: TeacherSpec(path: "t.safetensors")))
     }
 
     /// The examples of experiments: their base specs (and the KD variant merged over its base)

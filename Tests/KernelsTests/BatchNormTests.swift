@@ -19,12 +19,19 @@ final class BatchNormTests: XCTestCase {
         }
         var rm = [Float](repeating: 0, count: shape.c), rv = [Float](repeating: 1, count: shape.c)
         func loss() -> Double {
-            bn.forwardTraining(x, gamma: gamma.pointer, beta: beta.pointer, runningMean: &rm, runningVar: &rv,
-                               momentum: 0.1, residual: res, relu: false, out: out)
+            bn.forwardTraining(
+                x, gamma: gamma.pointer, beta: beta.pointer, runningMean: &rm, runningVar: &rv,
+                momentum: 0.1, residual: res, relu: false, out: out)
             var s: Double = 0
-            for b in 0..<shape.n { for y in 0..<shape.h { for xx in 0..<shape.w { for c in 0..<shape.c {
-                s += Double(out[b, y, xx, c]) * Double(r[b, y, xx, c])
-            } } } }
+            for b in 0..<shape.n {
+                for y in 0..<shape.h {
+                    for xx in 0..<shape.w {
+                        for c in 0..<shape.c {
+                            s += Double(out[b, y, xx, c]) * Double(r[b, y, xx, c])
+                        }
+                    }
+                }
+            }
             return s
         }
         _ = loss()
@@ -53,17 +60,25 @@ final class BatchNormTests: XCTestCase {
         fill.fill(d)
         let gamma = [Float](repeating: 1.3, count: shape.c), beta = [Float](repeating: 0.1, count: shape.c)
         var rm = [Float](repeating: 0, count: shape.c), rv = [Float](repeating: 1, count: shape.c)
-        bn.forwardTraining(x, gamma: gamma, beta: beta, runningMean: &rm, runningVar: &rv, momentum: 0.1,
-                           residual: nil, relu: false, out: plain)
-        bn.forwardTraining(x, gamma: gamma, beta: beta, runningMean: &rm, runningVar: &rv, momentum: 0.1,
-                           residual: nil, relu: true, out: out)
+        bn.forwardTraining(
+            x, gamma: gamma, beta: beta, runningMean: &rm, runningVar: &rv, momentum: 0.1,
+            residual: nil, relu: false, out: plain)
+        bn.forwardTraining(
+            x, gamma: gamma, beta: beta, runningMean: &rm, runningVar: &rv, momentum: 0.1,
+            residual: nil, relu: true, out: out)
         let masked = Activation(shape)
         var zeros = 0
-        for b in 0..<shape.n { for y in 0..<shape.h { for xx in 0..<shape.w { for c in 0..<shape.c {
-            XCTAssertEqual(out[b, y, xx, c], max(0, plain[b, y, xx, c]))
-            masked[b, y, xx, c] = plain[b, y, xx, c] > 0 ? d[b, y, xx, c] : 0
-            if plain[b, y, xx, c] <= 0 { zeros += 1 }
-        } } } }
+        for b in 0..<shape.n {
+            for y in 0..<shape.h {
+                for xx in 0..<shape.w {
+                    for c in 0..<shape.c {
+                        XCTAssertEqual(out[b, y, xx, c], max(0, plain[b, y, xx, c]))
+                        masked[b, y, xx, c] = plain[b, y, xx, c] > 0 ? d[b, y, xx, c] : 0
+                        if plain[b, y, xx, c] <= 0 { zeros += 1 }
+                    }
+                }
+            }
+        }
         XCTAssertGreaterThan(zeros, 10)
         let dx1 = Activation(shape), dx2 = Activation(shape)
         var dg1 = [Float](repeating: 0, count: shape.c), db1 = dg1, dg2 = dg1, db2 = dg1
@@ -87,8 +102,9 @@ final class BatchNormTests: XCTestCase {
         let x = Activation(s), out = Activation(s)
         for (i, v) in [1, 2, 3, 6].enumerated() { x[i / 2, 0, i % 2, 0] = Float(v) }
         var rm: [Float] = [0], rv: [Float] = [1]
-        bn.forwardTraining(x, gamma: [1], beta: [0], runningMean: &rm, runningVar: &rv, momentum: 0.1,
-                           residual: nil, relu: false, out: out)
+        bn.forwardTraining(
+            x, gamma: [1], beta: [0], runningMean: &rm, runningVar: &rv, momentum: 0.1,
+            residual: nil, relu: false, out: out)
         // mean 3, biased var 3.5, unbiased 14/3
         XCTAssertEqual(rm[0], 0.3, accuracy: 1e-6)
         XCTAssertEqual(rv[0], 0.9 + 0.1 * 14 / 3, accuracy: 1e-6)
@@ -166,13 +182,16 @@ final class FusedStatisticsTests: XCTestCase {
         let w = fill.array(g.weightCount)
         let gamma = [Float](repeating: 1.5, count: 16), beta = [Float](repeating: -0.2, count: 16)
         var rm1 = [Float](repeating: 0, count: 16), rv1 = [Float](repeating: 1, count: 16), rm2 = rm1, rv2 = rv1
-        let separate = BatchNormKernels(channels: 16, workers: Workers(2)), fused = BatchNormKernels(channels: 16, workers: Workers(2))
+        let separate = BatchNormKernels(channels: 16, workers: Workers(2)),
+            fused = BatchNormKernels(channels: 16, workers: Workers(2))
         conv.forward(x, w, y)
-        separate.forwardTraining(y, gamma: gamma, beta: beta, runningMean: &rm1, runningVar: &rv1, momentum: 0.1,
-                                 residual: nil, relu: true, out: out1)
+        separate.forwardTraining(
+            y, gamma: gamma, beta: beta, runningMean: &rm1, runningVar: &rv1, momentum: 0.1,
+            residual: nil, relu: true, out: out1)
         conv.forward(x, w, y, statistics: fused)
-        fused.forwardTraining(y, gamma: gamma, beta: beta, runningMean: &rm2, runningVar: &rv2, momentum: 0.1,
-                              residual: nil, relu: true, out: out2)
+        fused.forwardTraining(
+            y, gamma: gamma, beta: beta, runningMean: &rm2, runningVar: &rv2, momentum: 0.1,
+            residual: nil, relu: true, out: out2)
         XCTAssertLessThan(maxRelativeError(out1, out2), 1e-5)
         for c in 0..<16 {
             XCTAssertEqual(rm1[c], rm2[c], accuracy: 1e-6)

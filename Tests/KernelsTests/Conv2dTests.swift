@@ -11,8 +11,9 @@ final class Conv2dTests: XCTestCase {
     func checkAgainstLoops(workers: Int) {
         var fill = Filler(1)
         for c in Self.cases {
-            let g = ConvGeometry(cin: c.cin, cout: c.cout, kernel: c.k, stride: c.s,
-                                 input: ActivationShape(n: 3, h: c.h, w: c.w, c: c.cin))
+            let g = ConvGeometry(
+                cin: c.cin, cout: c.cout, kernel: c.k, stride: c.s,
+                input: ActivationShape(n: 3, h: c.h, w: c.w, c: c.cin))
             let conv = Conv2d(g, workers: Workers(workers))
             let x = Activation(g.input), y = Activation(g.output), yRef = Activation(g.output)
             fill.fill(x)
@@ -34,9 +35,15 @@ final class Conv2dTests: XCTestCase {
 
                 // accumulate adds onto what is there
                 conv.backwardData(dy, wp, dx, accumulate: true)
-                for b in 0..<1 { for yy in 0..<g.input.h { for xx in 0..<g.input.w { for ch in 0..<g.cin {
-                    XCTAssertEqual(dx[b, yy, xx, ch], 2 * dxRef[b, yy, xx, ch], accuracy: 1e-4)
-                } } } }
+                for b in 0..<1 {
+                    for yy in 0..<g.input.h {
+                        for xx in 0..<g.input.w {
+                            for ch in 0..<g.cin {
+                                XCTAssertEqual(dx[b, yy, xx, ch], 2 * dxRef[b, yy, xx, ch], accuracy: 1e-4)
+                            }
+                        }
+                    }
+                }
 
                 var dw = [Float](repeating: 0, count: g.weightCount), dwRef = dw
                 conv.backwardWeights(dy, x, &dw)

@@ -22,9 +22,15 @@ struct Filler {
 func maxRelativeError(_ a: Activation, _ b: Activation) -> Float {
     let s = a.shape
     var worst: Float = 0
-    for n in 0..<s.n { for y in 0..<s.h { for x in 0..<s.w { for c in 0..<s.c {
-        worst = max(worst, abs(a[n, y, x, c] - b[n, y, x, c]) / (1 + abs(b[n, y, x, c])))
-    } } } }
+    for n in 0..<s.n {
+        for y in 0..<s.h {
+            for x in 0..<s.w {
+                for c in 0..<s.c {
+                    worst = max(worst, abs(a[n, y, x, c] - b[n, y, x, c]) / (1 + abs(b[n, y, x, c])))
+                }
+            }
+        }
+    }
     return worst
 }
 

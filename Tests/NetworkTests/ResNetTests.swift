@@ -1,7 +1,8 @@
 import Foundation
 import Kernels
-@testable import PolyakNetwork
 import XCTest
+
+@testable import PolyakNetwork
 
 /// SplitMix64: a tiny seedable generator for tests.
 struct TestRNG: RandomNumberGenerator {
@@ -52,8 +53,10 @@ final class ResNetTests: XCTestCase {
         exec.trainingStep(state)
         let analytic = state.gradients.array
         var checked = 0
-        for name in ["conv1.weight", "bn1.weight", "layer1.0.conv2.weight", "layer2.0.downsample.0.weight",
-                     "layer2.0.downsample.1.bias", "layer3.0.bn2.weight", "layer3.0.conv1.weight", "fc.weight", "fc.bias"] {
+        for name in [
+            "conv1.weight", "bn1.weight", "layer1.0.conv2.weight", "layer2.0.downsample.0.weight",
+            "layer2.0.downsample.1.bias", "layer3.0.bn2.weight", "layer3.0.conv1.weight", "fc.weight", "fc.bias",
+        ] {
             let e = model.layout.entry(named: name)!
             for i in Set([0, e.count / 2, e.count - 1]) {
                 let fd = finite(loss, at: state.pointer(e) + i)
@@ -86,11 +89,15 @@ final class ResNetTests: XCTestCase {
         for i in 0..<state.buffers.count { state.buffers[i] = Float.random(in: 0.5..<1.5, using: &rng) }
         let train = ResNetExecutor(model: model, batch: 3, height: 12, width: 12, trainable: true, workers: Workers(1))
         let infer = ResNetExecutor(model: model, batch: 3, height: 12, width: 12, trainable: false, workers: Workers(2))
-        for b in 0..<3 { for y in 0..<12 { for x in 0..<12 {
-            let v = Float.random(in: -1..<1, using: &rng)
-            train.input[b, y, x, 0] = v
-            infer.input[b, y, x, 0] = v
-        } } }
+        for b in 0..<3 {
+            for y in 0..<12 {
+                for x in 0..<12 {
+                    let v = Float.random(in: -1..<1, using: &rng)
+                    train.input[b, y, x, 0] = v
+                    infer.input[b, y, x, 0] = v
+                }
+            }
+        }
         train.forward(state, training: false)
         infer.forward(state, training: false)
         for i in 0..<30 { XCTAssertEqual(train.logits[i], infer.logits[i], accuracy: 1e-5) }
@@ -137,6 +144,8 @@ final class ResNetTests: XCTestCase {
         }
         var shapes = wide.shapes
         shapes["extra.weight"] = [1]
-        XCTAssertThrowsError(try ResNetMini.infer(fromShapes: shapes)) { XCTAssertEqual("\($0)", "unexpected tensor extra.weight") }
+        XCTAssertThrowsError(try ResNetMini.infer(fromShapes: shapes)) {
+            XCTAssertEqual("\($0)", "unexpected tensor extra.weight")
+        }
     }
 }

@@ -13,19 +13,22 @@ final class APITests: XCTestCase {
         let folder = try TempFolder()
         let app = try buildApplication(options(folder))
         try await app.test(.live) { client in
-            let run = try await client.json(.post, "/api/runs?launch=false", #"{"name": "from-python", "seed": 3, "tags": ["ext"]}"#, expect: .created)
+            let run = try await client.json(
+                .post, "/api/runs?launch=false", #"{"name": "from-python", "seed": 3, "tags": ["ext"]}"#, expect: .created)
             let id = try XCTUnwrap(run["id"]?.intValue)
             XCTAssertEqual(run["status"]?.stringValue, "running")
             XCTAssertEqual(run["external"], .bool(true))
 
-            let batch = #"{"metrics": [{"key": "train/loss", "step": 1, "value": 2.5, "time": 100}, {"key": "train/loss", "step": 2, "value": "NaN", "time": 101}, {"key": "test/top1", "step": 2, "value": "-Infinity", "weights": "ema@0.998", "epoch": 1, "time": 102}]}"#
+            let batch =
+                #"{"metrics": [{"key": "train/loss", "step": 1, "value": 2.5, "time": 100}, {"key": "train/loss", "step": 2, "value": "NaN", "time": 101}, {"key": "test/top1", "step": 2, "value": "-Infinity", "weights": "ema@0.998", "epoch": 1, "time": 102}]}"#
             var r = try await client.json(.post, "/api/runs/\(id)/metrics", batch)
             XCTAssertEqual(r["inserted"]?.intValue, 3)
             // The same batch again (a retry): 200, nothing new.
             r = try await client.json(.post, "/api/runs/\(id)/metrics", batch)
             XCTAssertEqual(r["unchanged"]?.intValue, 3)
             // A different value at a stored step: 409 naming the point, and nothing of the batch stored.
-            let conflict = try await client.call(.post, "/api/runs/\(id)/metrics",
+            let conflict = try await client.call(
+                .post, "/api/runs/\(id)/metrics",
                 #"{"metrics": [{"key": "train/loss", "step": 3, "value": 1}, {"key": "train/loss", "step": 1, "value": 2.0}]}"#)
             try assertError(conflict, .conflict, field: "metrics[1].value", contains: "already stored")
 
@@ -40,13 +43,16 @@ final class APITests: XCTestCase {
 
             let csv = try await client.call(.get, "/api/runs/\(id)/metrics.csv")
             XCTAssertEqual(csv.headers[.contentType]?.hasPrefix("text/csv"), true)
-            XCTAssertEqual(String(buffer: csv.body), "key,weights,step,epoch,value,time\r\n"
-                + "test/top1,ema@0.998,2,1,-Inf,102.0\r\ntrain/loss,raw,1,,2.5,100.0\r\ntrain/loss,raw,2,,NaN,101.0\r\n")
+            XCTAssertEqual(
+                String(buffer: csv.body),
+                "key,weights,step,epoch,value,time\r\n"
+                    + "test/top1,ema@0.998,2,1,-Inf,102.0\r\ntrain/loss,raw,1,,2.5,100.0\r\ntrain/loss,raw,2,,NaN,101.0\r\n")
             let viaAccept = try await client.call(.get, "/api/runs/\(id)/metrics", headers: [.accept: "text/csv"])
             XCTAssertEqual(String(buffer: viaAccept.body), String(buffer: csv.body))
 
             // Rename, annotate, tag; the run shows its latest values.
-            let patched = try await client.json(.patch, "/api/runs/\(id)", #"{"name": "renamed", "notes": "n", "tags": ["a", "b"]}"#)
+            let patched = try await client.json(
+                .patch, "/api/runs/\(id)", #"{"name": "renamed", "notes": "n", "tags": ["a", "b"]}"#)
             XCTAssertEqual(patched["name"]?.stringValue, "renamed")
             let listed = try await client.json(.get, "/api/runs?tag=b")
             XCTAssertEqual(listed["runs"]?.count, 1)
@@ -70,44 +76,60 @@ final class APITests: XCTestCase {
             let run = try await client.json(.post, "/api/runs?launch=false", "{}", expect: .created)
             let id = try XCTUnwrap(run["id"]?.intValue)
             // Bare NaN: not JSON, refused naming the field.
-            try assertError(try await client.call(.post, "/api/runs/\(id)/metrics", #"{"metrics": [{"key": "a", "step": 1, "value": NaN}]}"#),
-                            .badRequest, field: "metrics[0].value", contains: "NaN")
+            try assertError(
+                try await client.call(.post, "/api/runs/\(id)/metrics", #"{"metrics": [{"key": "a", "step": 1, "value": NaN}]}"#),
+                .badRequest, field: "metrics[0].value", contains: "NaN")
             // MLflow's caps and wording.
-            let many = "{\"metrics\": [" + (0..<1001).map { "{\"key\": \"k\", \"step\": \($0), \"value\": 1}" }.joined(separator: ",") + "]}"
-            try assertError(try await client.call(.post, "/api/runs/\(id)/metrics", many), .badRequest, field: "metrics",
-                            contains: "A batch logging request can contain at most 1000 metrics. Got 1001 metrics.")
-            let padded = "{\"metrics\": [{\"key\": \"" + String(repeating: "x", count: 200) + "\", \"step\": 1, \"value\": 1}]"
+            let many =
+                "{\"metrics\": [" + (0..<1001).map { "{\"key\": \"k\", \"step\": \($0), \"value\": 1}" }.joined(separator: ",")
+                + "]}"
+            try assertError(
+                try await client.call(.post, "/api/runs/\(id)/metrics", many), .badRequest, field: "metrics",
+                contains: "A batch logging request can contain at most 1000 metrics. Got 1001 metrics.")
+            let padded =
+                "{\"metrics\": [{\"key\": \"" + String(repeating: "x", count: 200) + "\", \"step\": 1, \"value\": 1}]"
                 + String(repeating: " ", count: 1_000_001) + "}"
-            try assertError(try await client.call(.post, "/api/runs/\(id)/metrics", padded), .badRequest, field: "metrics",
-                            contains: "at most 1 MB")
+            try assertError(
+                try await client.call(.post, "/api/runs/\(id)/metrics", padded), .badRequest, field: "metrics",
+                contains: "at most 1 MB")
             let none = try await client.json(.get, "/api/runs/\(id)/metrics")
             XCTAssertEqual(none["points"]?.count, 0)
 
             // Specs refused by name, nothing stored.
             try assertError(try await client.call(.post, "/api/runs", #"{"optim": {"lr": -1}}"#), .badRequest, field: "optim.lr")
-            try assertError(try await client.call(.post, "/api/runs", #"{"averaging": {"kind": "ema", "decays": [1.5]}}"#),
-                            .badRequest, field: "averaging.decays[0]")
+            try assertError(
+                try await client.call(.post, "/api/runs", #"{"averaging": {"kind": "ema", "decays": [1.5]}}"#),
+                .badRequest, field: "averaging.decays[0]")
             try assertError(try await client.call(.post, "/api/runs", #"{"optim": {"lr": NaN}}"#), .badRequest, field: "optim.lr")
             try assertError(try await client.call(.post, "/api/runs", #"{"colour": 1}"#), .badRequest, field: "colour")
-            try assertError(try await client.call(.post, "/api/runs", #"{"distillation": {"teacher_run": 999}}"#),
-                            .badRequest, field: "distillation.teacher_run")
+            try assertError(
+                try await client.call(.post, "/api/runs", #"{"distillation": {"teacher_run": 999}}"#),
+                .badRequest, field: "distillation.teacher_run")
             try assertError(try await client.call(.post, "/api/runs", "{"), .badRequest, field: nil, contains: "body: ")
             try assertError(try await client.call(.post, "/api/runs?launch=maybe", "{}"), .badRequest, field: "launch")
             let all = try await client.json(.get, "/api/runs")
             XCTAssertEqual(all["runs"]?.count, 1)
 
             // Experiments.
-            try assertError(try await client.call(.post, "/api/experiments", #"{"name": "x", "variants": ["nope"], "seeds": [0]}"#),
-                            .badRequest, field: "variants[0]", contains: "unknown preset")
-            try assertError(try await client.call(.post, "/api/experiments", #"{"name": "x", "variants": ["none"], "seeds": [0, 0]}"#),
-                            .badRequest, field: "seeds[1]")
-            try assertError(try await client.call(.post, "/api/experiments", #"{"name": "x", "variants": ["none"], "baseline": "ema"}"#),
-                            .badRequest, field: "baseline")
-            try assertError(try await client.call(.post, "/api/experiments",
-                #"{"name": "x", "base": {"optim": {"epochs": 2}}, "variants": [{"name": "v", "preset": "none", "spec": {"optim": {"lr": 0}}}]}"#),
-                            .badRequest, field: "variants[0].spec.optim.lr")
-            try assertError(try await client.call(.post, "/api/experiments", #"{"name": "x", "base": {"model": {"width": 0}}, "variants": ["none"]}"#),
-                            .badRequest, field: "base.model.width")
+            try assertError(
+                try await client.call(.post, "/api/experiments", #"{"name": "x", "variants": ["nope"], "seeds": [0]}"#),
+                .badRequest, field: "variants[0]", contains: "unknown preset")
+            try assertError(
+                try await client.call(.post, "/api/experiments", #"{"name": "x", "variants": ["none"], "seeds": [0, 0]}"#),
+                .badRequest, field: "seeds[1]")
+            try assertError(
+                try await client.call(.post, "/api/experiments", #"{"name": "x", "variants": ["none"], "baseline": "ema"}"#),
+                .badRequest, field: "baseline")
+            try assertError(
+                try await client.call(
+                    .post, "/api/experiments",
+                    #"{"name": "x", "base": {"optim": {"epochs": 2}}, "variants": [{"name": "v", "preset": "none", "spec": {"optim": {"lr": 0}}}]}"#
+                ),
+                .badRequest, field: "variants[0].spec.optim.lr")
+            try assertError(
+                try await client.call(
+                    .post, "/api/experiments", #"{"name": "x", "base": {"model": {"width": 0}}, "variants": ["none"]}"#),
+                .badRequest, field: "base.model.width")
 
             // 404s and bad parameters.
             try assertError(try await client.call(.get, "/api/runs/999"), .notFound, field: nil)
@@ -132,7 +154,9 @@ final class APITests: XCTestCase {
             let presets = try await client.json(.get, "/api/presets")
             XCTAssertEqual(presets["presets"]?.count, Presets.all.count)
             XCTAssertNotNil(presets["presets"]?[1]?["settings"]?["averaging"])
-            for i in 0..<5 { _ = try await client.json(.post, "/api/runs?launch=false", #"{"name": "r\#(i)"}"#, expect: .created) }
+            for i in 0..<5 {
+                _ = try await client.json(.post, "/api/runs?launch=false", #"{"name": "r\#(i)"}"#, expect: .created)
+            }
             var seen: [Int] = []
             var cursor: String? = nil
             repeat {
@@ -157,7 +181,8 @@ final class APITests: XCTestCase {
         let values: [(String, Int64, String, Double)] = [
             ("none", 0, "raw", 0.90), ("none", 1, "raw", 0.91), ("none", 2, "raw", 0.92),
             ("ema", 0, "raw", 0.905), ("ema", 1, "raw", 0.90), ("ema", 2, "raw", 0.93), ("ema", 3, "raw", 0.95),
-            ("ema", 0, "ema@0.99", 0.92), ("ema", 1, "ema@0.99", 0.93), ("ema", 2, "ema@0.99", 0.92), ("ema", 3, "ema@0.99", 0.93),
+            ("ema", 0, "ema@0.99", 0.92), ("ema", 1, "ema@0.99", 0.93), ("ema", 2, "ema@0.99", 0.92),
+            ("ema", 3, "ema@0.99", 0.93),
         ]
         let runs: [NewRun] = [("none", 0), ("none", 1), ("none", 2), ("ema", 0), ("ema", 1), ("ema", 2), ("ema", 3)].map {
             NewRun(experiment: "hand", variant: $0.0, seed: $0.1, status: .completed, specJSON: "{}", codeVersion: "t")
@@ -168,10 +193,19 @@ final class APITests: XCTestCase {
         for (variant, seed, weights, value) in values {
             let run = created.first { $0.variant == variant && $0.seed == seed }!
             // An earlier epoch first: compare must use the final value.
-            try store.logBatch(run: run.id, [MetricPoint(key: "test/top1", weights: weights, step: 10, value: 0.5, time: 0),
-                                             MetricPoint(key: "test/top1", weights: weights, step: 20, value: value, time: 1)], policy: .refuse)
-            try store.saveGrid(run: run.id, [GridCell(weights: weights, stage: "base", trainSize: 28, resize: 32, crop: 28,
-                                                     top1: value, top5: 1, loss: 1 - value)])
+            try store.logBatch(
+                run: run.id,
+                [
+                    MetricPoint(key: "test/top1", weights: weights, step: 10, value: 0.5, time: 0),
+                    MetricPoint(key: "test/top1", weights: weights, step: 20, value: value, time: 1),
+                ], policy: .refuse)
+            try store.saveGrid(
+                run: run.id,
+                [
+                    GridCell(
+                        weights: weights, stage: "base", trainSize: 28, resize: 32, crop: 28,
+                        top1: value, top5: 1, loss: 1 - value)
+                ])
         }
         try await app.test(.live) { client in
             let c = try await client.json(.get, "/api/experiments/\(experiment.id)/compare")
@@ -212,7 +246,9 @@ final class APITests: XCTestCase {
             // CSV: exactly the row fields, in order.
             let csv = String(buffer: try await client.call(.get, "/api/experiments/\(experiment.id)/compare.csv").body)
             let lines = csv.split(separator: "\r\n").map(String.init)
-            XCTAssertEqual(lines[0], "variant,weights,metric,n,mean,std,ci95_low,ci95_high,delta_mean,delta_ci95_low,delta_ci95_high,wins,losses,ties")
+            XCTAssertEqual(
+                lines[0],
+                "variant,weights,metric,n,mean,std,ci95_low,ci95_high,delta_mean,delta_ci95_low,delta_ci95_high,wins,losses,ties")
             XCTAssertEqual(lines.count, 4)
             XCTAssertTrue(lines[2].hasPrefix("ema,raw,test/top1,4,0.92125"), lines[2])
             XCTAssertEqual(Double(lines[2].split(separator: ",")[5])!, 0.0232289331, accuracy: 1e-9)
@@ -236,7 +272,8 @@ final class APITests: XCTestCase {
             XCTAssertEqual(cell["loss_mean"]!.doubleValue!, 0.09, accuracy: 1e-12)
             XCTAssertEqual(grid["cells"]?.count, 3)
             let gridCSV = String(buffer: try await client.call(.get, "/api/experiments/\(experiment.id)/grid.csv").body)
-            XCTAssertTrue(gridCSV.hasPrefix("variant,weights,stage,train_size,resize,crop,n,top1_mean,top1_std,top5_mean,loss_mean\r\n"))
+            XCTAssertTrue(
+                gridCSV.hasPrefix("variant,weights,stage,train_size,resize,crop,n,top1_mean,top1_std,top5_mean,loss_mean\r\n"))
 
             // A loss metric: lower wins.
             let loss = try await client.json(.get, "/api/experiments/\(experiment.id)/compare?metric=test/top1")

@@ -5,22 +5,24 @@ import HummingbirdTesting
 import Store
 import XCTest
 
-#if canImport(FoundationNetworking)
-import FoundationNetworking
-#endif
-
 @testable import Server
+
+#if canImport(FoundationNetworking)
+    import FoundationNetworking
+#endif
 
 /// Real trainings: `polyak train` children of the server, over HTTP, into a real SQLite file.
 final class EndToEndTests: XCTestCase {
-    static let base = #"{"data": {"train_limit": 256, "test_limit": 200}, "model": {"width": 4}, "optim": {"epochs": 1, "batch_size": 64}, "resolution": {"test_grid": {"resize": [28, 32], "crop": [24, 28]}}}"#
+    static let base =
+        #"{"data": {"train_limit": 256, "test_limit": 200}, "model": {"width": 4}, "optim": {"epochs": 1, "batch_size": 64}, "resolution": {"test_grid": {"resize": [28, 32], "crop": [24, 28]}}}"#
 
     func testExperimentRunsComparesAndExports() async throws {
         let exe = try polyakExecutable()
         let folder = try TempFolder()
         let app = try buildApplication(options(folder, executable: exe))
         try await app.test(.live) { client in
-            let body = #"{"name": "e2e", "base": \#(Self.base), "variants": ["none", {"name": "ema-fast", "preset": "ema", "spec": {"optim": {"lr": 0.05}}}], "seeds": [0, 1]}"#
+            let body =
+                #"{"name": "e2e", "base": \#(Self.base), "variants": ["none", {"name": "ema-fast", "preset": "ema", "spec": {"optim": {"lr": 0.05}}}], "seeds": [0, 1]}"#
             let created = try await client.json(.post, "/api/experiments", body, expect: .created)
             let id = try XCTUnwrap(created["id"]?.intValue)
             XCTAssertEqual(created["runs"]?.count, 4)
@@ -65,7 +67,8 @@ final class EndToEndTests: XCTestCase {
                     let p = points["points"]![k]!
                     XCTAssertEqual(p["step"]?.intValue, 4)
                     XCTAssertEqual(p["epoch"]?.intValue, 1)
-                    finals[run["variant"]!.stringValue!, default: [:]][run["seed"]!.intValue!, default: [:]][p["weights"]!.stringValue!] = p["value"]!.doubleValue!
+                    finals[run["variant"]!.stringValue!, default: [:]][run["seed"]!.intValue!, default: [:]][
+                        p["weights"]!.stringValue!] = p["value"]!.doubleValue!
                 }
                 let train = try await client.json(.get, "/api/runs/\(runID)/metrics?key=train/loss")
                 XCTAssertGreaterThan(train["points"]!.count, 0)
@@ -75,7 +78,10 @@ final class EndToEndTests: XCTestCase {
                 XCTAssertEqual(grid["cells"]?.count, 4 * weightSets.count)
                 // Exports: listed with size and digest, downloadable, digest right.
                 let artifacts = try await client.json(.get, "/api/runs/\(runID)/artifacts")
-                let raw = try XCTUnwrap((0..<artifacts["artifacts"]!.count).map { artifacts["artifacts"]![$0]! }.first { $0["name"]?.stringValue == "raw" })
+                let raw = try XCTUnwrap(
+                    (0..<artifacts["artifacts"]!.count).map { artifacts["artifacts"]![$0]! }.first {
+                        $0["name"]?.stringValue == "raw"
+                    })
                 let file = try await client.call(.get, "/api/runs/\(runID)/artifacts/raw")
                 XCTAssertEqual(file.status, .ok)
                 XCTAssertEqual(file.body.readableBytes, raw["bytes"]?.intValue)
@@ -99,7 +105,9 @@ final class EndToEndTests: XCTestCase {
                 XCTAssertEqual(row["mean"]!.doubleValue!, (xs[0] + xs[1]) / 2, accuracy: 1e-12)
                 // n = 2: std = |a − b| / √2; CI half-width 12.7062 · std / √2 = 12.7062 · |a − b| / 2.
                 XCTAssertEqual(row["std"]!.doubleValue!, abs(xs[0] - xs[1]) / 2.0.squareRoot(), accuracy: 1e-12)
-                XCTAssertEqual(row["ci95_high"]!.doubleValue!, (xs[0] + xs[1]) / 2 + 12.706204736174707 * abs(xs[0] - xs[1]) / 2, accuracy: 1e-9)
+                XCTAssertEqual(
+                    row["ci95_high"]!.doubleValue!, (xs[0] + xs[1]) / 2 + 12.706204736174707 * abs(xs[0] - xs[1]) / 2,
+                    accuracy: 1e-9)
                 let d = [xs[0] - base[0], xs[1] - base[1]]
                 XCTAssertEqual(row["delta_mean"]!.doubleValue!, (d[0] + d[1]) / 2, accuracy: 1e-12)
                 XCTAssertEqual(row["wins"]!.intValue! + row["losses"]!.intValue! + row["ties"]!.intValue!, 2)
@@ -107,7 +115,9 @@ final class EndToEndTests: XCTestCase {
             }
             let csv = String(buffer: try await client.call(.get, "/api/experiments/\(id)/compare.csv").body)
             let lines = csv.split(separator: "\r\n")
-            XCTAssertEqual(lines.first, "variant,weights,metric,n,mean,std,ci95_low,ci95_high,delta_mean,delta_ci95_low,delta_ci95_high,wins,losses,ties")
+            XCTAssertEqual(
+                lines.first,
+                "variant,weights,metric,n,mean,std,ci95_low,ci95_high,delta_mean,delta_ci95_low,delta_ci95_high,wins,losses,ties")
             XCTAssertEqual(lines.count, rows.count + 1)
             XCTAssertTrue(lines[1].hasPrefix("none,raw,test/top1,2,"), String(lines[1]))
 
@@ -115,7 +125,8 @@ final class EndToEndTests: XCTestCase {
             let grid = try await client.json(.get, "/api/experiments/\(id)/grid")
             XCTAssertGreaterThan(grid["cells"]!.count, 0)
             for k in 0..<grid["cells"]!.count { XCTAssertEqual(grid["cells"]![k]!["n"]?.intValue, 2) }
-            let runsCSV = String(buffer: try await client.call(.get, "/api/experiments/\(id)", headers: [.accept: "text/csv"]).body)
+            let runsCSV = String(
+                buffer: try await client.call(.get, "/api/experiments/\(id)", headers: [.accept: "text/csv"]).body)
             XCTAssertEqual(runsCSV.split(separator: "\r\n").count, 5)
 
             let health = try await client.json(.get, "/api/health")
@@ -124,13 +135,20 @@ final class EndToEndTests: XCTestCase {
             // Distillation from a finished run, referenced by id: the server resolves the teacher.
             let teacher = try XCTUnwrap(experiment["runs"]?[0]?["id"]?.intValue)
             // A launched run's metrics come from its trainer only.
-            try assertError(try await client.call(.post, "/api/runs/\(teacher)/metrics", #"{"metrics": [{"key": "x", "step": 1, "value": 1}]}"#),
-                            .conflict, field: nil, contains: "only external runs")
-            let kd = try await client.json(.post, "/api/runs", #"{"data": {"train_limit": 256, "test_limit": 200}, "model": {"width": 4}, "optim": {"epochs": 1, "batch_size": 64}, "distillation": {"teacher_run": \#(teacher)}}"#, expect: .created)
+            try assertError(
+                try await client.call(
+                    .post, "/api/runs/\(teacher)/metrics", #"{"metrics": [{"key": "x", "step": 1, "value": 1}]}"#),
+                .conflict, field: nil, contains: "only external runs")
+            let kd = try await client.json(
+                .post, "/api/runs",
+                #"{"data": {"train_limit": 256, "test_limit": 200}, "model": {"width": 4}, "optim": {"epochs": 1, "batch_size": 64}, "distillation": {"teacher_run": \#(teacher)}}"#,
+                expect: .created)
             let kdID = try XCTUnwrap(kd["id"]?.intValue)
             let kdRun = try await waitForEnd(client, kdID)
             XCTAssertEqual(kdRun["status"]?.stringValue, "completed", "\(kdRun["error"] ?? .null)")
-            XCTAssertEqual(kdRun["spec"]?["distillation"]?["teacher"]?["path"]?.stringValue?.hasSuffix("/runs/\(teacher)/final.safetensors"), true)
+            XCTAssertEqual(
+                kdRun["spec"]?["distillation"]?["teacher"]?["path"]?.stringValue?.hasSuffix("/runs/\(teacher)/final.safetensors"),
+                true)
 
             // A trainer that fails (no data where the spec says; over HTTP a dataset folder must be
             // inside the data directory): the run fails with its stderr.
@@ -147,7 +165,9 @@ final class EndToEndTests: XCTestCase {
         let deadline = Date().addingTimeInterval(seconds)
         while true {
             let run = try await client.json(.get, "/api/runs/\(id)")
-            if ["completed", "failed", "cancelled"].contains(run["status"]?.stringValue ?? "") || Date() > deadline { return run }
+            if ["completed", "failed", "cancelled"].contains(run["status"]?.stringValue ?? "") || Date() > deadline {
+                return run
+            }
             try await Task.sleep(nanoseconds: 200_000_000)
         }
     }
@@ -157,7 +177,8 @@ final class EndToEndTests: XCTestCase {
         let folder = try TempFolder()
         let app = try buildApplication(options(folder, executable: exe))
         try await app.test(.live) { client in
-            let long = #"{"data": {"train_limit": 4096, "test_limit": 200}, "model": {"width": 4}, "optim": {"epochs": 20, "batch_size": 64}}"#
+            let long =
+                #"{"data": {"train_limit": 4096, "test_limit": 200}, "model": {"width": 4}, "optim": {"epochs": 20, "batch_size": 64}}"#
             let run = try await client.json(.post, "/api/runs", long, expect: .created)
             let id = try XCTUnwrap(run["id"]?.intValue)
             let queued = try await client.json(.post, "/api/runs", long, expect: .created)
@@ -206,7 +227,8 @@ final class EndToEndTests: XCTestCase {
         defer { if server.isRunning { server.terminate() } }
         try await http.waitUntilUp()
         // 1536 images / 64 = 24 steps an epoch, 4 epochs, a checkpoint at each epoch end.
-        let spec = #"{"data": {"train_limit": 1536, "test_limit": 200}, "model": {"width": 4}, "optim": {"epochs": 4, "batch_size": 64}}"#
+        let spec =
+            #"{"data": {"train_limit": 1536, "test_limit": 200}, "model": {"width": 4}, "optim": {"epochs": 4, "batch_size": 64}}"#
         let run = try await http.json("POST", "/api/runs", spec)
         let id = try XCTUnwrap(run["id"]?.intValue)
         // Kill once the first epoch's checkpoint is written and the run is still going.
@@ -216,7 +238,9 @@ final class EndToEndTests: XCTestCase {
             let epoch = r["progress"]?["epoch"]?.intValue ?? 0
             XCTAssertNotEqual(r["status"]?.stringValue, "completed", "the run finished before the kill; make it longer")
             if r["status"]?.stringValue == "completed" { return }
-            if epoch >= 1, FileManager.default.fileExists(atPath: folder.data + "/runs/\(id)/checkpoints/epoch-001.safetensors") { break }
+            if epoch >= 1, FileManager.default.fileExists(atPath: folder.data + "/runs/\(id)/checkpoints/epoch-001.safetensors") {
+                break
+            }
             XCTAssertLessThan(Date(), deadline)
             if Date() > deadline { return }
             try await Task.sleep(nanoseconds: 50_000_000)
@@ -267,7 +291,8 @@ extension EndToEndTests {
         var server = try startServer()
         defer { if server.isRunning { server.terminate() } }
         try await http.waitUntilUp()
-        let spec = #"{"data": {"train_limit": 1536, "test_limit": 200}, "model": {"width": 4}, "optim": {"epochs": 3, "batch_size": 64}}"#
+        let spec =
+            #"{"data": {"train_limit": 1536, "test_limit": 200}, "model": {"width": 4}, "optim": {"epochs": 3, "batch_size": 64}}"#
         let posted = try await http.json("POST", "/api/runs", spec)
         let id = try XCTUnwrap(posted["id"]?.intValue)
         let deadline = Date().addingTimeInterval(120)
@@ -310,10 +335,12 @@ extension EndToEndTests {
         let folder = try TempFolder()
         let app = try buildApplication(options(folder, executable: exe))
         try await app.test(.live) { client in
-            let long = #"{"data": {"train_limit": 4096, "test_limit": 200}, "model": {"width": 4}, "optim": {"epochs": 20, "batch_size": 64}}"#
+            let long =
+                #"{"data": {"train_limit": 4096, "test_limit": 200}, "model": {"width": 4}, "optim": {"epochs": 20, "batch_size": 64}}"#
             let first = try await client.json(.post, "/api/runs", long, expect: .created)
             let id = try XCTUnwrap(first["id"]?.intValue)
-            let short = #"{"data": {"train_limit": 256, "test_limit": 200}, "model": {"width": 4}, "optim": {"epochs": 1, "batch_size": 64}}"#
+            let short =
+                #"{"data": {"train_limit": 256, "test_limit": 200}, "model": {"width": 4}, "optim": {"epochs": 1, "batch_size": 64}}"#
             let second = try await client.json(.post, "/api/runs", short, expect: .created)
             let next = try XCTUnwrap(second["id"]?.intValue)
             let deadline = Date().addingTimeInterval(60)

@@ -19,23 +19,28 @@ final class HotPathTests: XCTestCase {
     func randomBatch(_ n: Int) -> Batch {
         var g = SystemRandomNumberGenerator()
         let keys = ["train/loss", "test/top1", "ema/decay", "a \"quoted\" key", "ünï/cødé\n"]
-        return Batch(metrics: (0..<n).map { i in
-            let special: [Double] = [.nan, .infinity, -.infinity, 0, -1e-300, 1e300]
-            let value = i % 17 == 0 ? special[i % special.count] : Double.random(in: -10...10, using: &g)
-            return Point(key: keys[i % keys.count], weights: i % 3 == 0 ? nil : "ema@0.998", step: Int64(i),
-                         epoch: i % 4 == 0 ? nil : Int64(i / 10), value: value, time: i % 5 == 0 ? nil : 1_764_000_000 + Double(i) * 0.37)
-        })
+        return Batch(
+            metrics: (0..<n).map { i in
+                let special: [Double] = [.nan, .infinity, -.infinity, 0, -1e-300, 1e300]
+                let value = i % 17 == 0 ? special[i % special.count] : Double.random(in: -10...10, using: &g)
+                return Point(
+                    key: keys[i % keys.count], weights: i % 3 == 0 ? nil : "ema@0.998", step: Int64(i),
+                    epoch: i % 4 == 0 ? nil : Int64(i / 10), value: value,
+                    time: i % 5 == 0 ? nil : 1_764_000_000 + Double(i) * 0.37)
+            })
     }
 
     func encoder() -> JSONEncoder {
         let e = JSONEncoder()
-        e.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "Infinity", negativeInfinity: "-Infinity", nan: "NaN")
+        e.nonConformingFloatEncodingStrategy = .convertToString(
+            positiveInfinity: "Infinity", negativeInfinity: "-Infinity", nan: "NaN")
         return e
     }
 
     func decoder() -> JSONDecoder {
         let d = JSONDecoder()
-        d.nonConformingFloatDecodingStrategy = .convertFromString(positiveInfinity: "Infinity", negativeInfinity: "-Infinity", nan: "NaN")
+        d.nonConformingFloatDecodingStrategy = .convertFromString(
+            positiveInfinity: "Infinity", negativeInfinity: "-Infinity", nan: "NaN")
         return d
     }
 
@@ -66,7 +71,8 @@ final class HotPathTests: XCTestCase {
                 return "\(error)"
             }
         }
-        XCTAssertEqual(field(#"{"metrics":[{"key":"a","step":1,"value":1},{"key":"a","step":2,"value":NaN}]}"#), "metrics[1].value")
+        XCTAssertEqual(
+            field(#"{"metrics":[{"key":"a","step":1,"value":1},{"key":"a","step":2,"value":NaN}]}"#), "metrics[1].value")
         XCTAssertEqual(field(#"{"metrics":[{"key":"a","step":1,"value":-Infinity}]}"#), "metrics[0].value")
         XCTAssertEqual(field(#"{"metrics":[{"key":"a","step":1.5,"value":1}]}"#), "metrics[0].step")
         XCTAssertEqual(field(#"{"metrics":[{"key":"a","step":-1,"value":1}]}"#), "metrics[0].step")
@@ -96,14 +102,19 @@ final class HotPathTests: XCTestCase {
                 try c.encode(time, forKey: .time)
             }
             static func == (a: P, b: P) -> Bool {
-                a.key == b.key && a.weights == b.weights && a.step == b.step && a.epoch == b.epoch && a.value.sameValue(as: b.value) && a.time == b.time
+                a.key == b.key && a.weights == b.weights && a.step == b.step && a.epoch == b.epoch
+                    && a.value.sameValue(as: b.value) && a.time == b.time
             }
         }
         let batch = randomBatch(3000)
-        let points = batch.metrics.map { P(key: $0.key, weights: $0.weights ?? "raw", step: $0.step, epoch: $0.epoch, value: $0.value, time: $0.time ?? 7) }
+        let points = batch.metrics.map {
+            P(key: $0.key, weights: $0.weights ?? "raw", step: $0.step, epoch: $0.epoch, value: $0.value, time: $0.time ?? 7)
+        }
         var w = MetricSeriesWriter()
         for p in points {
-            w.point(prefix: MetricSeriesWriter.prefix(key: p.key, weights: p.weights), step: p.step, epoch: p.epoch, value: p.value, time: p.time)
+            w.point(
+                prefix: MetricSeriesWriter.prefix(key: p.key, weights: p.weights), step: p.step, epoch: p.epoch, value: p.value,
+                time: p.time)
         }
         let mine = Data(w.finish())
         let theirs = try encoder().encode(Out(points: points))
@@ -116,8 +127,10 @@ final class HotPathTests: XCTestCase {
 
     func testStudentTQuantiles() {
         // Tables of t(0.975, df).
-        let table: [(Int, Double)] = [(1, 12.7062047362), (2, 4.3026527297), (3, 3.1824463053), (4, 2.7764451052),
-                                      (9, 2.2621571628), (29, 2.0452296421), (99, 1.9842169516)]
+        let table: [(Int, Double)] = [
+            (1, 12.7062047362), (2, 4.3026527297), (3, 3.1824463053), (4, 2.7764451052),
+            (9, 2.2621571628), (29, 2.0452296421), (99, 1.9842169516),
+        ]
         for (df, t) in table {
             XCTAssertEqual(Statistics.tQuantile975(df: df), t, accuracy: 1e-8, "df \(df)")
         }

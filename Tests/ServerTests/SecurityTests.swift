@@ -60,13 +60,15 @@ final class SecurityTests: XCTestCase {
             _ = try await client.json(.post, "/api/runs?launch=false", #"{"name": "keep me"}"#, expect: .created)
             for host in ["attacker.example:\(port)", "attacker.example", "127.0.0.1.nip.io:\(port)"] {
                 for (method, path) in [("GET", "/api/runs"), ("DELETE", "/api/runs/1"), ("GET", "/")] {
-                    let r = try RawConnection.exchange(port: port, "\(method) \(path) HTTP/1.1\r\nHost: \(host)\r\nConnection: close\r\n\r\n")
+                    let r = try RawConnection.exchange(
+                        port: port, "\(method) \(path) HTTP/1.1\r\nHost: \(host)\r\nConnection: close\r\n\r\n")
                     XCTAssertEqual(r.status, 421, "\(method) \(path) with Host \(host): \(r.text)")
                     XCTAssertTrue(r.text.contains("--allowed-host"), r.text)
                 }
             }
             for host in ["127.0.0.1:\(port)", "localhost:\(port)", "[::1]:\(port)", "polyak.lab:\(port)", "LOCALHOST:\(port)"] {
-                let r = try RawConnection.exchange(port: port, "GET /api/runs HTTP/1.1\r\nHost: \(host)\r\nConnection: close\r\n\r\n")
+                let r = try RawConnection.exchange(
+                    port: port, "GET /api/runs HTTP/1.1\r\nHost: \(host)\r\nConnection: close\r\n\r\n")
                 XCTAssertEqual(r.status, 200, "Host \(host): \(r.text)")
             }
             let otherPort = try RawConnection.exchange(

@@ -32,24 +32,31 @@ final class TempFolder {
 }
 
 /// The presets as `polyak serve` gives them.
-let realPresets: [PresetEntry] = Presets.all.map { p in PresetEntry(name: p.name, summary: p.summary, overlay: { p.overlay(for: $0) }) }
+let realPresets: [PresetEntry] = Presets.all.map { p in
+    PresetEntry(name: p.name, summary: p.summary, overlay: { p.overlay(for: $0) })
+}
 
 func options(_ folder: TempFolder, executable: String = "/bin/false", maxConcurrent: Int = 1) -> ServerOptions {
-    ServerOptions(host: "127.0.0.1", port: 0, databasePath: folder.db, dataDirectory: folder.data, maxConcurrent: maxConcurrent,
-                  executable: executable, presets: realPresets, cancelGrace: 5, version: "test", logLevel: .warning)
+    ServerOptions(
+        host: "127.0.0.1", port: 0, databasePath: folder.db, dataDirectory: folder.data, maxConcurrent: maxConcurrent,
+        executable: executable, presets: realPresets, cancelGrace: 5, version: "test", logLevel: .warning)
 }
 
 extension TestClientProtocol {
     @discardableResult
     /// A request; a body goes as JSON unless `headers` name another type (the API refuses others).
-    func call(_ method: HTTPRequest.Method, _ uri: String, _ body: String? = nil, headers: HTTPFields = [:]) async throws -> TestResponse {
+    func call(_ method: HTTPRequest.Method, _ uri: String, _ body: String? = nil, headers: HTTPFields = [:]) async throws
+        -> TestResponse
+    {
         var headers = headers
         if body != nil && headers[.contentType] == nil { headers[.contentType] = "application/json" }
         return try await execute(uri: uri, method: method, headers: headers, body: body.map { ByteBuffer(string: $0) })
     }
 
-    func json(_ method: HTTPRequest.Method, _ uri: String, _ body: String? = nil, expect: HTTPResponse.Status = .ok,
-              file: StaticString = #filePath, line: UInt = #line) async throws -> JSONValue {
+    func json(
+        _ method: HTTPRequest.Method, _ uri: String, _ body: String? = nil, expect: HTTPResponse.Status = .ok,
+        file: StaticString = #filePath, line: UInt = #line
+    ) async throws -> JSONValue {
         let r = try await call(method, uri, body)
         let text = String(buffer: r.body)
         XCTAssertEqual(r.status, expect, "\(method) \(uri): \(text)", file: file, line: line)
@@ -70,14 +77,18 @@ extension JSONValue {
 }
 
 /// Checks an API error body: `{"error": {"status", "message", "field"}}`.
-func assertError(_ r: TestResponse, _ status: HTTPResponse.Status, field: String?, contains: String? = nil,
-                 file: StaticString = #filePath, line: UInt = #line) throws {
+func assertError(
+    _ r: TestResponse, _ status: HTTPResponse.Status, field: String?, contains: String? = nil,
+    file: StaticString = #filePath, line: UInt = #line
+) throws {
     let text = String(buffer: r.body)
     XCTAssertEqual(r.status, status, text, file: file, line: line)
     let body = try JSONValue.parse(text)
     XCTAssertEqual(body["error"]?["status"]?.intValue, Int(status.code), text, file: file, line: line)
     XCTAssertEqual(body["error"]?["field"]?.stringValue, field, text, file: file, line: line)
     if let contains {
-        XCTAssertTrue(body["error"]?["message"]?.stringValue?.contains(contains) == true, "\(text) lacks \(contains)", file: file, line: line)
+        XCTAssertTrue(
+            body["error"]?["message"]?.stringValue?.contains(contains) == true, "\(text) lacks \(contains)", file: file,
+            line: line)
     }
 }

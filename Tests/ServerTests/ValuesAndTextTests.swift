@@ -202,7 +202,8 @@ final class ValuesAndTextTests: XCTestCase {
             XCTAssertTrue(cut.contains("could not be read completely"), cut)
             let huge = "{\"name\": \"" + String(repeating: "x", count: 1 << 21) + "\"}"
             try assertError(
-                try await client.postJSON("/api/runs?launch=false", huge), .contentTooLarge, field: nil, contains: "the body cap is 1048576 bytes")
+                try await client.postJSON("/api/runs?launch=false", huge), .contentTooLarge, field: nil,
+                contains: "the body cap is 1048576 bytes")
 
             // Nothing of the refused requests was stored.
             let runs = try JSONValue.parse(String(buffer: try await client.call(.get, "/api/runs").body))

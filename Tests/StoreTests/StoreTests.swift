@@ -25,20 +25,23 @@ final class StoreTests: XCTestCase {
 
     /// The binary carries its schema: the embedded SQL must be exactly the files in migrations/.
     func testEmbeddedMigrationsMatchTheFiles() throws {
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent()
         let dir = root.appendingPathComponent("migrations")
         let files = try FileManager.default.contentsOfDirectory(atPath: dir.path).filter { $0.hasSuffix(".sql") }.sorted()
         XCTAssertEqual(files, EmbeddedMigrations.all.map(\.name), "run scripts/embed-migrations.sh")
         for (file, m) in zip(files, EmbeddedMigrations.all) {
             let text = try String(contentsOf: dir.appendingPathComponent(file), encoding: .utf8)
             // The generator indents and the literal strips the indentation; compare line by line.
-            XCTAssertEqual(text.split(separator: "\n", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
-                .filter { !$0.isEmpty },
+            XCTAssertEqual(
+                text.split(separator: "\n", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
+                    .filter { !$0.isEmpty },
                 m.sql.split(separator: "\n", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
-                .filter { !$0.isEmpty }, "run scripts/embed-migrations.sh")
+                    .filter { !$0.isEmpty }, "run scripts/embed-migrations.sh")
             XCTAssertEqual(Int(file.prefix(4)), m.version)
         }
-        XCTAssertEqual(EmbeddedMigrations.all.map(\.version), Array(1...EmbeddedMigrations.all.count), "numbered 0001, 0002, … without gaps")
+        XCTAssertEqual(
+            EmbeddedMigrations.all.map(\.version), Array(1...EmbeddedMigrations.all.count), "numbered 0001, 0002, … without gaps")
     }
 
     func testMigrationsAreRecordedAndAppliedOnce() throws {
@@ -54,7 +57,8 @@ final class StoreTests: XCTestCase {
         _ = try TrackingStore(path: path)
         var db: OpaquePointer?
         XCTAssertEqual(sqlite3_open(path, &db), SQLITE_OK)
-        XCTAssertEqual(sqlite3_exec(db, "INSERT INTO schema_migrations VALUES (999, '0999_future.sql', 0)", nil, nil, nil), SQLITE_OK)
+        XCTAssertEqual(
+            sqlite3_exec(db, "INSERT INTO schema_migrations VALUES (999, '0999_future.sql', 0)", nil, nil, nil), SQLITE_OK)
         sqlite3_close(db)
         XCTAssertThrowsError(try TrackingStore(path: path)) { error in
             guard case StoreError.schemaTooNew(let database, let binary, _) = error else { return XCTFail("\(error)") }
@@ -77,8 +81,10 @@ final class StoreTests: XCTestCase {
         XCTAssertEqual(r.inserted, 0)
 
         // One contradicting point refuses the whole batch, new points included.
-        let mixed = [MetricPoint(key: "train/loss", step: 100, value: 5, time: 1),
-                     MetricPoint(key: "train/loss", step: 3, value: 42, time: 1)]
+        let mixed = [
+            MetricPoint(key: "train/loss", step: 100, value: 5, time: 1),
+            MetricPoint(key: "train/loss", step: 3, value: 42, time: 1),
+        ]
         XCTAssertThrowsError(try store.logBatch(run: run, mixed, policy: .refuse)) { error in
             guard let c = error as? MetricConflict else { return XCTFail("\(error)") }
             XCTAssertEqual(c.index, 1)
@@ -99,7 +105,9 @@ final class StoreTests: XCTestCase {
         let store = try TrackingStore(path: path)
         let run = try makeRun(store)
         let values: [Double] = [.nan, .infinity, -.infinity, 0, -0.0, .leastNonzeroMagnitude, .greatestFiniteMagnitude, 0.1]
-        let batch = values.enumerated().map { MetricPoint(key: "x", weights: "ema@0.998", step: Int64($0.offset), value: $0.element, time: 2) }
+        let batch = values.enumerated().map {
+            MetricPoint(key: "x", weights: "ema@0.998", step: Int64($0.offset), value: $0.element, time: 2)
+        }
         try store.logBatch(run: run, batch, policy: .refuse)
         let back = try store.points(run: run)
         XCTAssertEqual(back, batch)
@@ -108,7 +116,8 @@ final class StoreTests: XCTestCase {
         XCTAssertEqual(try store.logBatch(run: run, batch, policy: .refuse).unchanged, values.count)
         let latest = try store.latest(run: run)
         XCTAssertEqual(latest.first?.value, 0.1)
-        try store.logBatch(run: run, [MetricPoint(key: "x", weights: "ema@0.998", step: 50, value: .nan, time: 3)], policy: .refuse)
+        try store.logBatch(
+            run: run, [MetricPoint(key: "x", weights: "ema@0.998", step: 50, value: .nan, time: 3)], policy: .refuse)
         XCTAssertTrue(try store.latest(run: run).first!.value.isNaN)
     }
 
@@ -116,7 +125,9 @@ final class StoreTests: XCTestCase {
         let store = try TrackingStore(path: path)
         let run = try makeRun(store)
         try store.logBatch(run: run, [MetricPoint(key: "k", step: 1, value: 1, time: 0)], policy: .refuse)
-        try store.saveGrid(run: run, [GridCell(weights: "raw", stage: "base", trainSize: 28, resize: 32, crop: 28, top1: 0.9, top5: 1, loss: 0.3)])
+        try store.saveGrid(
+            run: run,
+            [GridCell(weights: "raw", stage: "base", trainSize: 28, resize: 32, crop: 28, top1: 0.9, top5: 1, loss: 0.3)])
         try store.saveArtifact(run: run, Artifact(name: "raw", kind: .export, path: "final.safetensors", bytes: 10, sha256: "ab"))
         try store.deleteRun(run)
         XCTAssertNil(try store.run(run))
@@ -124,14 +135,17 @@ final class StoreTests: XCTestCase {
         XCTAssertEqual(try store.grid(run: run), [])
         XCTAssertEqual(try store.artifacts(run: run), [])
         let other = try makeRun(store)
-        XCTAssertEqual(try store.logBatch(run: other, [MetricPoint(key: "k", step: 1, value: 2, time: 0)], policy: .refuse).inserted, 1)
+        XCTAssertEqual(
+            try store.logBatch(run: other, [MetricPoint(key: "k", step: 1, value: 2, time: 0)], policy: .refuse).inserted, 1)
     }
 
     func testFiltersAndCursor() throws {
         let store = try TrackingStore(path: path)
         for i in 0..<5 {
-            _ = try store.createRun(NewRun(experiment: i % 2 == 0 ? "a" : "b", tags: i == 3 ? ["best"] : [],
-                                           strategies: i == 4 ? ["ema", "swa"] : [], status: .queued, specJSON: "{}", codeVersion: "t"))
+            _ = try store.createRun(
+                NewRun(
+                    experiment: i % 2 == 0 ? "a" : "b", tags: i == 3 ? ["best"] : [],
+                    strategies: i == 4 ? ["ema", "swa"] : [], status: .queued, specJSON: "{}", codeVersion: "t"))
         }
         XCTAssertEqual(try store.runs(RunFilter(experiment: "a")).map(\.id), [5, 3, 1])
         XCTAssertEqual(try store.runs(RunFilter(tag: "best")).map(\.id), [4])

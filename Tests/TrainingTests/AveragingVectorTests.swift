@@ -1,9 +1,10 @@
 import Experiments
 import Foundation
 import Kernels
+import XCTest
+
 @testable import PolyakNetwork
 @testable import Training
-import XCTest
 
 /// The test vectors T1–T10 of `spec/averaging.md`: fp32 results within 1e-6 relative or 1e-7
 /// absolute, whichever is larger.
@@ -21,17 +22,23 @@ final class AveragingVectorTests: XCTestCase {
             (100_000, 0.9995358411166387, 0.9998221720589962), (1_000_000, 0.9999, 0.9999),
         ]
         for (n, p23, p34) in cases {
-            close(AveragingMath.emaDecay(update: n, target: 0.9999, warmup: .timm(gamma: 1, power: 2.0 / 3, minDecay: 0)), p23, "n\(n) p=2/3")
+            close(
+                AveragingMath.emaDecay(update: n, target: 0.9999, warmup: .timm(gamma: 1, power: 2.0 / 3, minDecay: 0)), p23,
+                "n\(n) p=2/3")
             if n != 3 {
-                close(AveragingMath.emaDecay(update: n, target: 0.9999, warmup: .timm(gamma: 1, power: 0.75, minDecay: 0)), p34, "n\(n) p=3/4")
+                close(
+                    AveragingMath.emaDecay(update: n, target: 0.9999, warmup: .timm(gamma: 1, power: 0.75, minDecay: 0)), p34,
+                    "n\(n) p=3/4")
             }
         }
     }
 
     /// T2: YOLOv5, d = .9999, τ = 2000.
     func testT2YoloRamp() {
-        for (n, v) in [(1, 0.000499825033328626), (10, 0.0049870220552369485), (100, 0.048765698441736054),
-                       (1000, 0.39342999335333784), (2000, 0.6320573467726748), (10_000, 0.9931627267956145)] {
+        for (n, v) in [
+            (1, 0.000499825033328626), (10, 0.0049870220552369485), (100, 0.048765698441736054),
+            (1000, 0.39342999335333784), (2000, 0.6320573467726748), (10_000, 0.9931627267956145),
+        ] {
             close(AveragingMath.emaDecay(update: n, target: 0.9999, warmup: .yolo(tau: 2000)), v, "n\(n)")
         }
     }
@@ -39,7 +46,9 @@ final class AveragingVectorTests: XCTestCase {
     /// T3: threshold, counter 0..5 (updates 1..6).
     func testT3Threshold() {
         let expected = [0.1, 0.18181818181818182, 0.25, 0.3076923076923077, 0.35714285714285715, 0.4]
-        for (i, v) in expected.enumerated() { close(AveragingMath.emaDecay(update: i + 1, target: 0.9999, warmup: .threshold), v) }
+        for (i, v) in expected.enumerated() {
+            close(AveragingMath.emaDecay(update: i + 1, target: 0.9999, warmup: .threshold), v)
+        }
         XCTAssertEqual(AveragingMath.emaDecay(update: 1_000_000, target: 0.999, warmup: .threshold), 0.999)
     }
 
@@ -50,7 +59,8 @@ final class AveragingVectorTests: XCTestCase {
     func runEMA(_ warmup: EMAWarmup) -> (shadow: [Float], decays: [Double]) {
         let model = ModelState(layout: threeFloatLayout())
         for (i, v) in Self.w0.enumerated() { model.parameters[i] = v }
-        let plan = TrainingPlan(epochs: 1, stepsPerEpoch: 10, schedule: LearningRateSchedule(optim: OptimSpec(), stepsPerEpoch: 10))
+        let plan = TrainingPlan(
+            epochs: 1, stepsPerEpoch: 10, schedule: LearningRateSchedule(optim: OptimSpec(), stepsPerEpoch: 10))
         let ema = EMAStrategy(EMASpec(decays: [0.9], warmup: warmup), index: 0, plan: plan, model: model)
         var decays: [Double] = []
         if case .none = warmup {
@@ -82,8 +92,10 @@ final class AveragingVectorTests: XCTestCase {
         // timm warmup counts the copying first update too: updates 1..5 use w1..w5 over a shadow of w0.
         let model = ModelState(layout: threeFloatLayout())
         for (i, v) in Self.w0.enumerated() { model.parameters[i] = v }
-        let plan = TrainingPlan(epochs: 1, stepsPerEpoch: 10, schedule: LearningRateSchedule(optim: OptimSpec(), stepsPerEpoch: 10))
-        let ema = EMAStrategy(EMASpec(decays: [0.9], warmup: .timm(gamma: 1, power: 2.0 / 3, minDecay: 0)), index: 0, plan: plan, model: model)
+        let plan = TrainingPlan(
+            epochs: 1, stepsPerEpoch: 10, schedule: LearningRateSchedule(optim: OptimSpec(), stepsPerEpoch: 10))
+        let ema = EMAStrategy(
+            EMASpec(decays: [0.9], warmup: .timm(gamma: 1, power: 2.0 / 3, minDecay: 0)), index: 0, plan: plan, model: model)
         var decays: [Double] = []
         for (k, w) in Self.updates.enumerated() {
             for i in 0..<3 { model.parameters[i] = w[i] }
@@ -101,7 +113,8 @@ final class AveragingVectorTests: XCTestCase {
     /// T7: SWA running mean over w0..w5.
     func testT7SWAMean() {
         let model = ModelState(layout: threeFloatLayout())
-        let plan = TrainingPlan(epochs: 10, stepsPerEpoch: 1, schedule: LearningRateSchedule(optim: OptimSpec(), stepsPerEpoch: 1))
+        let plan = TrainingPlan(
+            epochs: 10, stepsPerEpoch: 1, schedule: LearningRateSchedule(optim: OptimSpec(), stepsPerEpoch: 1))
         let swa = SWAStrategy(SWASpec(start: .epoch(1)), plan: plan, model: model)
         for (k, w) in ([Self.w0] + Self.updates).enumerated() {
             for i in 0..<3 { model.parameters[i] = w[i] }
@@ -115,10 +128,14 @@ final class AveragingVectorTests: XCTestCase {
 
     /// T8: SWALR, lr0 = .1 → swa_lr = .05.
     func testT8SWALR() {
-        let cos10 = [0.1, 0.09877641290737885, 0.0952254248593737, 0.08969463130731184, 0.0827254248593737, 0.07500000000000001,
-                     0.06727457514062632, 0.06030536869268818, 0.05477457514062632, 0.05122358709262116, 0.05]
+        let cos10 = [
+            0.1, 0.09877641290737885, 0.0952254248593737, 0.08969463130731184, 0.0827254248593737, 0.07500000000000001,
+            0.06727457514062632, 0.06030536869268818, 0.05477457514062632, 0.05122358709262116, 0.05,
+        ]
         for (k, v) in cos10.enumerated() {
-            close(AveragingMath.swaLearningRate(epochsSinceStart: k, from: 0.1, swaLR: 0.05, annealEpochs: 10, anneal: .cos), v, "cos k\(k)")
+            close(
+                AveragingMath.swaLearningRate(epochsSinceStart: k, from: 0.1, swaLR: 0.05, annealEpochs: 10, anneal: .cos), v,
+                "cos k\(k)")
         }
         for (k, v) in [0.1, 0.0875, 0.0625, 0.05].enumerated() {
             close(AveragingMath.swaLearningRate(epochsSinceStart: k, from: 0.1, swaLR: 0.05, annealEpochs: 3, anneal: .cos), v)
@@ -138,8 +155,9 @@ final class AveragingVectorTests: XCTestCase {
         for (k, batch) in [[1, 2, 3, 4], [10, 12]].enumerated() {
             let x = Activation(ActivationShape(n: 1, h: 1, w: batch.count, c: 1)), out = Activation(x.shape)
             for (i, v) in batch.enumerated() { x[0, 0, i, 0] = Float(v) }
-            bn.forwardTraining(x, gamma: [1], beta: [0], runningMean: &rm, runningVar: &rv, momentum: 1 / Float(k + 1),
-                               residual: nil, relu: false, out: out)
+            bn.forwardTraining(
+                x, gamma: [1], beta: [0], runningMean: &rm, runningVar: &rv, momentum: 1 / Float(k + 1),
+                residual: nil, relu: false, out: out)
             pooled.add(mean: bn.mean.pointer, variance: bn.variance.pointer, count: batch.count)
         }
         close(Double(rm[0]), 6.75, "update_bn mean")
@@ -154,7 +172,8 @@ final class AveragingVectorTests: XCTestCase {
         let s: [Float] = [2, 1, 0.1, 0.5, 2.5, -1], t: [Float] = [3, 1.5, -0.5, 0, 3, 0.5]
         let y: [Int32] = [0, 1]
         func loss(_ s: [Float], alpha: Double, T: Double) -> (total: Double, kd: Double, ce: Double) {
-            AveragingMath.distillation(student: s, teacher: t, labels: y, n: 2, classes: 3, temperature: T, alpha: alpha, dStudent: nil)
+            AveragingMath.distillation(
+                student: s, teacher: t, labels: y, n: 2, classes: 3, temperature: T, alpha: alpha, dStudent: nil)
         }
         let r = loss(s, alpha: 0.5, T: 4)
         close(r.kd, 0.21936783450491026, "KD term")

@@ -1,15 +1,17 @@
 import Experiments
 import Foundation
 import PolyakNetwork
-@testable import Training
 import XCTest
+
+@testable import Training
 
 /// Presets expand to valid specs whose averaging shows none of the pitfalls of `averaging.md`.
 final class PresetTests: XCTestCase {
     func warnings(_ spec: RunSpec) -> [AveragingWarning] {
         let steps = (spec.data.trainLimit ?? 60_000) / spec.optim.batchSize
-        let plan = TrainingPlan(epochs: spec.optim.epochs, stepsPerEpoch: steps,
-                                schedule: LearningRateSchedule(optim: spec.optim, stepsPerEpoch: steps))
+        let plan = TrainingPlan(
+            epochs: spec.optim.epochs, stepsPerEpoch: steps,
+            schedule: LearningRateSchedule(optim: spec.optim, stepsPerEpoch: steps))
         let model = ModelState(layout: ResNetMini(width: 1).layout)
         return makeAveragingStrategies(spec, plan: plan, model: model).flatMap { $0.warnings() }
     }
@@ -36,8 +38,9 @@ final class PresetTests: XCTestCase {
     }
 
     func testVariantSpecOverridesThePreset() throws {
-        let spec = try Presets.expand(base: ["model": ["width": 8]], preset: "ema",
-                                      variant: ["averaging": ["kind": "ema", "decays": [0.99]]])
+        let spec = try Presets.expand(
+            base: ["model": ["width": 8]], preset: "ema",
+            variant: ["averaging": ["kind": "ema", "decays": [0.99]]])
         XCTAssertEqual(spec.weightSetNames, ["raw", "ema@0.99"])
         XCTAssertEqual(spec.model.width, 8)
     }

@@ -2,8 +2,9 @@ import Datasets
 import Experiments
 import Foundation
 import PolyakNetwork
-@testable import Training
 import XCTest
+
+@testable import Training
 
 /// Runs small real trainings in temporary folders and reads back their JSON lines.
 final class RunHarness {
@@ -22,20 +23,24 @@ final class RunHarness {
     }
 
     func smallSpec(epochs: Int = 2, images: Int = 512, width: Int = 4, extra: String = "") throws -> RunSpec {
-        try RunSpec.decode(Data("""
-            {"seed": 3, "threads": 2,
-             "data": {"train_limit": \(images), "test_limit": 500},
-             "model": {"width": \(width)},
-             "optim": {"epochs": \(epochs), "batch_size": 64, "lr": 0.1, "warmup_epochs": 0.5}
-             \(extra)}
-            """.utf8))
+        try RunSpec.decode(
+            Data(
+                """
+                {"seed": 3, "threads": 2,
+                 "data": {"train_limit": \(images), "test_limit": 500},
+                 "model": {"width": \(width)},
+                 "optim": {"epochs": \(epochs), "batch_size": 64, "lr": 0.1, "warmup_epochs": 0.5}
+                 \(extra)}
+                """.utf8))
     }
 
     struct Run {
         let outcome: RunOutcome
         let lines: [[String: Any]]
         func metrics(_ key: String) -> [Double] {
-            lines.filter { $0["type"] as? String == "metric" && $0["key"] as? String == key }.map { ($0["value"] as! NSNumber).doubleValue }
+            lines.filter { $0["type"] as? String == "metric" && $0["key"] as? String == key }.map {
+                ($0["value"] as! NSNumber).doubleValue
+            }
         }
         var summary: [String: Any] { lines.last { $0["type"] as? String == "summary" }! }
     }

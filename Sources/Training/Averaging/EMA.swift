@@ -1,5 +1,5 @@
-import Experiments
 import Dispatch
+import Experiments
 import Foundation
 import Kernels
 import PolyakNetwork
@@ -80,22 +80,32 @@ final class EMAStrategy: AveragingStrategy {
             if case .none = spec.warmup {
                 let weightOfStart = pow(d, Double(n - 1))
                 if weightOfStart > 0.05 {
-                    out.append(AveragingWarning(
-                        code: "ema_horizon", weights: name,
-                        message: String(format: "horizon longer than the run: after %d updates the first weights still carry %.0f %% of %@ (d^(n-1) > 5 %%); use a smaller decay or a warmup", n, 100 * weightOfStart, name)))
+                    out.append(
+                        AveragingWarning(
+                            code: "ema_horizon", weights: name,
+                            message: String(
+                                format:
+                                    "horizon longer than the run: after %d updates the first weights still carry %.0f %% of %@ (d^(n-1) > 5 %%); use a smaller decay or a warmup",
+                                n, 100 * weightOfStart, name)))
                 }
             } else if final < d * (1 - 1e-9) {
-                out.append(AveragingWarning(
-                    code: "ema_decay_unreached", weights: name,
-                    message: String(format: "decay never reaches its target: the %@ warmup ends at %.5f after %d updates, below %g", spec.warmup.kind, final, n, d)))
+                out.append(
+                    AveragingWarning(
+                        code: "ema_decay_unreached", weights: name,
+                        message: String(
+                            format: "decay never reaches its target: the %@ warmup ends at %.5f after %d updates, below %g",
+                            spec.warmup.kind, final, n, d)))
             }
         }
         // Sets whose decay never leaves the warmup curve compute exactly the same average.
         for i in 0..<spec.decays.count {
             for j in (i + 1)..<spec.decays.count where finals[i] < spec.decays[i] && finals[j] < spec.decays[j] {
-                out.append(AveragingWarning(
-                    code: "ema_identical", weights: weightSetNames[j],
-                    message: "\(weightSetNames[i]) and \(weightSetNames[j]) are the same computation: the warmup keeps both below their targets for the whole run"))
+                out.append(
+                    AveragingWarning(
+                        code: "ema_identical", weights: weightSetNames[j],
+                        message:
+                            "\(weightSetNames[i]) and \(weightSetNames[j]) are the same computation: the warmup keeps both below their targets for the whole run"
+                    ))
             }
         }
         return out
@@ -107,9 +117,14 @@ final class EMAStrategy: AveragingStrategy {
             tensors.append(.init(name: "averaging.\(name).parameters", floats: s.parameters.array, shape: [s.parameters.count]))
             tensors.append(.init(name: "averaging.\(name).buffers", floats: s.buffers.array, shape: [s.buffers.count]))
         }
-        return (tensors, ["averaging.ema[\(index)].updates": String(updates),
-                          "averaging.ema[\(index)].last_decays": lastDecays.map { "\($0)" }.joined(separator: ","),
-                          "averaging.ema[\(index)].batches_tracked": String(shadows.first?.batchesTracked ?? 0)])
+        return (
+            tensors,
+            [
+                "averaging.ema[\(index)].updates": String(updates),
+                "averaging.ema[\(index)].last_decays": lastDecays.map { "\($0)" }.joined(separator: ","),
+                "averaging.ema[\(index)].batches_tracked": String(shadows.first?.batchesTracked ?? 0),
+            ]
+        )
     }
 
     func restore(from file: SafetensorsFile) throws {

@@ -30,8 +30,10 @@ public enum AveragingMath {
 
     /// SWALR: the rate `k` epochs after SWA starts, annealing from `from` to `swaLR` over
     /// `annealEpochs` epochs: `from·(1 − α) + swa_lr·α` with α(t) = (1 − cos πt)/2 (cos) or t (linear).
-    public static func swaLearningRate(epochsSinceStart k: Int, from lr0: Double, swaLR: Double,
-                                       annealEpochs: Int, anneal: SWASpec.Anneal) -> Double {
+    public static func swaLearningRate(
+        epochsSinceStart k: Int, from lr0: Double, swaLR: Double,
+        annealEpochs: Int, anneal: SWASpec.Anneal
+    ) -> Double {
         let t = annealEpochs <= 0 ? 1 : min(1, Double(k) / Double(annealEpochs))
         let alpha = anneal == .cos ? (1 - cos(Double.pi * t)) / 2 : t
         return lr0 * (1 - alpha) + swaLR * alpha
