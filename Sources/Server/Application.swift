@@ -91,7 +91,7 @@ func buildRouter(_ context: ServiceContext, listening: ListeningPort) -> Router<
     router.add(middleware: SecurityHeadersMiddleware(policy: access))
     router.add(middleware: PageErrorMiddleware(renderer: renderer, queue: { pages.queueText() }))
     router.add(middleware: ErrorShapeMiddleware())
-    let openPaths = Set(["/api/health", "/sign-in"] + EmbeddedAssets.publicFiles.keys.map { "/" + $0 })
+    let openPaths = Set(["/api/health", "/sign-in", "/sign-out"] + EmbeddedAssets.publicFiles.keys.map { "/" + $0 })
     router.add(
         middleware: RequestGuard(policy: access, listening: listening, bindHost: context.options.host, openPaths: openPaths))
     router.add(middleware: PreflightMiddleware(policy: access))

@@ -25,7 +25,8 @@ final class ValuesAndTextTests: XCTestCase {
         let (experimentID, runIDs) = try Self.writeExtremeExperiment(store: try TrackingStore(path: folder.db))
         let app = try buildApplication(options(folder))
         try await app.test(.live) { client in
-            let run = try await client.postJSON("/api/runs?launch=false", #"{"name": "extremes", "averaging": {"kind": "ema"}}"#)
+            let run = try await client.call(
+                .post, "/api/runs?launch=false", #"{"name": "extremes", "averaging": {"kind": "ema"}}"#)
             XCTAssertEqual(run.status, .created, String(buffer: run.body))
             let id = try XCTUnwrap(try JSONValue.parse(String(buffer: run.body))["id"]?.intValue)
             var points: [String] = []
@@ -40,7 +41,8 @@ final class ValuesAndTextTests: XCTestCase {
             points.append(#"{"key": "test/top1", "step": 1, "value": "NaN"}"#)
             points.append(#"{"key": "test/top1", "step": 2, "value": "Infinity"}"#)
             points.append(#"{"key": "test/top1", "step": 3, "value": 5e-324, "time": 1.7976931348623157e308}"#)
-            let posted = try await client.postJSON(
+            let posted = try await client.call(
+                .post,
                 "/api/runs/\(id)/metrics", #"{"metrics": [\#(points.joined(separator: ","))]}"#)
             XCTAssertEqual(posted.status, .ok, String(buffer: posted.body))
 
@@ -145,7 +147,7 @@ final class ValuesAndTextTests: XCTestCase {
         let folder = try TempFolder()
         let app = try buildApplication(options(folder))
         try await app.test(.live) { client in
-            let run = try JSONValue.parse(String(buffer: try await client.postJSON("/api/runs?launch=false", "{}").body))
+            let run = try JSONValue.parse(String(buffer: try await client.call(.post, "/api/runs?launch=false", "{}").body))
             let id = try XCTUnwrap(run["id"]?.intValue)
             let metrics = "/api/runs/\(id)/metrics"
             for (body, field) in [
@@ -157,16 +159,17 @@ final class ValuesAndTextTests: XCTestCase {
                 (#"{"metrics": [{"key": "a", "step": 1, "value": 1, "time": 1e999}]}"#, "metrics[0].time"),
                 (#"{"metrics": [{"key": "a", "step": 1e400, "value": 1}]}"#, "metrics[0].step"),
             ] {
-                try assertError(try await client.postJSON(metrics, body), .badRequest, field: field, contains: "range")
+                try assertError(try await client.call(.post, metrics, body), .badRequest, field: field, contains: "range")
             }
             try assertError(
-                try await client.postJSON("/api/runs?launch=false", #"{"seed": 1e400}"#), .badRequest, field: "seed",
+                try await client.call(.post, "/api/runs?launch=false", #"{"seed": 1e400}"#), .badRequest, field: "seed",
                 contains: "too large")
-            try assertError(try await client.patchJSON("/api/runs/\(id)", #"{"notes": -1e400}"#), .badRequest, field: "notes")
+            try assertError(try await client.call(.patch, "/api/runs/\(id)", #"{"notes": -1e400}"#), .badRequest, field: "notes")
             // In range for a Double but not for a seed: refused, not a trap converting it to Int64.
-            try assertError(try await client.postJSON("/api/runs?launch=false", #"{"seed": 1e300}"#), .badRequest, field: "seed")
             try assertError(
-                try await client.postJSON("/api/experiments", #"{"name": "x", "variants": ["none"], "seeds": [1e400]}"#),
+                try await client.call(.post, "/api/runs?launch=false", #"{"seed": 1e300}"#), .badRequest, field: "seed")
+            try assertError(
+                try await client.call(.post, "/api/experiments", #"{"name": "x", "variants": ["none"], "seeds": [1e400]}"#),
                 .badRequest, field: "seeds[0]")
 
             // Bad UTF-8: a truncated 4-byte sequence is 3 bytes, the length of the U+FFFD it used to become.
@@ -190,11 +193,11 @@ final class ValuesAndTextTests: XCTestCase {
 
             // Malformed or cut short: 400 saying what is wrong, not 413. Over the cap: still 413.
             for body in ["{", #"{"name": "x""#, #"{"name": "x"} trailing"#] {
-                let r = try await client.postJSON("/api/runs?launch=false", body)
+                let r = try await client.call(.post, "/api/runs?launch=false", body)
                 try assertError(r, .badRequest, field: nil, contains: "body")
             }
             try assertError(
-                try await client.postJSON(metrics, #"{"metrics": [{"key": "a", "step": 1, "val"#), .badRequest,
+                try await client.call(.post, metrics, #"{"metrics": [{"key": "a", "step": 1, "val"#), .badRequest,
                 field: "metrics[0]")
             let cut = try await Self.truncatedRequest(port: try XCTUnwrap(client.port), path: "/api/runs?launch=false")
             // Content-Length promised 100 bytes, 13 came: this used to be 413 "larger than 1048576 bytes".
@@ -202,7 +205,7 @@ final class ValuesAndTextTests: XCTestCase {
             XCTAssertTrue(cut.contains("could not be read completely"), cut)
             let huge = "{\"name\": \"" + String(repeating: "x", count: 1 << 21) + "\"}"
             try assertError(
-                try await client.postJSON("/api/runs?launch=false", huge), .contentTooLarge, field: nil,
+                try await client.call(.post, "/api/runs?launch=false", huge), .contentTooLarge, field: nil,
                 contains: "the body cap is 1048576 bytes")
 
             // Nothing of the refused requests was stored.
@@ -231,16 +234,18 @@ final class ValuesAndTextTests: XCTestCase {
         let app = try buildApplication(options(folder))
         try await app.test(.live) { client in
             // Two tags equal up to their NUL: this was a constraint error whose 500 showed the SQL.
-            let created = try await client.postJSON(
+            let created = try await client.call(
+                .post,
                 "/api/runs?launch=false", #"{"name": "a\u0000b", "experiment": "e\u0000x", "tags": ["x\u0000a", "x\u0000b"]}"#)
             XCTAssertEqual(created.status, .created, String(buffer: created.body))
             let id = try XCTUnwrap(try JSONValue.parse(String(buffer: created.body))["id"]?.intValue)
-            let patched = try await client.patchJSON(
+            let patched = try await client.call(
+                .patch,
                 "/api/runs/\(id)", #"{"notes": "n\u0000m", "tags": ["t\u0000a", "t\u0000b"]}"#)
             XCTAssertEqual(patched.status, .ok, String(buffer: patched.body))
             let metrics =
                 #"{"metrics": [{"key": "k\u00001", "weights": "w\u0000", "step": 1, "value": 1}, {"key": "k\u00002", "weights": "w\u0000", "step": 1, "value": 2}]}"#
-            let logged = try await client.postJSON("/api/runs/\(id)/metrics", metrics).status
+            let logged = try await client.call(.post, "/api/runs/\(id)/metrics", metrics).status
             XCTAssertEqual(logged, .ok)
             let run = try JSONValue.parse(String(buffer: try await client.call(.get, "/api/runs/\(id)").body))
             XCTAssertEqual(run["name"]?.stringValue, "a\u{0}b")
@@ -266,7 +271,7 @@ final class ValuesAndTextTests: XCTestCase {
                     """, nil, nil, nil), SQLITE_OK)
             sqlite3_close(db)
             for request in [("/api/runs/\(id)", #"{"tags": ["z"]}"#)] {
-                let r = try await client.patchJSON(request.0, request.1)
+                let r = try await client.call(.patch, request.0, request.1)
                 let text = String(buffer: r.body)
                 XCTAssertEqual(r.status, .internalServerError, text)
                 let message = try XCTUnwrap(try JSONValue.parse(text)["error"]?["message"]?.stringValue)
@@ -293,7 +298,7 @@ final class ValuesAndTextTests: XCTestCase {
                 #"{"name": "\tlead", "averaging": [{"kind": "swa"}]}"#,
                 #"{"name": "plain", "averaging": {"kind": "a%b"}}"#,
             ] {
-                let r = try await client.postJSON("/api/runs?launch=false", body)
+                let r = try await client.call(.post, "/api/runs?launch=false", body)
                 XCTAssertEqual(r.status, .created, String(buffer: r.body))
                 ids.append(try XCTUnwrap(try JSONValue.parse(String(buffer: r.body))["id"]?.intValue))
             }
@@ -313,7 +318,7 @@ final class ValuesAndTextTests: XCTestCase {
 
             let batch =
                 #"{"metrics": [{"key": "=cmd|' /C calc'!A0", "step": 1, "value": -0.0012}, {"key": "-x", "weights": "@w", "step": 1, "value": -5}]}"#
-            let logged = try await client.postJSON("/api/runs/\(ids[0])/metrics", batch).status
+            let logged = try await client.call(.post, "/api/runs/\(ids[0])/metrics", batch).status
             XCTAssertEqual(logged, .ok)
             let metrics = String(buffer: try await client.call(.get, "/api/runs/\(ids[0])/metrics.csv").body)
             let lines = metrics.split(separator: "\r\n").map(String.init)
@@ -339,14 +344,14 @@ final class ValuesAndTextTests: XCTestCase {
         let app = try buildApplication(options(folder))
         try await app.test(.live) { client in
             func create() async throws -> Int {
-                let r = try await client.postJSON("/api/runs?launch=false", #"{"name": "r"}"#)
+                let r = try await client.call(.post, "/api/runs?launch=false", #"{"name": "r"}"#)
                 return try XCTUnwrap(try JSONValue.parse(String(buffer: r.body))["id"]?.intValue)
             }
             let first = try await create()
             XCTAssertEqual(first, 1)
             let second = try await create()
             XCTAssertEqual(second, 2)
-            let finished = try await client.patchJSON("/api/runs/2", #"{"status": "completed"}"#).status
+            let finished = try await client.call(.patch, "/api/runs/2", #"{"status": "completed"}"#).status
             XCTAssertEqual(finished, .ok)
             let deleted = try await client.call(.delete, "/api/runs/2").status
             XCTAssertEqual(deleted, .noContent)
@@ -355,16 +360,17 @@ final class ValuesAndTextTests: XCTestCase {
             try assertError(try await client.call(.get, "/api/runs/2"), .notFound, field: nil)
 
             // error only with a failed status (or on a failed run); a refused request changes nothing.
-            try assertError(try await client.patchJSON("/api/runs/1", #"{"error": "why"}"#), .badRequest, field: "error")
+            try assertError(try await client.call(.patch, "/api/runs/1", #"{"error": "why"}"#), .badRequest, field: "error")
             try assertError(
-                try await client.patchJSON("/api/runs/1", #"{"status": "completed", "error": "why"}"#), .badRequest,
+                try await client.call(.patch, "/api/runs/1", #"{"status": "completed", "error": "why"}"#), .badRequest,
                 field: "error")
             try assertError(
-                try await client.patchJSON("/api/runs/1", #"{"status": "failed", "error": 3}"#), .badRequest, field: "error")
+                try await client.call(.patch, "/api/runs/1", #"{"status": "failed", "error": 3}"#), .badRequest, field: "error")
             let still = try JSONValue.parse(String(buffer: try await client.call(.get, "/api/runs/1").body))
             XCTAssertEqual(still["status"]?.stringValue, "running")
 
-            let failed = try await client.patchJSON(
+            let failed = try await client.call(
+                .patch,
                 "/api/runs/1", #"{"status": "failed", "error": "CUDA out of memory <at step 3>"}"#)
             XCTAssertEqual(failed.status, .ok, String(buffer: failed.body))
             let shown = try JSONValue.parse(String(buffer: try await client.call(.get, "/api/runs/1").body))
@@ -373,12 +379,12 @@ final class ValuesAndTextTests: XCTestCase {
             let page = String(buffer: try await client.call(.get, "/runs/1").body)
             XCTAssertTrue(page.contains("CUDA out of memory &lt;at step 3&gt;"), page)
             // A run that failed already can correct its reason.
-            let corrected = try await client.patchJSON("/api/runs/1", #"{"error": "disk full"}"#).status
+            let corrected = try await client.call(.patch, "/api/runs/1", #"{"error": "disk full"}"#).status
             XCTAssertEqual(corrected, .ok)
             let correctedRun = try JSONValue.parse(String(buffer: try await client.call(.get, "/api/runs/1").body))
             XCTAssertEqual(correctedRun["error"]?.stringValue, "disk full")
             // Without a reason the old default stays.
-            let reportedFailed = try await client.patchJSON("/api/runs/3", #"{"status": "failed"}"#).status
+            let reportedFailed = try await client.call(.patch, "/api/runs/3", #"{"status": "failed"}"#).status
             XCTAssertEqual(reportedFailed, .ok)
             let plain = try JSONValue.parse(String(buffer: try await client.call(.get, "/api/runs/3").body))
             XCTAssertEqual(plain["error"]?.stringValue, "reported failed")
@@ -397,15 +403,7 @@ extension Array {
 
 extension TestClientProtocol {
     /// A JSON request as curl --json sends it.
-    func postJSON(_ uri: String, _ body: String) async throws -> TestResponse {
-        try await execute(uri: uri, method: .post, headers: ValuesAndTextTests.jsonType, body: ByteBuffer(string: body))
-    }
-
     func postJSON(_ uri: String, bytes: [UInt8]) async throws -> TestResponse {
         try await execute(uri: uri, method: .post, headers: ValuesAndTextTests.jsonType, body: ByteBuffer(bytes: bytes))
-    }
-
-    func patchJSON(_ uri: String, _ body: String) async throws -> TestResponse {
-        try await execute(uri: uri, method: .patch, headers: ValuesAndTextTests.jsonType, body: ByteBuffer(string: body))
     }
 }

@@ -12,27 +12,20 @@ struct PagesController: Sendable {
     var store: TrackingStore { context.store }
     var experiments: ExperimentsController { ExperimentsController(context: context) }
 
+    /// The POSTs are the pages' forms and buttons; `RequestGuard` has already refused one that another
+    /// site's page sent (they start and stop trainings on the user's machine) or, with a token, one
+    /// from a visitor who has not signed in.
     func addRoutes(to router: Router<BasicRequestContext>) {
         router.get("/") { _, _ in try home(form: nil, status: .ok) }
-        formPost(router, "/experiments") { request, ctx in try await launch(request, ctx) }
+        router.post("/experiments") { request, ctx in try await launch(request, ctx) }
         router.get("/experiments/:id") { request, ctx in try experiment(ctx.id(), metric: request.query("metric")) }
-        formPost(router, "/experiments/:id/cancel") { _, ctx in try cancelExperiment(ctx.id()) }
-        formPost(router, "/experiments/:id/delete") { _, ctx in try deleteExperiment(ctx.id()) }
+        router.post("/experiments/:id/cancel") { _, ctx in try cancelExperiment(ctx.id()) }
+        router.post("/experiments/:id/delete") { _, ctx in try deleteExperiment(ctx.id()) }
         router.get("/runs/:id") { _, ctx in try run(ctx.id()) }
-        formPost(router, "/runs/:id/cancel") { _, ctx in try cancelRun(ctx.id()) }
-        formPost(router, "/runs/:id/again") { _, ctx in try runAgain(ctx.id()) }
-        formPost(router, "/runs/:id/edit") { request, ctx in try await editRun(request, ctx) }
-        formPost(router, "/runs/:id/delete") { _, ctx in try deleteRun(ctx.id()) }
-    }
-
-    /// A POST behind a page's form or button. `RequestGuard` has already refused it when another
-    /// site's page sent it (they start and stop trainings on the user's machine) or, on a server with
-    /// a token, when the visitor has not signed in.
-    private func formPost(
-        _ router: Router<BasicRequestContext>, _ path: String,
-        _ handler: @escaping @Sendable (Request, BasicRequestContext) async throws -> Response
-    ) {
-        router.post(RouterPath(path), use: handler)
+        router.post("/runs/:id/cancel") { _, ctx in try cancelRun(ctx.id()) }
+        router.post("/runs/:id/again") { _, ctx in try runAgain(ctx.id()) }
+        router.post("/runs/:id/edit") { request, ctx in try await editRun(request, ctx) }
+        router.post("/runs/:id/delete") { _, ctx in try deleteRun(ctx.id()) }
     }
 
     /// "1 running · 4 queued · 1 training slot", in every page's header.

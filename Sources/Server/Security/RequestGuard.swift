@@ -35,7 +35,7 @@ struct RequestGuard<Context: RequestContext>: RouterMiddleware {
     let listening: ListeningPort
     /// The `--host` the server was given, admitted as a `Host` name when it is a specific address.
     let bindHost: String
-    /// Paths anyone may GET even with `--private`: the sign-in page, its style, health.
+    /// Paths open to anyone whatever the token: signing in and out, the static files, health.
     let openPaths: Set<String>
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response
@@ -45,9 +45,7 @@ struct RequestGuard<Context: RequestContext>: RouterMiddleware {
         if write { try checkOrigin(request) }
         if write && request.uri.path.hasPrefix("/api/") { try checkJSONContentType(request) }
         let guardedRead = policy.privateReads && request.method != .options  // a preflight carries no credentials
-        if policy.token != nil && (write || guardedRead) && !openPaths.contains(request.uri.path)
-            && !Self.isSignInForm(request)
-        {
+        if policy.token != nil && (write || guardedRead) && !openPaths.contains(request.uri.path) {
             switch credentials(request) {
             case .valid: break
             case .none where !write && !request.uri.path.hasPrefix("/api/"):
@@ -65,10 +63,6 @@ struct RequestGuard<Context: RequestContext>: RouterMiddleware {
             }
         }
         return try await next(request, context)
-    }
-
-    static func isSignInForm(_ request: Request) -> Bool {
-        request.uri.path == "/sign-in" || request.uri.path == "/sign-out"
     }
 
     // MARK: Host
