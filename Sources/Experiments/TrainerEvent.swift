@@ -10,34 +10,15 @@ import Foundation
 /// fields a case needs (a missing or mistyped one is a ``TrainerEventError`` naming it) and ignores
 /// fields it does not know, so a newer trainer's additions do not stop an older server.
 public enum TrainerEvent: Equatable, Sendable {
-    case metric(Metric)
+    /// `{"type":"metric","key":…,"step":…,"epoch":…,"value":…,"time":…,"weights":…}`; the same
+    /// ``MetricPoint`` the ingestion API takes and the store keeps.
+    case metric(MetricPoint)
     case progress(Progress)
     case warning(Warning)
     case checkpoint(CheckpointSaved)
     case grid(GridEvaluation)
     case summary(Summary)
     case status(StatusChange)
-
-    /// A metric point: `{"type":"metric","key":…,"step":…,"epoch":…,"value":…,"time":…,"weights":…}`.
-    public struct Metric: Equatable, Sendable {
-        public var key: String
-        public var step: Int
-        public var epoch: Int
-        public var value: Double
-        /// Unix seconds.
-        public var time: Double
-        /// The weight set measured: `raw`, `ema@0.998`, `swa`.
-        public var weights: String
-
-        public init(key: String, step: Int, epoch: Int, value: Double, time: Double, weights: String = "raw") {
-            self.key = key
-            self.step = step
-            self.epoch = epoch
-            self.value = value
-            self.time = time
-            self.weights = weights
-        }
-    }
 
     /// Where training is: at most once a second and at every epoch end.
     public struct Progress: Equatable, Sendable {
@@ -192,10 +173,10 @@ public enum TrainerEvent: Equatable, Sendable {
     /// (`queued`, `running`, … as the store's `RunStatus` spells them), kept as text because
     /// `RunStatus` lives in `Store`, which this module cannot see.
     public struct StatusChange: Equatable, Sendable {
-        public var status: String
+        public var status: RunStatus
         public var error: String?
 
-        public init(status: String, error: String?) {
+        public init(status: RunStatus, error: String?) {
             self.status = status
             self.error = error
         }

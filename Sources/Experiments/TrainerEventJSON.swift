@@ -28,9 +28,10 @@ extension TrainerEvent {
         switch self {
         case .metric(let m):
             fields = [
-                "key": .string(m.key), "step": Self.int(m.step), "epoch": Self.int(m.epoch), "value": JSONValue(m.value),
-                "time": JSONValue(m.time), "weights": .string(m.weights),
+                "key": .string(m.key), "step": .number(Double(m.step)), "value": JSONValue(m.value), "time": JSONValue(m.time),
+                "weights": .string(m.weights),
             ]
+            if let epoch = m.epoch { fields["epoch"] = .number(Double(epoch)) }
         case .progress(let p):
             fields = [
                 "epoch": Self.int(p.epoch), "step": Self.int(p.step), "total_steps": Self.int(p.totalSteps),
@@ -69,7 +70,7 @@ extension TrainerEvent {
                 "exports": .object(s.exports.mapValues(JSONValue.string)), "timing": .object(timing),
             ]
         case .status(let s):
-            fields = ["status": .string(s.status), "error": Self.text(s.error)]
+            fields = ["status": .string(s.status.rawValue), "error": Self.text(s.error)]
         }
         fields["type"] = .string(type)
         return .object(fields)
@@ -110,9 +111,9 @@ extension TrainerEvent {
         switch type {
         case "metric":
             self = .metric(
-                Metric(
-                    key: try f.string("key"), step: try f.int("step"), epoch: try f.int("epoch"),
-                    value: try f.double("value"), time: try f.double("time"), weights: try f.string("weights")))
+                MetricPoint(
+                    key: try f.string("key"), weights: try f.string("weights"), step: Int64(try f.int("step")),
+                    epoch: try f.optionalInt("epoch").map(Int64.init), value: try f.double("value"), time: try f.double("time")))
         case "progress":
             self = .progress(
                 Progress(
@@ -140,7 +141,10 @@ extension TrainerEvent {
         case "summary":
             self = .summary(try Self.summary(f))
         case "status":
-            self = .status(StatusChange(status: try f.string("status"), error: try f.optionalString("error")))
+            guard let status = RunStatus(rawValue: try f.string("status")) else {
+                throw f.error("status", "must be one of \(RunStatus.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            self = .status(StatusChange(status: status, error: try f.optionalString("error")))
         default:
             throw TrainerEventError(message: "unknown event type \"\(type)\"")
         }

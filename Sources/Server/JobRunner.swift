@@ -548,9 +548,7 @@ private struct LineReader {
         do {
             switch event {
             case .metric(let m):
-                points.append(
-                    MetricPoint(
-                        key: m.key, weights: m.weights, step: Int64(m.step), epoch: Int64(m.epoch), value: m.value, time: m.time))
+                points.append(m)
             case .progress:
                 // Points before the progress line are stored first: the UI never sees progress ahead of data.
                 flush()

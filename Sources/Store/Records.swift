@@ -1,13 +1,5 @@
+import Experiments
 import Foundation
-
-/// A run's life: `queued → running → completed | failed | cancelled`; `interrupted` when its
-/// process vanished with the server (resumed on the next start).
-public enum RunStatus: String, CaseIterable, Sendable, Codable {
-    case queued, running, completed, failed, cancelled, interrupted
-
-    /// The run will not change again by itself.
-    public var isFinished: Bool { self == .completed || self == .failed || self == .cancelled }
-}
 
 /// A row of `runs`. JSON columns stay text: the server passes them through without re-encoding.
 public struct RunRecord: Sendable, Equatable {
@@ -75,37 +67,6 @@ public struct ExperimentRecord: Sendable, Equatable {
     public var seedsJSON: String
     public var baseline: String
     public var createdAt: Double
-}
-
-/// One metric point. `value` may be NaN or ±Infinity and comes back exactly as given.
-public struct MetricPoint: Sendable, Equatable {
-    public var key: String
-    public var weights: String
-    public var step: Int64
-    public var epoch: Int64?
-    public var value: Double
-    public var time: Double
-
-    public init(key: String, weights: String = "raw", step: Int64, epoch: Int64? = nil, value: Double, time: Double) {
-        self.key = key
-        self.weights = weights
-        self.step = step
-        self.epoch = epoch
-        self.value = value
-        self.time = time
-    }
-
-    public static func == (a: MetricPoint, b: MetricPoint) -> Bool {
-        a.key == b.key && a.weights == b.weights && a.step == b.step && a.epoch == b.epoch
-            && a.value.sameValue(as: b.value) && a.time == b.time
-    }
-}
-
-extension Double {
-    /// Equality where NaN equals NaN: what "the same value again" means for idempotent batches.
-    public func sameValue(as other: Double) -> Bool {
-        (isNaN && other.isNaN) || self == other
-    }
 }
 
 /// What to do when a point's (run, key, weights, step) is already stored with another value.

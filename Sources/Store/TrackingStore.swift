@@ -1,4 +1,5 @@
 import CSQLite
+import Experiments
 import Foundation
 
 /// The tracking database: every SQL statement of Polyak lives in this module.

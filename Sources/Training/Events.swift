@@ -30,7 +30,7 @@ public final class EventSink: @unchecked Sendable {
     static var now: Double { Date().timeIntervalSince1970 }
 
     public func metric(_ key: String, step: Int, epoch: Int, value: Double, weights: String = "raw") {
-        emit(.metric(.init(key: key, step: step, epoch: epoch, value: value, time: Self.now, weights: weights)))
+        emit(.metric(.init(key: key, weights: weights, step: Int64(step), epoch: Int64(epoch), value: value, time: Self.now)))
     }
 
     public func warning(code: String, weights: String?, message: String) {

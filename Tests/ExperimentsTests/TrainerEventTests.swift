@@ -5,8 +5,8 @@ import XCTest
 final class TrainerEventTests: XCTestCase {
     /// One of every case, with the optional parts both present and absent.
     static let examples: [TrainerEvent] = [
-        .metric(.init(key: "test/top1", step: 1404, epoch: 3, value: 0.9012, time: 1_764_000_000.12, weights: "raw")),
-        .metric(.init(key: "ema/decay", step: 7, epoch: 1, value: 0.9957, time: 1_764_000_001.5, weights: "ema@0.998")),
+        .metric(.init(key: "test/top1", weights: "raw", step: 1404, epoch: 3, value: 0.9012, time: 1_764_000_000.12)),
+        .metric(.init(key: "ema/decay", weights: "ema@0.998", step: 7, epoch: 1, value: 0.9957, time: 1_764_000_001.5)),
         .progress(
             .init(epoch: 3, step: 1500, totalSteps: 4680, imagesPerSecond: 5400.2, etaSeconds: 75.1, time: 1_764_000_000.25)),
         .warning(.init(code: "ema_horizon", weights: "ema@0.9999", message: "the average spans more steps than the run")),
@@ -34,8 +34,8 @@ final class TrainerEventTests: XCTestCase {
             .init(
                 status: .cancelled, reason: "stopped by a signal at step 0; resumable from epoch 0", steps: 0,
                 wallSeconds: 0.01, imagesPerSecond: 0)),
-        .status(.init(status: "running", error: nil)),
-        .status(.init(status: "failed", error: "trainer exited with status 2")),
+        .status(.init(status: .running, error: nil)),
+        .status(.init(status: .failed, error: "trainer exited with status 2")),
     ]
 
     func testEveryCaseRoundTrips() throws {

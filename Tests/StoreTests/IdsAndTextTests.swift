@@ -1,4 +1,5 @@
 import CSQLite
+import Experiments
 import Foundation
 import XCTest
 
