@@ -7,6 +7,8 @@ public enum AveragingSpec: Equatable, Sendable {
     case ema(EMASpec)
     /// `{"kind": "swa", …}`: stochastic weight averaging.
     case swa(SWASpec)
+    /// `{"kind": "posthoc", …}`: power-function EMA profiles with snapshots for post-hoc EMA.
+    case posthoc(PostHocSpec)
 
     /// `kind` as written in JSON: `none`, `ema` or `swa`.
     public var kind: String {
@@ -14,25 +16,27 @@ public enum AveragingSpec: Equatable, Sendable {
         case .none: return "none"
         case .ema: return "ema"
         case .swa: return "swa"
+        case .posthoc: return "posthoc"
         }
     }
 
-    private enum Kind: String, CaseIterable { case none, ema, swa }
+    private enum Kind: String, CaseIterable { case none, ema, swa, posthoc }
 
     static func read(_ r: SpecReader, epochs: Int) throws -> AveragingSpec {
         guard let kind = try r.optionalChoice("kind", Kind.self) else {
-            throw SpecError(field: r.path("kind"), message: "is required (one of none, ema, swa)")
+            throw SpecError(field: r.path("kind"), message: "is required (one of none, ema, swa, posthoc)")
         }
         switch kind {
         case .none: return .none
         case .ema: return .ema(try EMASpec.read(r))
         case .swa: return .swa(try SWASpec.read(r, epochs: epochs))
+        case .posthoc: return .posthoc(try PostHocSpec.read(r))
         }
     }
 
     /// Reads `averaging`: missing or null → no strategies; one object → path `averaging.…`;
     /// a list → paths `averaging[i].…`. Checks the rules that span entries: EMA decays unique
-    /// across the run, at most one SWA.
+    /// across the run, at most one SWA, at most one post-hoc entry.
     static func readAll(_ value: JSONValue?, path: String, epochs: Int) throws -> [AveragingSpec] {
         let entries: [(JSONValue, String)]
         switch value {
@@ -44,6 +48,7 @@ public enum AveragingSpec: Equatable, Sendable {
         var specs: [AveragingSpec] = []
         var seenDecays: [Double: String] = [:]
         var swaPath: String?
+        var postHocPath: String?
         for (v, entryPath) in entries {
             let spec = try SpecReader.object(v, entryPath) { try read($0, epochs: epochs) }
             switch spec {
@@ -68,6 +73,13 @@ public enum AveragingSpec: Equatable, Sendable {
                     )
                 }
                 swaPath = entryPath
+            case .posthoc:
+                if let first = postHocPath {
+                    throw SpecError(
+                        field: entryPath,
+                        message: "is a second posthoc strategy (the first is \(first)); list every width in one sigma_rels")
+                }
+                postHocPath = entryPath
             case .none:
                 break
             }
@@ -82,6 +94,7 @@ public enum AveragingSpec: Equatable, Sendable {
         case .none: return ["kind": "none"]
         case .ema(let e): return e.json()
         case .swa(let s): return s.json()
+        case .posthoc(let p): return p.json()
         }
     }
 }

@@ -131,14 +131,20 @@ public struct RunSpec: Equatable, Sendable {
     // MARK: Derived
 
     /// The weight sets this run evaluates and exports, in order: `raw`, then `ema@<decay>` for
-    /// each EMA decay as listed, then `swa` if SWA is on.
+    /// each EMA decay as listed, then `swa` if SWA is on, then `phema@<σ_rel>` for post-hoc EMA.
     public var weightSetNames: [String] {
         ["raw"] + emaSpecs.flatMap(\.weightSetNames) + (swaSpec == nil ? [] : ["swa"])
+            + (postHocSpec?.weightSetNames ?? [])
     }
 
     /// The EMA strategies, in order.
     public var emaSpecs: [EMASpec] {
         averaging.compactMap { if case .ema(let e) = $0 { return e } else { return nil } }
+    }
+
+    /// The post-hoc EMA entry, if any (a run holds at most one).
+    public var postHocSpec: PostHocSpec? {
+        averaging.lazy.compactMap { if case .posthoc(let p) = $0 { return p } else { return nil } }.first
     }
 
     /// The SWA strategy, if any (a run holds at most one).

@@ -19,6 +19,8 @@ public enum TrainerEvent: Equatable, Sendable {
     case grid(GridEvaluation)
     case summary(Summary)
     case status(StatusChange)
+    /// One synthesised EMA length of `polyak posthoc`.
+    case posthoc(PostHocEvaluation)
 
     /// Where training is: at most once a second and at every epoch end.
     public struct Progress: Equatable, Sendable {
@@ -179,6 +181,41 @@ public enum TrainerEvent: Equatable, Sendable {
         public init(status: RunStatus, error: String?) {
             self.status = status
             self.error = error
+        }
+    }
+
+    /// `{"type":"posthoc","sigma_rel":…,"decay":…,"top1":…,"top5":…,"loss":…,"weights":…,"step":…,
+    /// "bn":…}`: the test-set evaluation of the weights synthesised for one relative width.
+    /// `decay` is the classical EMA decay of the same width at `step` (the run's end).
+    public struct PostHocEvaluation: Equatable, Sendable {
+        /// How the synthesised set got its BN statistics.
+        public enum BatchNorm: String, CaseIterable, Sendable {
+            /// The snapshots' running statistics combined like the weights.
+            case synthesized
+            /// Re-measured over training batches (precise BN).
+            case precise
+        }
+        public var sigmaRel: Double
+        public var decay: Double
+        public var weights: String
+        public var step: Int
+        public var batchNorm: BatchNorm
+        public var top1: Double
+        public var top5: Double
+        public var loss: Double
+
+        public init(
+            sigmaRel: Double, decay: Double, weights: String, step: Int, batchNorm: BatchNorm, top1: Double, top5: Double,
+            loss: Double
+        ) {
+            self.sigmaRel = sigmaRel
+            self.decay = decay
+            self.weights = weights
+            self.step = step
+            self.batchNorm = batchNorm
+            self.top1 = top1
+            self.top5 = top5
+            self.loss = loss
         }
     }
 }

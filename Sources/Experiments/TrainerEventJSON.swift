@@ -19,6 +19,7 @@ extension TrainerEvent {
         case .grid: "grid"
         case .summary: "summary"
         case .status: "status"
+        case .posthoc: "posthoc"
         }
     }
 
@@ -71,6 +72,12 @@ extension TrainerEvent {
             ]
         case .status(let s):
             fields = ["status": .string(s.status.rawValue), "error": Self.text(s.error)]
+        case .posthoc(let p):
+            fields = [
+                "sigma_rel": JSONValue(p.sigmaRel), "decay": JSONValue(p.decay), "weights": .string(p.weights),
+                "step": Self.int(p.step), "bn": .string(p.batchNorm.rawValue), "top1": JSONValue(p.top1),
+                "top5": JSONValue(p.top5), "loss": JSONValue(p.loss),
+            ]
         }
         fields["type"] = .string(type)
         return .object(fields)
@@ -145,6 +152,15 @@ extension TrainerEvent {
                 throw f.error("status", "must be one of \(RunStatus.allCases.map(\.rawValue).joined(separator: ", "))")
             }
             self = .status(StatusChange(status: status, error: try f.optionalString("error")))
+        case "posthoc":
+            guard let bn = PostHocEvaluation.BatchNorm(rawValue: try f.string("bn")) else {
+                throw f.error("bn", "must be synthesized or precise")
+            }
+            self = .posthoc(
+                PostHocEvaluation(
+                    sigmaRel: try f.double("sigma_rel"), decay: try f.double("decay"), weights: try f.string("weights"),
+                    step: try f.int("step"), batchNorm: bn, top1: try f.double("top1"), top5: try f.double("top5"),
+                    loss: try f.double("loss")))
         default:
             throw TrainerEventError(message: "unknown event type \"\(type)\"")
         }

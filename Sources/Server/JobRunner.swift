@@ -590,8 +590,8 @@ private struct LineReader {
                         Artifact(name: weights, kind: .export, path: file, bytes: size, sha256: SHA256.hex(ofFile: path)))
                 }
                 hub.publish(run: runID, "summary", text)
-            case .status:
-                break  // the server's own event; a trainer has no business sending it
+            case .status, .posthoc:
+                break  // the server's own event, and polyak posthoc's: a trainer has no business sending them
             }
         } catch {
             logger.error("run \(runID): cannot store a trainer line: \(error)")

@@ -45,12 +45,26 @@ final class RunFolder {
         }
     }
 
-    /// Empties `checkpoints/`: a fresh start owns the folder, and old checkpoints would confuse a
-    /// later `--resume`.
+    /// Empties `checkpoints/` and removes post-hoc snapshots: a fresh start owns the folder, and
+    /// old checkpoints would confuse a later `--resume`, old snapshots a later `polyak posthoc`.
     func removeCheckpoints() {
         let dir = path(Self.checkpoints)
         for old in (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? [] {
             try? FileManager.default.removeItem(atPath: (dir as NSString).appendingPathComponent(old))
+        }
+        try? FileManager.default.removeItem(atPath: path(PostHocSynthesis.folder))
+    }
+
+    /// Writes a strategy's snapshot (`posthoc/phema@0.05/step-0000470.safetensors`), creating its
+    /// folder. A resumed run writes the snapshots after its checkpoint again, identically.
+    func writeSnapshot(_ file: SafetensorsFile, at relativePath: String) throws {
+        let target = path(relativePath)
+        do {
+            try FileManager.default.createDirectory(
+                atPath: (target as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+            try file.write(to: target)
+        } catch {
+            throw TrainingError.failed("cannot write \(target): \(error)")
         }
     }
 

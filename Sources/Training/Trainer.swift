@@ -161,6 +161,15 @@ public final class Trainer {
             }
             run.sgd.step(run.state, lr: Float(run.learningRate))
             for s in run.strategies { s.afterStep(run.state, step: run.step) }
+            do {
+                for s in run.strategies {
+                    for snapshot in s.snapshots(afterStep: run.step) {
+                        try folder.writeSnapshot(snapshot.file, at: snapshot.path)
+                    }
+                }
+            } catch {
+                return stop(run, .failed, reason: "\(error)", imagesPerSecond: run.imagesPerSecond(seconds: trainedSeconds()))
+            }
             epochLoss += r.lossSum
             epochCorrect += r.correct
             if let every = spec.logEvery {

@@ -6,7 +6,7 @@ struct Polyak: AsyncParsableCommand {
         commandName: "polyak",
         abstract: "Does weight averaging help my model, and which kind? Train, evaluate and compare.",
         version: PolyakVersion.current,
-        subcommands: [Train.self, Eval.self, Bench.self, Serve.self, Migrate.self])
+        subcommands: [Train.self, Eval.self, PostHoc.self, Bench.self, Serve.self, Migrate.self])
 }
 
 enum PolyakVersion {

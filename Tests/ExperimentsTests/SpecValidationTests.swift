@@ -155,10 +155,11 @@ final class SpecValidationTests: XCTestCase {
 
     func testAveragingRules() {
         assertRefused(
-            #"{"averaging": {"decays": [0.9]}}"#, field: "averaging.kind", "averaging.kind is required (one of none, ema, swa)")
+            #"{"averaging": {"decays": [0.9]}}"#, field: "averaging.kind",
+            "averaging.kind is required (one of none, ema, swa, posthoc)")
         assertRefused(
             #"{"averaging": [{"kind": "polyak"}]}"#, field: "averaging[0].kind",
-            #"averaging[0].kind must be one of none, ema, swa, got "polyak""#)
+            #"averaging[0].kind must be one of none, ema, swa, posthoc, got "polyak""#)
         assertRefused(
             #"{"averaging": {"kind": "ema"}}"#, field: "averaging.decays",
             "averaging.decays is required (a list of decays in (0, 1), e.g. [0.998])")
@@ -235,6 +236,28 @@ final class SpecValidationTests: XCTestCase {
             field: "averaging[1]",
             "averaging[1] is a second swa strategy (the first is averaging[0]); a run holds at most one, its weights are named swa"
         )
+    }
+
+    func testPostHocRules() {
+        assertRefused(
+            #"{"averaging": {"kind": "posthoc", "sigma_rels": []}}"#, field: "averaging.sigma_rels",
+            "averaging.sigma_rels must list at least one width, e.g. [0.05, 0.10]")
+        assertRefused(
+            #"{"averaging": {"kind": "posthoc", "sigma_rels": [0.05, 0.3]}}"#, field: "averaging.sigma_rels[1]",
+            "averaging.sigma_rels[1] must be in (0, 0.25], got 0.3")
+        assertRefused(
+            #"{"averaging": {"kind": "posthoc", "sigma_rels": [0.05, 0.05]}}"#, field: "averaging.sigma_rels[1]",
+            "averaging.sigma_rels[1] repeats the width 0.05; each names one weight set (phema@0.05)")
+        assertRefused(
+            #"{"averaging": {"kind": "posthoc", "snapshots": 1}}"#, field: "averaging.snapshots",
+            "averaging.snapshots must be in [2, 1000], got 1")
+        assertRefused(
+            #"{"averaging": [{"kind": "posthoc"}, {"kind": "posthoc", "sigma_rels": [0.2]}]}"#, field: "averaging[1]",
+            "averaging[1] is a second posthoc strategy (the first is averaging[0]); list every width in one sigma_rels")
+        let spec = try! RunSpec.decode(Data(#"{"averaging": [{"kind": "ema", "decays": [0.99]}, {"kind": "posthoc"}]}"#.utf8))
+        XCTAssertEqual(spec.postHocSpec, PostHocSpec(sigmaRels: [0.05, 0.1], snapshots: 100))
+        XCTAssertEqual(spec.weightSetNames, ["raw", "ema@0.99", "phema@0.05", "phema@0.1"])
+        XCTAssertEqual(try! RunSpec.decode(spec.json()), spec)
     }
 
     func testDistillationRules() {

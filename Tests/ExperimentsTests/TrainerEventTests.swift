@@ -36,6 +36,11 @@ final class TrainerEventTests: XCTestCase {
                 wallSeconds: 0.01, imagesPerSecond: 0)),
         .status(.init(status: .running, error: nil)),
         .status(.init(status: .failed, error: "trainer exited with status 2")),
+        .posthoc(
+            .init(
+                sigmaRel: 0.07, decay: 0.99857, weights: "phema@0.07", step: 4690, batchNorm: .synthesized, top1: 0.9112,
+                top5: 0.9987, loss: 0.2541)),
+        .metric(.init(key: "external/loss", weights: "raw", step: 3, epoch: nil, value: 0.5, time: 1_764_000_002)),
     ]
 
     func testEveryCaseRoundTrips() throws {
@@ -48,7 +53,7 @@ final class TrainerEventTests: XCTestCase {
             XCTAssertEqual(try TrainerEvent.decode(line: Data(line.utf8)), event, line)
             XCTAssertEqual(try TrainerEvent.decode(line: line).line, line)
         }
-        XCTAssertEqual(types, ["metric", "progress", "warning", "checkpoint", "grid", "summary", "status"])
+        XCTAssertEqual(types, ["metric", "progress", "warning", "checkpoint", "grid", "summary", "status", "posthoc"])
     }
 
     /// Lines exactly as `polyak train` and `polyak eval` wrote them before `TrainerEvent` existed:

@@ -62,27 +62,34 @@ final class AveragingRunTests: XCTestCase {
         XCTAssertNotEqual(rawPlain["bn1.running_mean"], rawPrecise["bn1.running_mean"])
     }
 
-    /// 2 epochs straight vs 1 epoch + resume, with EMA-with-warmup and SWA: identical files and metrics.
+    /// 2 epochs straight vs 1 epoch + resume, with EMA-with-warmup, SWA and post-hoc EMA: identical
+    /// files (exports and the snapshots written after the checkpoint) and metrics.
     func testResumeWithEMAAndSWAIsBitIdentical() throws {
         let s = try spec(
             #"""
             , "checkpoints": {"keep": 2},
               "averaging": [{"kind": "ema", "decays": [0.95], "warmup": {"kind": "timm", "power": 0.75}},
-                            {"kind": "swa", "start": 0.5, "swa_lr": 0.02, "anneal_epochs": 1}]
+                            {"kind": "swa", "start": 0.5, "swa_lr": 0.02, "anneal_epochs": 1},
+                            {"kind": "posthoc", "sigma_rels": [0.1], "snapshots": 4}]
             """#)
         let straight = base.folder(), resumed = base.folder()
         let a = try base.train(s, in: straight)
         _ = try base.train(s, in: resumed)
-        for f in ["checkpoints/epoch-002.safetensors", "final.safetensors", "ema@0.95.safetensors", "swa.safetensors"] {
+        let lastSnapshot = PostHocEMAStrategy.snapshotPath(
+            weights: "phema@0.1", step: try PostHocSynthesis(runDirectory: straight).lastStep)
+        for f in [
+            "checkpoints/epoch-002.safetensors", "final.safetensors", "ema@0.95.safetensors", "swa.safetensors",
+            "phema@0.1.safetensors", lastSnapshot,
+        ] {
             try FileManager.default.removeItem(atPath: resumed + "/" + f)
         }
         let b = try base.train(s, in: resumed, resume: true)
-        for f in ["final.safetensors", "ema@0.95.safetensors", "swa.safetensors"] {
+        for f in ["final.safetensors", "ema@0.95.safetensors", "swa.safetensors", "phema@0.1.safetensors", lastSnapshot] {
             XCTAssertEqual(
                 try Data(contentsOf: URL(fileURLWithPath: straight + "/" + f)),
                 try Data(contentsOf: URL(fileURLWithPath: resumed + "/" + f)), f)
         }
-        XCTAssertEqual(a.metrics("test/top1").suffix(3), b.metrics("test/top1")[...])  // raw, ema, swa of epoch 2
+        XCTAssertEqual(a.metrics("test/top1").suffix(4), b.metrics("test/top1")[...])  // raw, ema, swa, phema of epoch 2
         // SWA's BN statistics were recomputed: the export's running stats are not the raw model's
         let swa = try SafetensorsFile.read(from: straight + "/swa.safetensors")
         let raw = try SafetensorsFile.read(from: straight + "/final.safetensors")

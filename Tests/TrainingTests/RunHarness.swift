@@ -22,12 +22,14 @@ final class RunHarness {
         return f
     }
 
-    func smallSpec(epochs: Int = 2, images: Int = 512, width: Int = 4, extra: String = "") throws -> RunSpec {
+    func smallSpec(epochs: Int = 2, images: Int = 512, testImages: Int = 500, width: Int = 4, extra: String = "") throws
+        -> RunSpec
+    {
         try RunSpec.decode(
             Data(
                 """
                 {"seed": 3, "threads": 2,
-                 "data": {"train_limit": \(images), "test_limit": 500},
+                 "data": {"train_limit": \(images), "test_limit": \(testImages)},
                  "model": {"width": \(width)},
                  "optim": {"epochs": \(epochs), "batch_size": 64, "lr": 0.1, "warmup_epochs": 0.5}
                  \(extra)}

@@ -62,11 +62,17 @@ public protocol AveragingStrategy: AnyObject {
 
     /// Restores what `checkpoint()` wrote.
     func restore(from file: SafetensorsFile) throws
+
+    /// Files to save in the run folder after optimizer step `step` (post-hoc EMA's snapshots),
+    /// as paths relative to the run folder; usually none.
+    func snapshots(afterStep step: Int) -> [(path: String, file: SafetensorsFile)]
 }
 
 extension AveragingStrategy {
     /// Most strategies average the BN buffers along with the parameters, or not at all.
     public var batchNormStatisticsAreFresh: Bool { false }
+
+    public func snapshots(afterStep step: Int) -> [(path: String, file: SafetensorsFile)] { [] }
 }
 
 /// Builds the strategies a spec asks for (`averaging`), each starting from the model as it is now.
@@ -77,6 +83,7 @@ public func makeAveragingStrategies(_ spec: RunSpec, plan: TrainingPlan, model: 
         case .none: break
         case .ema(let ema): out.append(EMAStrategy(ema, index: i, plan: plan, model: model))
         case .swa(let swa): out.append(SWAStrategy(swa, plan: plan, model: model))
+        case .posthoc(let p): out.append(PostHocEMAStrategy(p, plan: plan, model: model))
         }
     }
     return out
@@ -89,5 +96,27 @@ extension SafetensorsFile {
             throw ModelFileError.missing(name)
         }
         return v
+    }
+}
+
+/// Shadow weight sets as checkpoint tensors, `averaging.<name>.parameters` and `.buffers` (EMA,
+/// post-hoc EMA).
+func shadowTensors(_ names: [String], _ shadows: [ModelState]) -> [SafetensorsFile.Tensor] {
+    zip(names, shadows).flatMap { name, s in
+        [
+            SafetensorsFile.Tensor(name: "averaging.\(name).parameters", floats: s.parameters.array, shape: [s.parameters.count]),
+            SafetensorsFile.Tensor(name: "averaging.\(name).buffers", floats: s.buffers.array, shape: [s.buffers.count]),
+        ]
+    }
+}
+
+/// Restores what ``shadowTensors(_:_:)`` wrote.
+func restoreShadows(_ names: [String], _ shadows: [ModelState], from file: SafetensorsFile, batchesTracked: Int64) throws {
+    for (name, s) in zip(names, shadows) {
+        let p = try file.flat("averaging.\(name).parameters", count: s.parameters.count)
+        let b = try file.flat("averaging.\(name).buffers", count: s.buffers.count)
+        p.withUnsafeBufferPointer { s.parameters.pointer.update(from: $0.baseAddress!, count: p.count) }
+        b.withUnsafeBufferPointer { if !b.isEmpty { s.buffers.pointer.update(from: $0.baseAddress!, count: b.count) } }
+        s.batchesTracked = batchesTracked
     }
 }

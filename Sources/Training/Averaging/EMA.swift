@@ -32,30 +32,9 @@ final class EMAStrategy: AveragingStrategy {
         lastDecays = spec.decays.map { AveragingMath.emaDecay(update: updates, target: $0, warmup: spec.warmup) }
         // 1 − d rounded to Float, as PyTorch passes the weight to lerp_
         let weights = lastDecays.map { Float(1 - $0) }
-        update(model.parameters, shadows.map(\.parameters), weights)
-        update(model.buffers, shadows.map(\.buffers), weights)
+        AveragingMath.lerp(model.parameters, into: shadows.map(\.parameters), weights: weights)
+        AveragingMath.lerp(model.buffers, into: shadows.map(\.buffers), weights: weights)
         for s in shadows { s.batchesTracked = model.batchesTracked }
-    }
-
-    /// One pass over memory: the source is read a chunk at a time, and each chunk (in L1) is
-    /// folded into every shadow before the next.
-    private func update(_ source: FloatBuffer, _ targets: [FloatBuffer], _ weights: [Float]) {
-        let n = source.count, chunk = 2048
-        let src = source.pointer
-        var start = 0
-        while start < n {
-            let end = min(n, start + chunk)
-            for (t, w) in zip(targets, weights) {
-                let e = t.pointer
-                if abs(w) < 0.5 {
-                    for i in start..<end { e[i] = e[i] + w * (src[i] - e[i]) }
-                } else {
-                    let v = 1 - w
-                    for i in start..<end { e[i] = src[i] - (src[i] - e[i]) * v }
-                }
-            }
-            start = end
-        }
     }
 
     func afterEpoch(_ model: ModelState, epoch: Int) {}
@@ -112,13 +91,8 @@ final class EMAStrategy: AveragingStrategy {
     }
 
     func checkpoint() -> (tensors: [SafetensorsFile.Tensor], metadata: [String: String]) {
-        var tensors: [SafetensorsFile.Tensor] = []
-        for (name, s) in zip(weightSetNames, shadows) {
-            tensors.append(.init(name: "averaging.\(name).parameters", floats: s.parameters.array, shape: [s.parameters.count]))
-            tensors.append(.init(name: "averaging.\(name).buffers", floats: s.buffers.array, shape: [s.buffers.count]))
-        }
         return (
-            tensors,
+            shadowTensors(weightSetNames, shadows),
             [
                 "averaging.ema[\(index)].updates": String(updates),
                 "averaging.ema[\(index)].last_decays": lastDecays.map { "\($0)" }.joined(separator: ","),
@@ -135,13 +109,7 @@ final class EMAStrategy: AveragingStrategy {
         let decays = (file.metadata["averaging.ema[\(index)].last_decays"] ?? "").split(separator: ",").compactMap { Double($0) }
         if decays.count == lastDecays.count { lastDecays = decays }
         let tracked = file.metadata["averaging.ema[\(index)].batches_tracked"].flatMap(Int64.init) ?? 0
-        for (name, s) in zip(weightSetNames, shadows) {
-            let p = try file.flat("averaging.\(name).parameters", count: s.parameters.count)
-            let b = try file.flat("averaging.\(name).buffers", count: s.buffers.count)
-            p.withUnsafeBufferPointer { s.parameters.pointer.update(from: $0.baseAddress!, count: p.count) }
-            b.withUnsafeBufferPointer { if !b.isEmpty { s.buffers.pointer.update(from: $0.baseAddress!, count: b.count) } }
-            s.batchesTracked = tracked
-        }
+        try restoreShadows(weightSetNames, shadows, from: file, batchesTracked: tracked)
     }
 }
 

@@ -1,5 +1,6 @@
 import Experiments
 import Foundation
+import Kernels
 
 /// The averaging formulas of `spec/averaging.md`, as pure functions (tested on vectors T1–T10).
 public enum AveragingMath {
@@ -26,6 +27,28 @@ public enum AveragingMath {
     @inline(__always)
     public static func lerp(_ e: Float, _ m: Float, _ w: Float) -> Float {
         abs(w) < 0.5 ? e + w * (m - e) : m - (m - e) * (1 - w)
+    }
+
+    /// `e ← lerp(e, m, w)` for every shadow `e` of `source` with its own weight, in one pass over
+    /// memory: the source is read a chunk at a time, and each chunk (in L1) is folded into every
+    /// shadow before the next (EMA at several decays, post-hoc EMA's profiles).
+    static func lerp(_ source: FloatBuffer, into targets: [FloatBuffer], weights: [Float]) {
+        let n = source.count, chunk = 2048
+        let src = source.pointer
+        var start = 0
+        while start < n {
+            let end = min(n, start + chunk)
+            for (t, w) in zip(targets, weights) {
+                let e = t.pointer
+                if abs(w) < 0.5 {
+                    for i in start..<end { e[i] = e[i] + w * (src[i] - e[i]) }
+                } else {
+                    let v = 1 - w
+                    for i in start..<end { e[i] = src[i] - (src[i] - e[i]) * v }
+                }
+            }
+            start = end
+        }
     }
 
     /// SWALR: the rate `k` epochs after SWA starts, annealing from `from` to `swaLR` over
