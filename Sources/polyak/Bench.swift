@@ -84,6 +84,10 @@ extension Bench {
             }
 
             let emaOne = measureEMAUpdate(state, decays: 1), emaThree = measureEMAUpdate(state, decays: 3)
+            // Post-hoc EMA's default: two profiles, a snapshot of both every 1 % of the run (every
+            // ~47 steps of the default recipe's 4 680).
+            let postHoc = measurePostHocUpdate(state, widths: 2)
+            let postHocPerStep = postHoc.updateMicroseconds + postHoc.snapshotMicroseconds / 47
 
             let evalExec = ResNetExecutor(
                 model: model, batch: evalBatch, height: 28, width: 28, trainable: false, workers: workers)
@@ -120,6 +124,9 @@ extension Bench {
                 "profile_ms_per_step": profileJSON,
                 "ema_update_us": .number(round1(emaOne)), "ema_update_us_3_decays": .number(round1(emaThree)),
                 "ema_update_pct_of_step_per_decay": .number((emaThree / 3 / (stepSeconds * 1e6) * 1e5).rounded() / 1e3),
+                "posthoc_update_us_2_widths": .number(round1(postHoc.updateMicroseconds)),
+                "posthoc_snapshot_us_2_widths": .number(round1(postHoc.snapshotMicroseconds)),
+                "posthoc_pct_of_step": .number((postHocPerStep / (stepSeconds * 1e6) * 1e5).rounded() / 1e3),
             ])
             print(out.text())
         }

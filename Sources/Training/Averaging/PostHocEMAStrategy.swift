@@ -84,3 +84,29 @@ final class PostHocEMAStrategy: AveragingStrategy {
         try restoreShadows(weightSetNames, shadows, from: file, batchesTracked: tracked)
     }
 }
+
+/// Microseconds of one post-hoc EMA update of `state` tracking `widths` profiles, and of writing
+/// one snapshot of every profile to a temporary folder, medians of `repetitions` (for `polyak
+/// bench engine`: tracking must stay a small part of a training step).
+public func measurePostHocUpdate(_ state: ModelState, widths: Int = 2, repetitions: Int = 200) -> (
+    updateMicroseconds: Double, snapshotMicroseconds: Double
+) {
+    let spec = PostHocSpec(sigmaRels: (0..<widths).map { 0.05 + 0.05 * Double($0) }, snapshots: 100)
+    let plan = TrainingPlan(
+        epochs: 1, stepsPerEpoch: 100_000, schedule: LearningRateSchedule(optim: OptimSpec(), stepsPerEpoch: 1))
+    let strategy = PostHocEMAStrategy(spec, plan: plan, model: state)
+    var updates: [Double] = [], snapshots: [Double] = []
+    let folder = RunFolder(FileManager.default.temporaryDirectory.appendingPathComponent("polyak-bench-\(UUID())").path)
+    defer { try? FileManager.default.removeItem(atPath: folder.directory) }
+    for step in 1...repetitions {
+        let start = DispatchTime.now().uptimeNanoseconds
+        strategy.afterStep(state, step: step + 1000)
+        updates.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1000)
+        if step % 20 == 0 {
+            let start = DispatchTime.now().uptimeNanoseconds
+            for s in strategy.snapshots(afterStep: strategy.interval * step) { try? folder.writeSnapshot(s.file, at: s.path) }
+            snapshots.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1000)
+        }
+    }
+    return (updates.sorted()[updates.count / 2], snapshots.sorted()[snapshots.count / 2])
+}
