@@ -9,7 +9,7 @@ struct SignIn: Sendable {
     let renderer: PageRenderer
     let queue: @Sendable () -> String
 
-    func addRoutes(to router: Router<BasicRequestContext>) {
+    func addRoutes(to router: Router<AppRequestContext>) {
         router.get("/sign-in") { request, _ in form(next: request.uri.queryParameters.get("next"), error: nil, status: .ok) }
         router.post("/sign-in") { request, _ in try await signIn(request) }
         router.post("/sign-out") { _, _ in signOut() }
