@@ -204,9 +204,12 @@ func now() -> Double { Date().timeIntervalSince1970 }
 enum Blocking {
     private static let queue = DispatchQueue(label: "polyak.blocking", qos: .userInitiated, attributes: .concurrent)
 
+    /// `body` on the blocking queue. Task-locals do not cross to a dispatch thread, so the one a page
+    /// reads (whether the visitor signed in) is carried over by hand.
     static func run<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
-        try await withCheckedThrowingContinuation { continuation in
-            queue.async { continuation.resume(with: Result { try body() }) }
+        let visitor = Visitor.state
+        return try await withCheckedThrowingContinuation { continuation in
+            queue.async { continuation.resume(with: Result { try Visitor.$state.withValue(visitor) { try body() } }) }
         }
     }
 }
