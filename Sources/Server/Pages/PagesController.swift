@@ -212,7 +212,8 @@ struct PageErrorMiddleware<Context: RequestContext>: RouterMiddleware {
         } catch let e as APIError where !request.uri.path.hasPrefix("/api/") {
             var message = e.message
             if e.status == .notFound && message.hasPrefix("no route for") { message = "There is no page at \(request.uri.path)." }
-            return renderer.error(status: e.status, message: message, queue: queue())
+            let queue = (try? await Blocking.run(queue)) ?? ""  // the header's queue line reads the store
+            return renderer.error(status: e.status, message: message, queue: queue)
         }
     }
 }
