@@ -4,7 +4,8 @@ import Store
 
 /// Runs as plain functions: create, run again, change, cancel, delete, and the checks a spec passes
 /// before it is stored. The API and the pages both call these; SQLite runs off the cooperative pool
-/// (``Blocking``), and the job runner is reached only through `schedule`, `cancel` and `isActive`.
+/// (``Blocking``). The job runner is told to `schedule` and `cancel`; a delete decides while its
+/// queue waits (`whileQueueHeld`), so the scheduler cannot start the run in between.
 struct RunService: Sendable {
     let context: ServiceContext
     var store: TrackingStore { context.store }
