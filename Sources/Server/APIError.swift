@@ -34,17 +34,8 @@ public struct APIError: Error, HTTPResponseError, CustomStringConvertible {
         }
     }
 
-    var json: JSONValue {
-        [
-            "error": [
-                "status": .number(Double(status.code)), "message": .string(message), "field": field.map { .string($0) } ?? .null,
-            ]
-        ]
-    }
-
     public func response(from request: Request, context: some RequestContext) throws -> Response {
-        Response(
-            status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: json.data())))
+        try Reply.view(ErrorView(error: .init(status: status.code, message: message, field: field)), status: status)
     }
 }
 

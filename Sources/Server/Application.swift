@@ -43,7 +43,7 @@ public struct ServerOptions: Sendable {
     }
 }
 
-/// What the controllers share.
+/// What the services share.
 struct ServiceContext: Sendable {
     let store: TrackingStore
     let runner: JobRunner
@@ -81,10 +81,13 @@ public func buildApplication(_ options: ServerOptions) throws -> some Applicatio
         logger: logger)
 }
 
-func buildRouter(_ context: ServiceContext, listening: ListeningPort) -> Router<BasicRequestContext> {
-    let router = Router(context: BasicRequestContext.self)
+func buildRouter(_ context: ServiceContext, listening: ListeningPort) -> Router<AppRequestContext> {
+    let router = Router(context: AppRequestContext.self)
     let renderer = PageRenderer(version: context.options.version)
-    let pages = PagesController(context: context, renderer: renderer)
+    let (runs, experiments, system) = (
+        RunService(context: context), ExperimentService(context: context), SystemService(context: context)
+    )
+    let pages = PagesController(runs: runs, experiments: experiments, system: system, renderer: renderer)
     let access = context.options.access
     // Outermost first: security headers on every answer, errors as pages or as the API's JSON,
     // then the host, origin, content-type and token checks before any route or file.
@@ -97,9 +100,9 @@ func buildRouter(_ context: ServiceContext, listening: ListeningPort) -> Router<
     router.add(middleware: PreflightMiddleware(policy: access))
     router.add(middleware: BodyCapMiddleware())
     router.add(middleware: StaticFilesMiddleware(version: renderer.assetVersion))
-    SystemController(context: context).addRoutes(to: router)
-    RunsController(context: context).addRoutes(to: router)
-    ExperimentsController(context: context).addRoutes(to: router)
+    SystemController(service: system).addRoutes(to: router)
+    RunsController(service: runs, hub: context.hub).addRoutes(to: router)
+    ExperimentsController(service: experiments).addRoutes(to: router)
     pages.addRoutes(to: router)
     SignIn(policy: access, renderer: renderer, queue: { pages.queueText() }).addRoutes(to: router)
     return router
@@ -108,8 +111,9 @@ func buildRouter(_ context: ServiceContext, listening: ListeningPort) -> Router<
 // MARK: Shared response helpers
 
 enum Reply {
-    static func json(_ value: JSONValue, status: HTTPResponse.Status = .ok) -> Response {
-        bytes(Array(value.data()), status: status)
+    /// A view written by the API's one encoder (``ViewEncoder``), for handlers that answer CSV too.
+    static func view(_ value: some Encodable, status: HTTPResponse.Status = .ok) throws -> Response {
+        bytes(try ViewEncoder.bytes(value), status: status)
     }
 
     static func bytes(_ bytes: [UInt8], status: HTTPResponse.Status = .ok, contentType: String = "application/json") -> Response {
@@ -161,6 +165,15 @@ extension Request {
 
     func query(_ name: String) -> String? { uri.queryParameters.get(name).flatMap { $0.isEmpty ? nil : $0 } }
 
+    /// `cursor`: the id a list page ended at, as this server gave it.
+    func cursor() throws -> Int64? {
+        guard let c = query("cursor") else { return nil }
+        guard let before = Int64(c), before > 0 else {
+            throw APIError.badRequest("cursor is not one this server gave", field: "cursor")
+        }
+        return before
+    }
+
     /// The body as a JSON value (strict: a bare NaN is refused naming its field), up to `limit` bytes.
     func jsonBody(limit: Int = Limits.bodyBytes, context: some RequestContext) async throws -> JSONValue {
         let buffer: ByteBuffer
@@ -185,14 +198,18 @@ extension Request {
 /// Unix time now.
 func now() -> Double { Date().timeIntervalSince1970 }
 
-/// Work that blocks a thread (a commit waits for fsync) runs off Swift's cooperative pool, which
-/// has one thread per core here: two clients committing must not stall every other request.
+/// Work that blocks a thread (every SQLite call: a commit waits for fsync, a read for the reader's
+/// lock) runs off Swift's cooperative pool, which has one thread per core here: two clients
+/// committing must not stall every other request. The services call the store only through this.
 enum Blocking {
     private static let queue = DispatchQueue(label: "polyak.blocking", qos: .userInitiated, attributes: .concurrent)
 
+    /// `body` on the blocking queue. Task-locals do not cross to a dispatch thread, so the one a page
+    /// reads (whether the visitor signed in) is carried over by hand.
     static func run<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
-        try await withCheckedThrowingContinuation { continuation in
-            queue.async { continuation.resume(with: Result { try body() }) }
+        let visitor = Visitor.state
+        return try await withCheckedThrowingContinuation { continuation in
+            queue.async { continuation.resume(with: Result { try Visitor.$state.withValue(visitor) { try body() } }) }
         }
     }
 }

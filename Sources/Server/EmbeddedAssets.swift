@@ -993,6 +993,44 @@ enum EmbeddedAssets {
                 }
               }
             },
+            "/api/runs/{id}/rerun": {
+              "post": {
+                "tags": [
+                  "runs"
+                ],
+                "summary": "Run again: the same spec with a seed no run of its experiment has used, queued as a new run in the same experiment and variant",
+                "operationId": "rerun_run",
+                "parameters": [
+                  {
+                    "$ref": "#/components/parameters/id"
+                  }
+                ],
+                "responses": {
+                  "201": {
+                    "description": "The new run, as GET /api/runs/{id} shows it",
+                    "content": {
+                      "application/json": {
+                        "schema": {
+                          "$ref": "#/components/schemas/RunFull"
+                        }
+                      }
+                    }
+                  },
+                  "400": {
+                    "$ref": "#/components/responses/BadRequest"
+                  },
+                  "404": {
+                    "$ref": "#/components/responses/NotFound"
+                  },
+                  "409": {
+                    "$ref": "#/components/responses/Conflict"
+                  },
+                  "4XX": {
+                    "$ref": "#/components/responses/ClientError"
+                  }
+                }
+              }
+            },
             "/api/runs/{id}/metrics": {
               "get": {
                 "summary": "run metrics",

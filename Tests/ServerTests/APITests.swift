@@ -255,7 +255,7 @@ final class APITests: XCTestCase {
             XCTAssertTrue(lines[2].hasSuffix(",2,1,0"), lines[2])
             // JSON keys in the same order as the CSV columns.
             let raw = String(buffer: try await client.call(.get, "/api/experiments/\(experiment.id)/compare").body)
-            let keys = ExperimentsController.compareColumns.map { "\"\($0)\":" }
+            let keys = CompareView.columns.map { "\"\($0)\":" }
             var last = raw.startIndex
             for k in keys {
                 let r = try XCTUnwrap(raw.range(of: k, range: last..<raw.endIndex), k)

@@ -76,11 +76,11 @@ struct ExperimentPage {
         RunStatus.allCases.compactMap { s in counts[s].map { StatusCount(status: s.rawValue, count: $0) } }
     }
 
-    /// Builds the page; `metric` is one of `metricKeys`.
-    static func build(_ e: ExperimentRecord, metric: String, controller: ExperimentsController) throws -> ExperimentPage {
-        let store = controller.store
-        let runs = try controller.runs(e.id)
-        let variantNames = controller.variantOrder(e)
+    /// Builds the page; `metric` is one of `metricKeys` (call inside ``Blocking``: it reads the store).
+    static func build(_ e: ExperimentRecord, metric: String, service: ExperimentService) throws -> ExperimentPage {
+        let store = service.store
+        let runs = try service.runs(e.id)
+        let variantNames = ExperimentService.variantOrder(e)
         var counts: [RunStatus: Int] = [:]
         for r in runs { counts[r.status, default: 0] += 1 }
         let finished = runs.filter { $0.status.isFinished }.count
@@ -104,11 +104,11 @@ struct ExperimentPage {
         let queued = runs.filter { $0.status == .queued || $0.status == .interrupted }.count
         var eta: String?
         if !durations.isEmpty && (queued > 0 || remaining > 0) {
-            let slots = Double(max(1, controller.context.options.maxConcurrent))
+            let slots = Double(max(1, service.context.options.maxConcurrent))
             eta = Format.duration((remaining + Double(queued) * durations.reduce(0, +) / Double(durations.count)) / slots)
         }
 
-        let rows = try controller.compareRows(e, metric: metric)
+        let rows = try service.compareRows(e, metric: metric)
         let lower = Format.lowerIsBetter(metric)
         let bestMean = rows.map(\.summary.mean).filter(\.isFinite).reduce(nil as Double?) { best, x in
             guard let best else { return x }
@@ -153,7 +153,7 @@ struct ExperimentPage {
             },
             metricLabel: metric, metricQuery: metric, rows: compare,
             forest: forestPlot(rows, baseline: e.baseline, metric: metric, best: bestMean, colour: colour),
-            charts: charts, heat: heatMaps(try controller.gridRows(e)), runs: runRows)
+            charts: charts, heat: heatMaps(try service.gridRows(e)), runs: runRows)
         return page
     }
 
@@ -162,7 +162,7 @@ struct ExperimentPage {
     /// Every row's Δ against the baseline with its 95 % interval, one line each: the answer as a
     /// picture. Nil until some row has a Δ (the baseline needs completed runs too).
     static func forestPlot(
-        _ rows: [ExperimentsController.CompareRow], baseline: String, metric: String, best: Double?, colour: [String: Int]
+        _ rows: [Comparison.Row], baseline: String, metric: String, best: Double?, colour: [String: Int]
     ) -> String? {
         let plotted = rows.filter { !($0.variant == baseline && $0.weights == "raw") && $0.delta != nil }
         guard !plotted.isEmpty else { return nil }
@@ -265,7 +265,7 @@ struct ExperimentPage {
     }
 
     /// Each variant × weight set's grid, averaged over seeds (the tooltip gives n, std and top-5).
-    static func heatMaps(_ rows: [ExperimentsController.GridRow]) -> HeatMap.Figure? {
+    static func heatMaps(_ rows: [Comparison.GridRow]) -> HeatMap.Figure? {
         HeatMap.figure(
             rows.map { r in
                 var detail = "n = \(r.n)"

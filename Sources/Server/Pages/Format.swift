@@ -52,7 +52,7 @@ enum Format {
     /// Weight sets in page order (raw, EMA sets, swa, others) with a palette index each, so one
     /// weight set keeps its colour in every chart of a page.
     static func weightColours(_ names: [String]) -> (names: [String], colours: [String: Int]) {
-        let sorted = Array(Set(names)).sorted(by: ExperimentsController.weightOrder)
+        let sorted = Array(Set(names)).sorted(by: Comparison.weightOrder)
         return (sorted, Dictionary(uniqueKeysWithValues: sorted.enumerated().map { ($1, $0) }))
     }
 

@@ -106,7 +106,7 @@ struct HeatMap {
         let finetuned = Set(entries.filter { $0.stage == "finetuned" }.map(\.label))
         keys.sort { a, b in
             if a.label != b.label { return labels.firstIndex(of: a.label)! < labels.firstIndex(of: b.label)! }
-            if a.weights != b.weights { return ExperimentsController.weightOrder(a.weights, b.weights) }
+            if a.weights != b.weights { return Comparison.weightOrder(a.weights, b.weights) }
             if a.stage != b.stage { return a.stage == "base" }
             return a.trainSize < b.trainSize
         }

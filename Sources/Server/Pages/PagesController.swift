@@ -5,36 +5,58 @@ import Store
 
 /// The HTML pages: `/`, `/experiments/{id}`, `/runs/{id}`, and the form posts behind their
 /// buttons (launch, cancel, run again), each answered with a redirect to the page it concerns.
+/// Every change goes through the same services as the API; a page is built off the cooperative
+/// pool (``Blocking``), since it reads the store.
 struct PagesController: Sendable {
-    let context: ServiceContext
+    let runs: RunService
+    let experiments: ExperimentService
+    let system: SystemService
     let renderer: PageRenderer
     let cache = PageCache()
-    var store: TrackingStore { context.store }
-    var experiments: ExperimentsController { ExperimentsController(context: context) }
+    var store: TrackingStore { runs.store }
+    var options: ServerOptions { runs.context.options }
 
     /// The POSTs are the pages' forms and buttons; `RequestGuard` has already refused one that another
     /// site's page sent (they start and stop trainings on the user's machine) or, with a token, one
     /// from a visitor who has not signed in.
-    func addRoutes(to router: Router<BasicRequestContext>) {
-        router.get("/") { _, _ in try home(form: nil, status: .ok) }
+    func addRoutes(to router: Router<AppRequestContext>) {
+        router.get("/") { _, _ in try await Blocking.run { try home(form: nil, status: .ok) } }
         router.post("/experiments") { request, ctx in try await launch(request, ctx) }
-        router.get("/experiments/:id") { request, ctx in try experiment(ctx.id(), metric: request.query("metric")) }
-        router.post("/experiments/:id/cancel") { _, ctx in try cancelExperiment(ctx.id()) }
-        router.post("/experiments/:id/delete") { _, ctx in try deleteExperiment(ctx.id()) }
-        router.get("/runs/:id") { _, ctx in try run(ctx.id()) }
-        router.post("/runs/:id/cancel") { _, ctx in try cancelRun(ctx.id()) }
-        router.post("/runs/:id/again") { _, ctx in try runAgain(ctx.id()) }
+        router.get("/experiments/:id") { request, ctx in
+            let (id, metric) = (try ctx.id(), request.query("metric"))
+            return try await Blocking.run { try experiment(id, metric: metric) }
+        }
+        router.post("/experiments/:id/cancel") { _, ctx in
+            let id = try ctx.id()
+            _ = try await experiments.cancel(id)
+            return Self.redirect("/experiments/\(id)")
+        }
+        router.post("/experiments/:id/delete") { _, ctx in
+            try await experiments.delete(try ctx.id())
+            return Self.redirect("/")
+        }
+        router.get("/runs/:id") { _, ctx in
+            let id = try ctx.id()
+            return try await Blocking.run { try run(id) }
+        }
+        router.post("/runs/:id/cancel") { _, ctx in
+            let id = try ctx.id()
+            _ = try await runs.cancel(id)
+            return Self.redirect("/runs/\(id)")
+        }
+        router.post("/runs/:id/again") { _, ctx in
+            Self.redirect("/runs/\(try await runs.rerun(try ctx.id()).id)")
+        }
         router.post("/runs/:id/edit") { request, ctx in try await editRun(request, ctx) }
-        router.post("/runs/:id/delete") { _, ctx in try deleteRun(ctx.id()) }
+        router.post("/runs/:id/delete") { _, ctx in
+            // A finished run with its metrics and files; back to its experiment (or home).
+            let deleted = try await runs.delete(try ctx.id())
+            return Self.redirect(deleted.experimentID.map { "/experiments/\($0)" } ?? "/")
+        }
     }
 
     /// "1 running · 4 queued · 1 training slot", in every page's header.
-    func queueText() -> String {
-        let running = (try? store.count(status: .running)) ?? 0
-        let queued = (try? store.count(status: .queued)) ?? 0
-        let slots = context.options.maxConcurrent
-        return "\(running) running · \(queued) queued · \(slots) training slot\(slots == 1 ? "" : "s")"
-    }
+    func queueText() -> String { system.queueText() }
 
     static func redirect(_ path: String) -> Response {
         Response(status: .seeOther, headers: [.location: path])
@@ -55,7 +77,7 @@ struct PagesController: Sendable {
             let total = c.values.reduce(0, +)
             let finished = c.filter { $0.key.isFinished }.values.reduce(0, +)
             return HomePage.ExperimentRow(
-                id: e.id, name: e.name, variants: experiments.variantOrder(e).joined(separator: ", "),
+                id: e.id, name: e.name, variants: ExperimentService.variantOrder(e).joined(separator: ", "),
                 seeds: ExperimentPage.seeds(e.seedsJSON).count, total: total, finished: finished,
                 fraction: total > 0 ? Double(finished) / Double(total) : 0, statuses: ExperimentPage.statusCounts(c),
                 createdAt: e.createdAt, created: Format.time(e.createdAt), createdISO: Format.iso(e.createdAt))
@@ -74,7 +96,7 @@ struct PagesController: Sendable {
         var form = form ?? LaunchForm()
         let teachers = try store.runs(RunFilter(status: .completed, limit: 50)).filter { !$0.external }
         form.prepare(
-            presets: context.options.presets, teachers: teachers,
+            presets: options.presets, teachers: teachers,
             top1: Dictionary(uniqueKeysWithValues: teachers.compactMap { r in Self.finalTop1(r).map { (r.id, $0) } }))
         let page = HomePage(experiments: experimentRows, runs: runRows, form: form)
         let busy = recent.contains { !$0.status.isFinished }
@@ -87,18 +109,20 @@ struct PagesController: Sendable {
         return summary["final"]?["raw"]?["test/top1"]?.doubleValue
     }
 
-    func launch(_ request: Request, _ ctx: BasicRequestContext) async throws -> Response {
+    func launch(_ request: Request, _ ctx: AppRequestContext) async throws -> Response {
         var form = LaunchForm(posted: try await Self.form(request))
-        let (document, errors) = form.experimentDocument(knownPresets: context.options.presets.map(\.name))
+        let (document, errors) = form.experimentDocument(knownPresets: options.presets.map(\.name))
         form.errors = errors
-        guard let document else { return try home(form: form, status: .badRequest) }
-        do {
-            let (experiment, _) = try experiments.createExperiment(document)
-            return Self.redirect("/experiments/\(experiment.id)")
-        } catch let e as APIError where e.status == .badRequest {
-            form.attach(e)
-            return try home(form: form, status: .badRequest)
+        if let document {
+            do {
+                let (experiment, _) = try await experiments.create(document)
+                return Self.redirect("/experiments/\(experiment.id)")
+            } catch let e as APIError where e.status == .badRequest {
+                form.attach(e)
+            }
         }
+        let sent = form
+        return try await Blocking.run { try home(form: sent, status: .badRequest) }
     }
 
     // MARK: Experiment
@@ -111,22 +135,12 @@ struct PagesController: Sendable {
                 "metric must be one of \(ExperimentPage.metricKeys.joined(separator: ", ")), got \(metric)", field: "metric")
         }
         let html = try cache.page("/experiments/\(id)?metric=\(metric)", revision: store.revision) {
-            let page = try ExperimentPage.build(e, metric: metric, controller: experiments)
+            let page = try ExperimentPage.build(e, metric: metric, service: experiments)
             return renderer.html(
                 "experiment", page, title: e.name, crumbs: [.init(label: e.name, href: "/experiments/\(id)")], queue: queueText(),
                 refresh: page.active ? 10 : nil)
         }
         return renderer.response(html)
-    }
-
-    func cancelExperiment(_ id: Int64) throws -> Response {
-        _ = try experiments.cancel(id)
-        return Self.redirect("/experiments/\(id)")
-    }
-
-    func deleteExperiment(_ id: Int64) throws -> Response {
-        _ = try experiments.delete(id)
-        return Self.redirect("/")
     }
 
     // MARK: Run
@@ -148,33 +162,17 @@ struct PagesController: Sendable {
         return renderer.html("run", page, title: page.name, crumbs: crumbs, queue: queueText(), refresh: page.active ? 15 : nil)
     }
 
-    func cancelRun(_ id: Int64) throws -> Response {
-        _ = try RunsController(context: context).cancel(id)
-        return Self.redirect("/runs/\(id)")
-    }
-
     /// Name, notes and tags from the run page's form (tags separated by commas).
-    func editRun(_ request: Request, _ ctx: BasicRequestContext) async throws -> Response {
+    func editRun(_ request: Request, _ ctx: AppRequestContext) async throws -> Response {
         let id = try ctx.id()
-        guard try store.run(id) != nil else { throw APIError.notFound("run \(id) does not exist") }
+        _ = try await runs.run(id)  // a missing run is a 404 before its form is read
         let form = try await Self.form(request)
-        let name = form.first("name")
-        let notes = form.values["notes"]?.first ?? ""
         let tags = (form.first("tags") ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter {
             !$0.isEmpty
         }
-        try Limits.checkName(name, field: "name")
-        try Limits.checkNotes(notes)
-        try Limits.checkTags(tags)
-        try store.updateRun(id, name: .some(name), notes: notes, tags: tags)
+        let changes = RunService.Changes(name: .some(form.first("name")), notes: form.values["notes"]?.first ?? "", tags: tags)
+        _ = try await runs.update(id, changes)
         return Self.redirect("/runs/\(id)")
-    }
-
-    /// A finished run with its metrics and files; back to its experiment (or home).
-    func deleteRun(_ id: Int64) throws -> Response {
-        guard let r = try store.run(id) else { throw APIError.notFound("run \(id) does not exist") }
-        _ = try RunsController(context: context).delete(id)
-        return Self.redirect(r.experimentID.map { "/experiments/\($0)" } ?? "/")
     }
 
     /// A posted form's fields, within the body cap (notes may fill their 64 KiB cap, escaped).
@@ -200,31 +198,6 @@ struct PagesController: Sendable {
         }
         return FormBody(text)
     }
-
-    /// The same spec with a seed no run of its experiment (or the run itself) has used yet.
-    func runAgain(_ id: Int64) throws -> Response {
-        guard let r = try store.run(id) else { throw APIError.notFound("run \(id) does not exist") }
-        guard !r.external else {
-            throw APIError.conflict("run \(id) is external: it trains elsewhere, so Polyak cannot start it again")
-        }
-        let siblings = try r.experimentID.map { try store.runs(RunFilter(experimentID: $0, limit: 1_000_000)) } ?? [r]
-        let seed = (siblings.map(\.seed).max() ?? r.seed) + 1
-        let name = (r.variant ?? r.name.map { $0.replacingOccurrences(of: "-seed\(r.seed)", with: "") } ?? "run") + "-seed\(seed)"
-        let stored = try JSONValue.parse(r.specJSON)
-        let spec: RunSpec
-        do {
-            spec = try RunSpec.decode(stored.merged(with: ["seed": .number(Double(seed)), "name": .string(name)]))
-        } catch let e as SpecError {
-            throw APIError(spec: e)
-        }
-        try context.specPaths.check(spec)  // a run stored before paths were checked starts no trainer on them
-        let created = try RunsController(context: context).createRun(
-            NewRun(
-                experimentID: r.experimentID, experiment: r.experiment, variant: r.variant, seed: seed, name: name, tags: r.tags,
-                strategies: r.strategies, status: .queued, specJSON: spec.json().text(), codeVersion: context.options.version))
-        context.runner.schedule()
-        return Self.redirect("/runs/\(created.id)")
-    }
 }
 
 /// Errors on page routes come back as pages in the site's style; the API keeps its JSON.
@@ -239,7 +212,8 @@ struct PageErrorMiddleware<Context: RequestContext>: RouterMiddleware {
         } catch let e as APIError where !request.uri.path.hasPrefix("/api/") {
             var message = e.message
             if e.status == .notFound && message.hasPrefix("no route for") { message = "There is no page at \(request.uri.path)." }
-            return renderer.error(status: e.status, message: message, queue: queue())
+            let queue = (try? await Blocking.run(queue)) ?? ""  // the header's queue line reads the store
+            return renderer.error(status: e.status, message: message, queue: queue)
         }
     }
 }

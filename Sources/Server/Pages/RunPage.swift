@@ -88,7 +88,7 @@ struct RunPage {
         var byWeights: [String: [String: (value: Double, epoch: Int64?)]] = [:]
         for l in latest where l.key.hasPrefix("test/") { byWeights[l.weights, default: [:]][l.key] = (l.value, l.epoch) }
         let bestTop1 = byWeights.values.compactMap { $0["test/top1"]?.value }.filter(\.isFinite).max()
-        let finals = byWeights.keys.sorted(by: ExperimentsController.weightOrder).map { w -> Final in
+        let finals = byWeights.keys.sorted(by: Comparison.weightOrder).map { w -> Final in
             let m = byWeights[w]!
             let top1 = m["test/top1"]?.value
             return Final(
@@ -148,7 +148,7 @@ struct RunPage {
         for key in keys {
             var loaded: [(String, [(Int64, Int64?, Double)])] = []
             var byEpoch = true
-            for s in series.filter({ $0.key == key }).sorted(by: { ExperimentsController.weightOrder($0.weights, $1.weights) }) {
+            for s in series.filter({ $0.key == key }).sorted(by: { Comparison.weightOrder($0.weights, $1.weights) }) {
                 var points: [(Int64, Int64?, Double)] = []
                 var lastEpoch: Int64?
                 try store.forEachPoint(series: s.id) { step, epoch, value, _ in

@@ -9,15 +9,18 @@ struct SignIn: Sendable {
     let renderer: PageRenderer
     let queue: @Sendable () -> String
 
-    func addRoutes(to router: Router<BasicRequestContext>) {
-        router.get("/sign-in") { request, _ in form(next: request.uri.queryParameters.get("next"), error: nil, status: .ok) }
+    func addRoutes(to router: Router<AppRequestContext>) {
+        router.get("/sign-in") { request, _ in
+            try await form(next: request.uri.queryParameters.get("next"), error: nil, status: .ok)
+        }
         router.post("/sign-in") { request, _ in try await signIn(request) }
         router.post("/sign-out") { _, _ in signOut() }
     }
 
-    func form(next: String?, error: String?, status: HTTPResponse.Status) -> Response {
+    func form(next: String?, error: String?, status: HTTPResponse.Status) async throws -> Response {
+        let queueLine = try await Blocking.run(queue)  // the header's queue line reads the store
         let model: [String: Any] = ["next": Self.localPath(next), "error": error as Any, "privateReads": policy.privateReads]
-        return renderer.response(renderer.html("signin", model, title: "Sign in", queue: queue()), status: status)
+        return renderer.response(renderer.html("signin", model, title: "Sign in", queue: queueLine), status: status)
     }
 
     func signIn(_ request: Request) async throws -> Response {
@@ -25,7 +28,7 @@ struct SignIn: Sendable {
         let next = Self.localPath(posted.first("next"))
         guard let session = policy.sessionValue else { return PagesController.redirect(next) }  // no token: nothing to sign in to
         guard let token = posted.first("token"), policy.isToken(token) else {
-            return form(next: next, error: "That is not this server's token.", status: .unauthorized)
+            return try await form(next: next, error: "That is not this server's token.", status: .unauthorized)
         }
         var response = PagesController.redirect(next)
         // 30 days: the person stays signed in across browser restarts while the server runs for days.

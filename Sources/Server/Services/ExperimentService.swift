@@ -1,0 +1,124 @@
+import Experiments
+import Foundation
+import Store
+
+/// Experiments as plain functions: create (variants × seeds runs), read, cancel, delete, compare and
+/// grid. The API and the pages both call these; SQLite runs off the cooperative pool (``Blocking``).
+struct ExperimentService: Sendable {
+    let context: ServiceContext
+    var store: TrackingStore { context.store }
+    var runService: RunService { RunService(context: context) }
+
+    /// The experiment, or a 404 naming it (call inside ``Blocking``).
+    func existing(_ id: Int64) throws -> ExperimentRecord {
+        guard let e = try store.experiment(id) else { throw APIError.notFound("experiment \(id) does not exist") }
+        return e
+    }
+
+    /// Every run of the experiment (call inside ``Blocking``).
+    func runs(_ id: Int64) throws -> [RunRecord] {
+        try store.runs(RunFilter(experimentID: id, limit: 1_000_000))
+    }
+
+    /// The variants in the order the experiment lists them.
+    static func variantOrder(_ e: ExperimentRecord) -> [String] {
+        guard case .array(let items)? = try? JSONValue.parse(e.variantsJSON) else { return [] }
+        return items.compactMap { $0["name"]?.stringValue }
+    }
+
+    // MARK: Create
+
+    /// Validates an experiment, stores it with its variants × seeds runs and queues them.
+    func create(_ document: JSONValue) async throws -> (ExperimentRecord, [RunRecord]) {
+        let request = try ExperimentRequest(document, presets: context.options.presets)
+        let paths = context.specPaths
+        let runs = runService
+        let created = try await Blocking.run {
+            let specs = try request.runSpecs(presets: context.options.presets) { spec in
+                try runs.checkTeacher(spec, field: "base.distillation.teacher_run")
+                try paths.check(spec)
+            }
+            let newRuns = specs.map { v, spec in
+                NewRun(
+                    experiment: request.name, variant: v.name, seed: Int64(spec.seed), name: spec.name,
+                    strategies: RunService.strategyKinds(spec), status: .queued, specJSON: spec.json().text(),
+                    codeVersion: context.options.version)
+            }
+            do {
+                return try store.createExperiment(
+                    name: request.name, baseJSON: request.base.text(),
+                    variantsJSON: JSONValue.array(request.variants.map(\.json)).text(),
+                    seedsJSON: JSONValue.array(request.seeds.map { .number(Double($0)) }).text(), baseline: request.baseline,
+                    runs: newRuns, maxQueued: Limits.queuedRuns)
+            } catch let e as CapReached {
+                throw APIError(cap: e)
+            }
+        }
+        context.runner.schedule()
+        return created
+    }
+
+    // MARK: Read
+
+    func list(before: Int64?, limit: Int) async throws -> [ExperimentRecord] {
+        try await Blocking.run { try store.experiments(before: before, limit: limit) }
+    }
+
+    func detail(_ id: Int64) async throws -> (ExperimentRecord, [RunRecord]) {
+        try await Blocking.run { (try existing(id), try runs(id)) }
+    }
+
+    /// The comparison table on `metric` (call inside ``Blocking``).
+    func compareRows(_ e: ExperimentRecord, metric: String) throws -> [Comparison.Row] {
+        Comparison.compare(
+            try store.finalValues(experiment: e.id, key: metric), baseline: e.baseline, variants: Self.variantOrder(e),
+            metric: metric)
+    }
+
+    func compare(_ id: Int64, metric: String) async throws -> (ExperimentRecord, [Comparison.Row]) {
+        try await Blocking.run {
+            let e = try existing(id)
+            return (e, try compareRows(e, metric: metric))
+        }
+    }
+
+    /// The resize × crop cells averaged over seeds (call inside ``Blocking``).
+    func gridRows(_ e: ExperimentRecord) throws -> [Comparison.GridRow] {
+        Comparison.grid(try store.experimentGrid(e.id), variants: Self.variantOrder(e))
+    }
+
+    func grid(_ id: Int64) async throws -> [Comparison.GridRow] {
+        try await Blocking.run { try gridRows(try existing(id)) }
+    }
+
+    // MARK: Change
+
+    /// Cancels every run that has not finished; gives the number cancelled.
+    func cancel(_ id: Int64) async throws -> Int {
+        try await Blocking.run {
+            _ = try existing(id)
+            var cancelled = 0
+            for r in try runs(id) where !r.status.isFinished {
+                if try context.runner.cancel(r.id) { cancelled += 1 }
+            }
+            return cancelled
+        }
+    }
+
+    /// Deletes the experiment with its runs, their metrics and folders; 409 while one runs.
+    func delete(_ id: Int64) async throws {
+        let deleted = try await Blocking.run {
+            // Checked and deleted while the scheduler waits: it cannot start one of these runs in between.
+            try context.runner.whileQueueHeld { active in
+                _ = try existing(id)
+                let all = try runs(id)
+                if let r = all.first(where: { $0.status == .running || active($0.id) }) {
+                    throw APIError.conflict("experiment \(id) has a running run (\(r.id)); cancel it first")
+                }
+                try store.deleteExperiment(id)
+                return all
+            }
+        }
+        for r in deleted { try? FileManager.default.removeItem(atPath: context.runner.runDirectory(r.id)) }
+    }
+}
