@@ -36,6 +36,9 @@ enum EmbeddedAssets {
         {{/rows}}
         </tbody></table></div>
         <p class="muted">Final value of each completed run; Δ is paired by seed against {{baseline}}'s raw weights, with Student-t intervals. A Δ interval that excludes 0 is coloured.</p>
+        {{#hasAdvice}}<details class="advice" open><summary>How many seeds?</summary><ul>
+        {{#advice}}<li><strong>{{variant}} · {{weights}}</strong>: {{text}}</li>
+        {{/advice}}</ul><p class="muted">From the spread of each row's paired Δ: a paired t-test at α 0.05 with 80 % power.</p></details>{{/hasAdvice}}
         {{#forest}}<figure class="forest">{{{forest}}}<figcaption>Each row's Δ against {{baseline}}'s raw weights: the dot is the mean over seeds, the bar its 95 % interval; a bar clear of the dashed line is a difference the seeds agree on.</figcaption></figure>{{/forest}}
         {{/hasRows}}
         {{^hasRows}}<p class="empty">No completed run has reported {{metricLabel}} yet.</p>{{/hasRows}}
@@ -2813,7 +2816,9 @@ enum EmbeddedAssets {
                   "delta_ci95_high",
                   "wins",
                   "losses",
-                  "ties"
+                  "ties",
+                  "min_detectable_delta",
+                  "seeds_needed"
                 ],
                 "properties": {
                   "variant": {
@@ -2903,6 +2908,29 @@ enum EmbeddedAssets {
                   "ties": {
                     "type": "integer",
                     "minimum": 0
+                  },
+                  "min_detectable_delta": {
+                    "anyOf": [
+                      {
+                        "$ref": "#/components/schemas/Number"
+                      },
+                      {
+                        "type": "null"
+                      }
+                    ],
+                    "description": "smallest |Δ| a paired t-test at α 0.05 detects with 80 % power with these seeds"
+                  },
+                  "seeds_needed": {
+                    "anyOf": [
+                      {
+                        "type": "integer",
+                        "minimum": 2
+                      },
+                      {
+                        "type": "null"
+                      }
+                    ],
+                    "description": "seeds that would resolve 0.2 points of an accuracy metric (1001: more than 1 000)"
                   }
                 }
               },

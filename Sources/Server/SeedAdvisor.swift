@@ -45,6 +45,7 @@ enum SeedAdvisor {
     static func sentence(n: Int, spread: Double?) -> String? {
         guard let spread, let mde = minimumDetectableEffect(spread: spread, n: n), let needed = seedsNeeded(spread: spread)
         else { return nil }
+        if spread == 0 { return "the \(n) seeds give exactly the same Δ: there is no seed-to-seed noise to resolve" }
         let points = String(format: "%.1f", mde * 100)
         let target = String(format: "%.1f", targetEffect * 100)
         let seeds = needed > maximumSeeds ? "more than \(maximumSeeds) seeds" : "\(needed) seeds"

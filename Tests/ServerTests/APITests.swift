@@ -237,6 +237,13 @@ final class APITests: XCTestCase {
             XCTAssertEqual(row(1, "wins"), 2)
             XCTAssertEqual(row(1, "losses"), 1)
             XCTAssertEqual(row(1, "ties"), 0)
+            // The seed advisor: (t(0.975, 2) + t(0.80, 2)) · s_Δ / √3 with the tables' 4.302653 and 1.060660;
+            // the reference row has no advice.
+            XCTAssertEqual(row(1, "min_detectable_delta"), (4.302653 + 1.060660) * dstd / 3.0.squareRoot(), accuracy: 1e-6)
+            XCTAssertEqual(rows[1]?["seeds_needed"]?.intValue, SeedAdvisor.seedsNeeded(spread: dstd))
+            XCTAssertGreaterThan(rows[1]?["seeds_needed"]?.intValue ?? 0, 150)
+            XCTAssertEqual(rows[0]?["min_detectable_delta"], .null)
+            XCTAssertEqual(rows[0]?["seeds_needed"], .null)
             // ema/ema@0.99: Δ 0.02, 0.02, 0.0 → 2 wins, 1 tie.
             XCTAssertEqual(rows[2]?["weights"]?.stringValue, "ema@0.99")
             XCTAssertEqual(row(2, "delta_mean"), 0.04 / 3, accuracy: 1e-12)
@@ -248,11 +255,13 @@ final class APITests: XCTestCase {
             let lines = csv.split(separator: "\r\n").map(String.init)
             XCTAssertEqual(
                 lines[0],
-                "variant,weights,metric,n,mean,std,ci95_low,ci95_high,delta_mean,delta_ci95_low,delta_ci95_high,wins,losses,ties")
+                "variant,weights,metric,n,mean,std,ci95_low,ci95_high,delta_mean,delta_ci95_low,delta_ci95_high,wins,losses,ties,"
+                    + "min_detectable_delta,seeds_needed")
             XCTAssertEqual(lines.count, 4)
             XCTAssertTrue(lines[2].hasPrefix("ema,raw,test/top1,4,0.92125"), lines[2])
             XCTAssertEqual(Double(lines[2].split(separator: ",")[5])!, 0.0232289331, accuracy: 1e-9)
-            XCTAssertTrue(lines[2].hasSuffix(",2,1,0"), lines[2])
+            XCTAssertTrue(lines[2].contains(",2,1,0,0.03"), lines[2])
+            XCTAssertTrue(lines[1].hasSuffix(",0,0,3,,"), lines[1])
             // JSON keys in the same order as the CSV columns.
             let raw = String(buffer: try await client.call(.get, "/api/experiments/\(experiment.id)/compare").body)
             let keys = CompareView.columns.map { "\"\($0)\":" }

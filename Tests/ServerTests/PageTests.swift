@@ -45,6 +45,9 @@ final class PageTests: XCTestCase {
             let best = try XCTUnwrap(html.range(of: "<tr class=\"best\">"))
             XCTAssertTrue(html[best.upperBound...].prefix(200).contains("ema@0.998"), "the best row is ema@0.998")
             XCTAssertEqual(html.components(separatedBy: "<tr class=\"best\">").count, 2, "one best row")
+            // The seed advisor, for the rows that are not the baseline's raw weights.
+            XCTAssertTrue(html.contains("How many seeds?"))
+            XCTAssertTrue(html.contains("<strong>ema · ema@0.998</strong>: the 3 seeds give exactly the same Δ"), "advice")
             // Curves: one panel per variant, every weight set drawn, raw dashed.
             XCTAssertEqual(html.components(separatedBy: "<svg").count - 1, 3, "the Δ plot and a panel per variant")
             // The Δ plot: the two non-baseline rows, +0.20 and +0.50 pp with zero-width intervals (Δ is the same for every seed).

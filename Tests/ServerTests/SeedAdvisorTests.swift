@@ -32,6 +32,9 @@ final class SeedAdvisorTests: XCTestCase {
         XCTAssertEqual(
             SeedAdvisor.sentence(n: 12, spread: 0.002),
             "with 12 seeds, differences of 0.2 pt and more show; 0.2 pt is resolved")
+        XCTAssertEqual(
+            SeedAdvisor.sentence(n: 3, spread: 0),
+            "the 3 seeds give exactly the same Δ: there is no seed-to-seed noise to resolve")
         XCTAssertNil(SeedAdvisor.sentence(n: 1, spread: nil))
     }
 }

@@ -27,6 +27,9 @@ struct ExperimentPage {
 
     struct Chart { var svg: String; var caption: String }
 
+    /// The seed advisor's sentence for one compare row.
+    struct Advice { var variant: String; var weights: String; var text: String }
+
     struct RunRow {
         var id: Int64
         var variant: String
@@ -54,6 +57,7 @@ struct ExperimentPage {
     var metricLabel: String
     var metricQuery: String
     var rows: [CompareRow]
+    var advice: [Advice]
     /// The Δ of every row with its interval (an `IntervalChart`), or nil before there is one.
     var forest: String?
     var charts: [Chart]
@@ -152,6 +156,13 @@ struct ExperimentPage {
                 MetricChoice(label: $0, href: "/experiments/\(e.id)?metric=\($0)", selected: $0 == metric)
             },
             metricLabel: metric, metricQuery: metric, rows: compare,
+            advice: metric.contains("top")
+                ? rows.compactMap { r in
+                    guard !r.isReference, let text = SeedAdvisor.sentence(n: r.delta?.n ?? 0, spread: r.delta?.std) else {
+                        return nil
+                    }
+                    return Advice(variant: r.variant, weights: r.weights, text: text)
+                } : [],
             forest: forestPlot(rows, baseline: e.baseline, metric: metric, best: bestMean, colour: colour),
             charts: charts, heat: heatMaps(try service.gridRows(e)), runs: runRows)
         return page
@@ -283,6 +294,7 @@ extension ExperimentPage: TemplateModel {
         switch name {
         case "hasRows": return !rows.isEmpty
         case "hasCharts": return !charts.isEmpty
+        case "hasAdvice": return !advice.isEmpty
         case "fewRuns": return runs.count <= 30
         default: return nil
         }

@@ -6,9 +6,12 @@ import Store
 /// the averaged grid out (``grid(_:variants:)``). No store, no HTTP: the API, the CSV and the page
 /// all read these rows.
 enum Comparison {
-    /// `raw` first, then EMA weight sets, then `swa`, then anything else by name.
+    /// `raw` first, then EMA weight sets, then `swa`, then post-hoc EMA's profiles, then anything
+    /// else by name (the order a run spec lists its weight sets in).
     static func weightOrder(_ a: String, _ b: String) -> Bool {
-        func rank(_ w: String) -> Int { w == "raw" ? 0 : w.hasPrefix("ema@") ? 1 : w == "swa" ? 2 : 3 }
+        func rank(_ w: String) -> Int {
+            w == "raw" ? 0 : w.hasPrefix("ema@") ? 1 : w == "swa" ? 2 : w.hasPrefix("phema@") ? 3 : 4
+        }
         return rank(a) != rank(b) ? rank(a) < rank(b) : a < b
     }
 
@@ -18,6 +21,21 @@ enum Comparison {
         var summary: Statistics.Summary
         var delta: Statistics.Summary?
         var wins = 0, losses = 0, ties = 0
+        /// The baseline's own raw weights: its Δ is zero by construction.
+        var isReference = false
+
+        /// The smallest Δ this many seeds can tell from noise (``SeedAdvisor``), from the paired
+        /// Δ's spread; nil for the reference row and below two pairs.
+        var minimumDetectableDelta: Double? {
+            guard !isReference, let d = delta, let spread = d.std else { return nil }
+            return SeedAdvisor.minimumDetectableEffect(spread: spread, n: d.n)
+        }
+
+        /// Seeds needed to resolve 0.2 points of an accuracy metric; nil for other metrics.
+        func seedsNeeded(metric: String) -> Int? {
+            guard !isReference, metric.contains("top"), let spread = delta?.std else { return nil }
+            return SeedAdvisor.seedsNeeded(spread: spread)
+        }
     }
 
     /// One row per variant × weight set over completed runs' final values of `metric`, variants in
@@ -36,6 +54,7 @@ enum Comparison {
                 let seeds = bySeed.keys.sorted()
                 guard let summary = Statistics.summarize(seeds.map { bySeed[$0]! }) else { continue }
                 var row = Row(variant: variant, weights: weights, summary: summary)
+                row.isReference = variant == baseline && weights == "raw"
                 let deltas = seeds.filter { reference[$0] != nil }.map { bySeed[$0]! - reference[$0]! }
                 row.delta = Statistics.summarize(deltas)
                 for d in deltas {

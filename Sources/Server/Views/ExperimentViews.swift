@@ -73,11 +73,16 @@ struct CompareView: ResponseEncodable {
         var mean: Double
         var std, ci95Low, ci95High, deltaMean, deltaCI95Low, deltaCI95High: Double?
         var wins, losses, ties: Int
+        /// The seed advisor (additions to the spec's row): the smallest Δ the seeds at hand detect
+        /// (α 0.05, 80 % power) and the seeds that would resolve 0.2 points.
+        var minDetectableDelta: Double?
+        var seedsNeeded: Int?
 
         enum CodingKeys: String, CodingKey {
             case variant, weights, metric, n, mean, std, ci95Low = "ci95_low", ci95High = "ci95_high"
             case deltaMean = "delta_mean", deltaCI95Low = "delta_ci95_low", deltaCI95High = "delta_ci95_high"
             case wins, losses, ties
+            case minDetectableDelta = "min_detectable_delta", seedsNeeded = "seeds_needed"
         }
 
         init(_ r: Comparison.Row, metric: String) {
@@ -85,6 +90,7 @@ struct CompareView: ResponseEncodable {
             (std, ci95Low, ci95High) = (r.summary.std, r.summary.ci95?.low, r.summary.ci95?.high)
             (deltaMean, deltaCI95Low, deltaCI95High) = (r.delta?.mean, r.delta?.ci95?.low, r.delta?.ci95?.high)
             (wins, losses, ties) = (r.wins, r.losses, r.ties)
+            (minDetectableDelta, seedsNeeded) = (r.minimumDetectableDelta, r.seedsNeeded(metric: metric))
         }
     }
 
@@ -103,7 +109,8 @@ struct CompareView: ResponseEncodable {
                 .text(r.variant), .text(r.weights), .text(metric), .int(Int64(r.summary.n)), .number(r.summary.mean),
                 .optional(r.summary.std), .optional(r.summary.ci95?.low), .optional(r.summary.ci95?.high),
                 .optional(r.delta?.mean), .optional(r.delta?.ci95?.low), .optional(r.delta?.ci95?.high),
-                .int(Int64(r.wins)), .int(Int64(r.losses)), .int(Int64(r.ties)),
+                .int(Int64(r.wins)), .int(Int64(r.losses)), .int(Int64(r.ties)), .optional(r.minimumDetectableDelta),
+                .optional(r.seedsNeeded(metric: metric).map(Int64.init)),
             ])
         }
         return w
