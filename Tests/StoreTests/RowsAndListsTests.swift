@@ -198,6 +198,20 @@ final class RowsAndListsTests: XCTestCase {
         }
     }
 
+    /// The foreign-key check after each migration names the table and the missing parent, and rolls back.
+    func testAMigrationLeavingADanglingReferenceIsRolledBack() throws {
+        let c = try Connection(path: path)
+        try Migrator.migrate(c)
+        let bad = Migration(
+            version: TrackingStore.schemaVersion + 1, name: "9999_bad.sql",
+            sql: "INSERT INTO run_tags (run_id, position, tag) VALUES (42, 0, 'orphan')")
+        XCTAssertThrowsError(try Migrator.migrate(c, migrations: EmbeddedMigrations.all + [bad])) { error in
+            XCTAssertTrue("\(error)".contains("9999_bad.sql left a row of run_tags referring to a missing runs row"), "\(error)")
+        }
+        XCTAssertEqual(try Migrator.currentVersion(c), TrackingStore.schemaVersion)
+        XCTAssertEqual(try c.scalar("SELECT COUNT(*) FROM run_tags"), 0)
+    }
+
     // MARK: Helpers
 
     /// What the other thread read, handed back after its semaphore.
