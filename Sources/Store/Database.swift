@@ -1,11 +1,12 @@
 import CSQLite
 import Foundation
 
-/// Why the store refused or failed: SQLite's own message with the statement it came from, or a
-/// schema newer than this binary.
+/// Why the store refused or failed: SQLite's own message with the statement it came from, a
+/// schema newer than this binary, or a stored row that does not hold what its record expects.
 public enum StoreError: Error, CustomStringConvertible, Sendable {
     case sqlite(code: Int32, message: String, sql: String)
     case schemaTooNew(database: Int, binary: Int, path: String)
+    case column(table: String, column: String, problem: String)
 
     public var description: String {
         switch self {
@@ -14,6 +15,8 @@ public enum StoreError: Error, CustomStringConvertible, Sendable {
         case .schemaTooNew(let database, let binary, let path):
             return "\(path) has schema version \(database), newer than this polyak knows (\(binary)): "
                 + "it was written by a newer polyak; use that one, or another --db"
+        case .column(let table, let column, let problem):
+            return "column \(column) of \(table) \(problem)"
         }
     }
 }
@@ -23,13 +26,16 @@ let transient = unsafeBitCast(-1, to: sqlite3_destructor_type.self)
 
 /// One SQLite connection with a cache of prepared statements keyed by their SQL text.
 ///
-/// Not thread-safe by itself: ``TrackingStore`` guards each connection with a lock.
+/// Not thread-safe by itself: ``TrackingStore`` locks its writer and checks readers out of a
+/// ``ReaderPool``, so one thread at a time uses a connection.
 final class Connection {
     let handle: OpaquePointer
     let path: String
     private var cache: [String: Statement] = [:]
 
-    init(path: String, readOnly: Bool = false) throws {
+    /// - Parameter queryOnly: a reader: opened read-write (WAL readers need the shared-memory file)
+    ///   but refusing any write, so a read path cannot change the file by mistake.
+    init(path: String, readOnly: Bool = false, queryOnly: Bool = false) throws {
         var db: OpaquePointer?
         let flags =
             (readOnly ? SQLITE_OPEN_READONLY : (SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE))
@@ -51,6 +57,7 @@ final class Connection {
             try execute("PRAGMA synchronous = FULL")
         }
         try execute("PRAGMA foreign_keys = ON")
+        if queryOnly { try execute("PRAGMA query_only = ON") }
     }
 
     deinit {
@@ -118,6 +125,16 @@ final class Statement {
     }
 
     deinit { sqlite3_finalize(handle) }
+
+    /// Result column name → index, for ``Row``: read once per prepared statement (statements are cached).
+    private(set) lazy var columnIndex: [String: Int32] = {
+        var out: [String: Int32] = [:]
+        for i in 0..<sqlite3_column_count(handle) {
+            // The first of two equal names wins, as `SELECT a.x, b.x` would read it by position.
+            if let name = sqlite3_column_name(handle, i), out[String(cString: name)] == nil { out[String(cString: name)] = i }
+        }
+        return out
+    }()
 
     func reset() {
         sqlite3_reset(handle)

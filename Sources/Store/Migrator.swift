@@ -26,10 +26,7 @@ enum Migrator {
             CREATE TABLE IF NOT EXISTS schema_migrations (
                 version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at REAL NOT NULL)
             """)
-        let s = try db.prepare("SELECT COALESCE(MAX(version), 0) FROM schema_migrations")
-        defer { s.reset() }
-        _ = try s.step()
-        return Int(s.int(0))
+        return Int(try db.scalar("SELECT COALESCE(MAX(version), 0) FROM schema_migrations"))
     }
 
     /// Brings the database up to the newest embedded migration; returns the names applied.
@@ -65,12 +62,10 @@ enum Migrator {
 
     /// Throws (so the migration rolls back) when a row refers to one that is not there.
     static func checkForeignKeys(_ db: Connection, after name: String) throws {
-        let s = try db.prepare("PRAGMA foreign_key_check")
-        defer { s.reset() }
-        if try s.step() {
-            let table = s.text(0), parent = s.text(2)
+        try db.forEach("PRAGMA foreign_key_check", table: "foreign_key_check") { row in
             throw StoreError.sqlite(
-                code: SQLITE_CONSTRAINT, message: "\(name) left a row of \(table) referring to a missing \(parent) row",
+                code: SQLITE_CONSTRAINT,
+                message: "\(name) left a row of \(try row.text("table")) referring to a missing \(try row.text("parent")) row",
                 sql: "PRAGMA foreign_key_check")
         }
     }

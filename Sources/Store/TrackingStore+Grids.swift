@@ -1,0 +1,70 @@
+import Foundation
+
+extension GridCell: RowDecodable {
+    static let table = "grid_cells"
+
+    init(row: Row) throws {
+        self.init(
+            weights: try row.text("weights"), stage: try row.text("stage"), trainSize: try row.int("train_size"),
+            resize: try row.int("resize"), crop: try row.int("crop"), top1: try row.optionalDouble("top1"),
+            top5: try row.optionalDouble("top5"), loss: try row.optionalDouble("loss"))
+    }
+}
+
+extension ExperimentGridCell: RowDecodable {
+    static let table = "grid_cells ⋈ runs"
+
+    /// A run outside any variant reads as variant "" (as the comparison groups it).
+    init(row: Row) throws {
+        self.init(variant: try row.optionalText("variant") ?? "", seed: try row.int("seed"), cell: try GridCell(row: row))
+    }
+}
+
+/// The `grid_cells` table: resize × crop evaluations of a run's weights.
+extension TrackingStore {
+    /// Stores grid cells (a re-evaluated cell replaces the old one).
+    public func saveGrid(run: Int64, _ cells: [GridCell]) throws {
+        if cells.isEmpty { return }
+        try write { db in
+            try db.transaction {
+                for c in cells {
+                    try db.execute(
+                        """
+                        INSERT INTO grid_cells (run_id, weights, stage, train_size, resize, crop, top1, top5, loss)
+                        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                        ON CONFLICT (run_id, weights, stage, train_size, resize, crop)
+                        DO UPDATE SET top1 = excluded.top1, top5 = excluded.top5, loss = excluded.loss
+                        """,
+                        [
+                            .int(run), .text(c.weights), .text(c.stage), .int(c.trainSize), .int(c.resize), .int(c.crop),
+                            c.top1.sql, c.top5.sql, c.loss.sql,
+                        ])
+                }
+            }
+        }
+    }
+
+    public func grid(run: Int64) throws -> [GridCell] {
+        try read {
+            try $0.fetchAll(
+                GridCell.self,
+                """
+                SELECT * FROM grid_cells WHERE run_id = ? ORDER BY weights, stage, train_size, resize, crop
+                """, [.int(run)])
+        }
+    }
+
+    /// The grid cells of an experiment's completed runs, with each run's variant and seed.
+    public func experimentGrid(_ experiment: Int64) throws -> [ExperimentGridCell] {
+        try read {
+            try $0.fetchAll(
+                ExperimentGridCell.self,
+                """
+                SELECT r.variant, r.seed, g.weights, g.stage, g.train_size, g.resize, g.crop, g.top1, g.top5, g.loss
+                FROM grid_cells g JOIN runs r ON r.id = g.run_id
+                WHERE r.experiment_id = ? AND r.status = 'completed'
+                ORDER BY r.id, g.weights, g.stage, g.train_size, g.resize, g.crop
+                """, [.int(experiment)])
+        }
+    }
+}
