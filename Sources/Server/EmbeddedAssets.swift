@@ -38,7 +38,8 @@ enum EmbeddedAssets {
         <p class="muted">Final value of each completed run; Δ is paired by seed against {{baseline}}'s raw weights, with Student-t intervals. A Δ interval that excludes 0 is coloured.</p>
         {{#hasAdvice}}<details class="advice" open><summary>How many seeds?</summary><ul>
         {{#advice}}<li><strong>{{variant}} · {{weights}}</strong>: {{text}}</li>
-        {{/advice}}</ul><p class="muted">From the spread of each row's paired Δ: a paired t-test at α 0.05 with 80 % power.</p></details>{{/hasAdvice}}
+        {{/advice}}</ul><p class="muted">From the spread of each row's paired Δ: a paired t-test at α 0.05 with 80 % power.</p>
+        <form method="post" action="/experiments/{{id}}/seeds" class="inline"><label>Seeds to add to every variant <input type="number" name="add" min="1" max="64" value="3" required></label> <button type="submit">Queue them</button></form></details>{{/hasAdvice}}
         {{#forest}}<figure class="forest">{{{forest}}}<figcaption>Each row's Δ against {{baseline}}'s raw weights: the dot is the mean over seeds, the bar its 95 % interval; a bar clear of the dashed line is a difference the seeds agree on.</figcaption></figure>{{/forest}}
         {{/hasRows}}
         {{^hasRows}}<p class="empty">No completed run has reported {{metricLabel}} yet.</p>{{/hasRows}}
@@ -1716,6 +1717,65 @@ enum EmbeddedAssets {
                   },
                   "404": {
                     "$ref": "#/components/responses/NotFound"
+                  },
+                  "4XX": {
+                    "$ref": "#/components/responses/ClientError"
+                  }
+                }
+              }
+            },
+            "/api/experiments/{id}/seeds": {
+              "post": {
+                "tags": [
+                  "experiments"
+                ],
+                "summary": "Queue k more seeds for every variant (the seeds after the largest used)",
+                "operationId": "add_seeds",
+                "parameters": [
+                  {
+                    "$ref": "#/components/parameters/id"
+                  }
+                ],
+                "requestBody": {
+                  "required": true,
+                  "content": {
+                    "application/json": {
+                      "schema": {
+                        "type": "object",
+                        "required": [
+                          "add"
+                        ],
+                        "additionalProperties": false,
+                        "properties": {
+                          "add": {
+                            "type": "integer",
+                            "minimum": 1,
+                            "maximum": 64
+                          }
+                        }
+                      }
+                    }
+                  }
+                },
+                "responses": {
+                  "201": {
+                    "description": "The experiment with all its runs",
+                    "content": {
+                      "application/json": {
+                        "schema": {
+                          "$ref": "#/components/schemas/ExperimentWithRuns"
+                        }
+                      }
+                    }
+                  },
+                  "400": {
+                    "$ref": "#/components/responses/BadRequest"
+                  },
+                  "404": {
+                    "$ref": "#/components/responses/NotFound"
+                  },
+                  "413": {
+                    "$ref": "#/components/responses/TooLarge"
                   },
                   "4XX": {
                     "$ref": "#/components/responses/ClientError"

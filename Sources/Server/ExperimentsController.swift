@@ -23,6 +23,16 @@ struct ExperimentsController: Sendable {
             return EditedResponse(
                 status: .accepted, response: ExperimentCancelView(experiment: id, cancelled: try await service.cancel(id)))
         }
+        router.post("/api/experiments/:id/seeds") { request, ctx in
+            let body = try await request.jsonBody(context: ctx)
+            guard case .object(let fields) = body, fields.keys.allSatisfy({ $0 == "add" }),
+                let add = fields["add"]?.doubleValue, add == add.rounded(), abs(add) < 1e9
+            else {
+                throw APIError.badRequest("the body must be {\"add\": k} with k an integer number of seeds", field: "add")
+            }
+            let (experiment, runs) = try await service.addSeeds(try ctx.id(), count: Int(add))
+            return EditedResponse(status: .created, response: ExperimentView(record: experiment, runs: runs))
+        }
         router.delete("/api/experiments/:id") { _, ctx in
             try await service.delete(try ctx.id())
             return Response(status: .noContent)

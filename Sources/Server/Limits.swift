@@ -13,6 +13,8 @@ enum Limits {
     static let runsPerExperiment = 1000
     /// Runs waiting in the queue, all experiments together.
     static let queuedRuns = 10_000
+    /// Seeds one `POST /api/experiments/{id}/seeds` may add.
+    static let seedsPerAddition = 64
     /// Open event streams (`GET /api/runs/{id}/events`) on one run, and on the whole server.
     static let subscribersPerRun = 32
     static let subscribers = 256

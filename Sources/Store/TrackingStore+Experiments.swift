@@ -46,6 +46,27 @@ extension TrackingStore {
         }
     }
 
+    /// Adds runs to an experiment and records its new seed list, in one transaction; nil (nothing
+    /// written) when the experiment is gone. `maxQueued` as in ``createExperiment``.
+    public func addRuns(
+        toExperiment id: Int64, seedsJSON: String, runs: [NewRun], maxQueued: Int? = nil
+    ) throws -> [RunRecord]? {
+        try write { db in
+            try db.transaction {
+                guard try db.fetchOne(ExperimentRecord.self, "SELECT * FROM experiments WHERE id = ?", [.int(id)]) != nil
+                else { return nil }
+                try checkQueue(db, adding: runs.filter { $0.status == .queued }.count, cap: maxQueued)
+                try db.execute("UPDATE experiments SET seeds_json = ? WHERE id = ?", [.text(seedsJSON), .int(id)])
+                let now = Date().timeIntervalSince1970
+                return try runs.map { run in
+                    var run = run
+                    run.experimentID = id
+                    return try insertRun(db, run, now: now)
+                }
+            }
+        }
+    }
+
     public func experiment(_ id: Int64) throws -> ExperimentRecord? {
         try read { try $0.fetchOne(ExperimentRecord.self, "SELECT * FROM experiments WHERE id = ?", [.int(id)]) }
     }

@@ -31,6 +31,15 @@ struct PagesController: Sendable {
             _ = try await experiments.cancel(id)
             return Self.redirect("/experiments/\(id)")
         }
+        router.post("/experiments/:id/seeds") { request, ctx in
+            let id = try ctx.id()
+            let text = try await Self.form(request).first("add") ?? ""
+            guard let count = Int(text.trimmingCharacters(in: .whitespaces)) else {
+                throw APIError.badRequest("add must be a whole number of seeds, got \"\(text)\"", field: "add")
+            }
+            _ = try await experiments.addSeeds(id, count: count)
+            return Self.redirect("/experiments/\(id)")
+        }
         router.post("/experiments/:id/delete") { _, ctx in
             try await experiments.delete(try ctx.id())
             return Self.redirect("/")

@@ -58,6 +58,59 @@ struct ExperimentService: Sendable {
         return created
     }
 
+    /// Queues `count` more seeds for every variant (the seeds after the largest one used), as if
+    /// the experiment had listed them from the start: same base, variants and baseline.
+    func addSeeds(_ id: Int64, count: Int) async throws -> (ExperimentRecord, [RunRecord]) {
+        guard (1...Limits.seedsPerAddition).contains(count) else {
+            throw APIError.badRequest("add must be an integer in [1, \(Limits.seedsPerAddition)], got \(count)", field: "add")
+        }
+        let paths = context.specPaths
+        let runChecks = runService
+        let options = context.options
+        let added: ExperimentRecord = try await Blocking.run {
+            let e = try existing(id)
+            guard case .array(let old)? = try? JSONValue.parse(e.seedsJSON) else {
+                throw APIError(.internalServerError, "experiment \(id) has an unreadable seed list: \(e.seedsJSON)")
+            }
+            let used = old.compactMap { $0.doubleValue.map { UInt64($0) } }
+            let first = (used.max() ?? 0) + (used.isEmpty ? 0 : 1)
+            let seeds = used + (0..<UInt64(count)).map { first + $0 }
+            let document: JSONValue = [
+                "name": .string(e.name), "base": try JSONValue.parse(e.baseJSON),
+                "variants": try JSONValue.parse(e.variantsJSON),
+                "seeds": .array(seeds.map { .number(Double($0)) }), "baseline": .string(e.baseline),
+            ]
+            let request: ExperimentRequest
+            do {
+                request = try ExperimentRequest(document, presets: options.presets)
+            } catch let error as APIError where error.field == "seeds" {
+                throw APIError.badRequest(error.message, field: "add")
+            }
+            let fresh = Set(seeds.suffix(count))
+            let specs = try request.runSpecs(presets: options.presets) { spec in
+                try runChecks.checkTeacher(spec, field: "base.distillation.teacher_run")
+                try paths.check(spec)
+            }
+            let newRuns = specs.filter { fresh.contains($0.spec.seed) }.map { v, spec in
+                NewRun(
+                    experiment: e.name, variant: v.name, seed: Int64(spec.seed), name: spec.name,
+                    strategies: RunService.strategyKinds(spec), status: .queued, specJSON: spec.json().text(),
+                    codeVersion: options.version)
+            }
+            let seedsJSON = JSONValue.array(seeds.map { .number(Double($0)) }).text()
+            do {
+                guard
+                    try store.addRuns(toExperiment: id, seedsJSON: seedsJSON, runs: newRuns, maxQueued: Limits.queuedRuns) != nil
+                else { throw APIError.notFound("experiment \(id) does not exist") }
+            } catch let e as CapReached {
+                throw APIError(cap: e)
+            }
+            return try existing(id)
+        }
+        context.runner.schedule()
+        return (added, try await Blocking.run { try runs(id) })
+    }
+
     // MARK: Read
 
     func list(before: Int64?, limit: Int) async throws -> [ExperimentRecord] {
