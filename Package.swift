@@ -45,7 +45,12 @@ let package = Package(
         // The tracking service's SQLite, through its C API: prepared statements and bindings are
         // the hot path of metric ingestion, and the C API keeps them in plain sight.
         .systemLibrary(name: "CSQLite", path: "Sources/CSQLite", providers: [.apt(["libsqlite3-dev"])]),
-        .target(name: "Store", dependencies: ["CSQLite", "Experiments"], swiftSettings: swiftSettings),
+        // migrations/*.sql are embedded at build time (EmbeddedMigrations, by EmbedFilesPlugin). The
+        // link Sources/Store/migrations → migrations/ is there so that SwiftPM, which watches the
+        // targets' folders, notices a file added or removed and runs the plugin again.
+        .target(
+            name: "Store", dependencies: ["CSQLite", "Experiments"], exclude: ["migrations"], swiftSettings: swiftSettings,
+            plugins: ["EmbedFilesPlugin"]),
         // SVG line charts drawn on the server: pure functions from series to markup.
         .target(name: "Charts", swiftSettings: swiftSettings),
         .target(
@@ -56,9 +61,11 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Mustache", package: "swift-mustache"),
             ],
-            // The templates are compiled into EmbeddedAssets.swift (scripts/embed-assets.sh).
-            exclude: ["Templates"],
-            swiftSettings: swiftSettings),
+            // Templates/ and Public/ are embedded at build time (EmbeddedAssets, by EmbedFilesPlugin);
+            // Sources/Server/Public is a link to Public/, for the reason given at Store.
+            exclude: ["Templates", "Public"],
+            swiftSettings: swiftSettings,
+            plugins: ["EmbedFilesPlugin"]),
         .target(
             name: "Training", dependencies: ["Kernels", "PolyakNetwork", "Datasets", "Experiments"],
             swiftSettings: fastMath),
@@ -69,6 +76,10 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings),
+        // Writes EmbeddedAssets / EmbeddedMigrations into the build folder: text files as string
+        // literals, so `polyak` serves its pages and applies its schema from any directory.
+        .executableTarget(name: "EmbedFiles", swiftSettings: swiftSettings),
+        .plugin(name: "EmbedFilesPlugin", capability: .buildTool(), dependencies: ["EmbedFiles"]),
         .testTarget(name: "KernelsTests", dependencies: ["Kernels"], swiftSettings: swiftSettings),
         .testTarget(name: "NetworkTests", dependencies: ["PolyakNetwork", "Kernels"], swiftSettings: swiftSettings),
         .testTarget(name: "DatasetsTests", dependencies: ["Datasets", "CZlib"], swiftSettings: swiftSettings),
@@ -103,4 +114,9 @@ if Context.environment["POLYAK_FUZZ"] != nil {
             name: "PolyakFuzz", dependencies: ["CFuzzer", "Datasets", "PolyakNetwork", "Experiments", "Store"],
             path: "Fuzz/Sources/PolyakFuzz", swiftSettings: swiftSettings),
     ]
+    // SwiftPM applies `-Xswiftc -sanitize=fuzzer,address` to the build plugin's tool as well; linked
+    // with libFuzzer it would get libFuzzer's `main` (and miss LLVMFuzzerTestOneInput). It keeps ASan only.
+    for target in package.targets where target.name == "EmbedFiles" {
+        target.linkerSettings = (target.linkerSettings ?? []) + [.unsafeFlags(["-Xclang-linker", "-fno-sanitize=fuzzer"])]
+    }
 }
