@@ -80,24 +80,28 @@ let package = Package(
         // literals, so `polyak` serves its pages and applies its schema from any directory.
         .executableTarget(name: "EmbedFiles", swiftSettings: swiftSettings),
         .plugin(name: "EmbedFilesPlugin", capability: .buildTool(), dependencies: ["EmbedFiles"]),
-        .testTarget(name: "KernelsTests", dependencies: ["Kernels"], swiftSettings: swiftSettings),
-        .testTarget(name: "NetworkTests", dependencies: ["PolyakNetwork", "Kernels"], swiftSettings: swiftSettings),
+        // Helpers more than one test target uses: finite differences, a seeded generator, running a child process.
+        .target(name: "PolyakTestSupport", path: "Tests/TestSupport", swiftSettings: swiftSettings),
+        .testTarget(name: "KernelsTests", dependencies: ["Kernels", "PolyakTestSupport"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "NetworkTests", dependencies: ["PolyakNetwork", "Kernels", "PolyakTestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "DatasetsTests", dependencies: ["Datasets", "CZlib"], swiftSettings: swiftSettings),
         .testTarget(name: "ExperimentsTests", dependencies: ["Experiments"], swiftSettings: swiftSettings),
         .testTarget(name: "StoreTests", dependencies: ["Store", "Experiments"], swiftSettings: swiftSettings),
-        .testTarget(name: "CLITests", swiftSettings: swiftSettings),
-        .testTarget(name: "ChartsTests", dependencies: ["Charts"], swiftSettings: swiftSettings),
+        .testTarget(name: "CLITests", dependencies: ["PolyakTestSupport"], swiftSettings: swiftSettings),
+        .testTarget(name: "ChartsTests", dependencies: ["Charts", "PolyakTestSupport"], swiftSettings: swiftSettings),
         .testTarget(
             name: "ServerTests",
             dependencies: [
-                "Server", "Store", "Experiments", "CSQLite",
+                "Server", "Store", "Experiments", "CSQLite", "PolyakTestSupport",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ],
             swiftSettings: swiftSettings),
         // Mutated and random inputs to the four byte readers (the bounded version of `make fuzz`).
         .testTarget(
-            name: "ParserTests", dependencies: ["Datasets", "CZlib", "PolyakNetwork", "Experiments", "Server"],
+            name: "ParserTests",
+            dependencies: ["Datasets", "CZlib", "PolyakNetwork", "Experiments", "Server", "PolyakTestSupport"],
             swiftSettings: swiftSettings),
         .testTarget(
             name: "TrainingTests", dependencies: ["Training", "PolyakNetwork", "Datasets", "Experiments"],
