@@ -65,7 +65,7 @@ fuzz: setup
 	done
 
 lint:
-	$(SWIFT) format lint --recursive --strict Sources Tests Package.swift Fuzz
+	$(SWIFT) format lint --recursive --strict Sources Tests Package.swift Fuzz Plugins
 
 clean:
 	rm -rf .build runs polyak-data polyak.sqlite*

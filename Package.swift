@@ -45,7 +45,12 @@ let package = Package(
         // The tracking service's SQLite, through its C API: prepared statements and bindings are
         // the hot path of metric ingestion, and the C API keeps them in plain sight.
         .systemLibrary(name: "CSQLite", path: "Sources/CSQLite", providers: [.apt(["libsqlite3-dev"])]),
-        .target(name: "Store", dependencies: ["CSQLite", "Experiments"], swiftSettings: swiftSettings),
+        // migrations/*.sql are embedded at build time (EmbeddedMigrations, by EmbedFilesPlugin). The
+        // link Sources/Store/migrations → migrations/ is there so that SwiftPM, which watches the
+        // targets' folders, notices a file added or removed and runs the plugin again.
+        .target(
+            name: "Store", dependencies: ["CSQLite", "Experiments"], exclude: ["migrations"], swiftSettings: swiftSettings,
+            plugins: ["EmbedFilesPlugin"]),
         // SVG line charts drawn on the server: pure functions from series to markup.
         .target(name: "Charts", swiftSettings: swiftSettings),
         .target(
@@ -56,9 +61,11 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Mustache", package: "swift-mustache"),
             ],
-            // The templates are compiled into EmbeddedAssets.swift (scripts/embed-assets.sh).
-            exclude: ["Templates"],
-            swiftSettings: swiftSettings),
+            // Templates/ and Public/ are embedded at build time (EmbeddedAssets, by EmbedFilesPlugin);
+            // Sources/Server/Public is a link to Public/, for the reason given at Store.
+            exclude: ["Templates", "Public"],
+            swiftSettings: swiftSettings,
+            plugins: ["EmbedFilesPlugin"]),
         .target(
             name: "Training", dependencies: ["Kernels", "PolyakNetwork", "Datasets", "Experiments"],
             swiftSettings: fastMath),
@@ -69,24 +76,32 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings),
-        .testTarget(name: "KernelsTests", dependencies: ["Kernels"], swiftSettings: swiftSettings),
-        .testTarget(name: "NetworkTests", dependencies: ["PolyakNetwork", "Kernels"], swiftSettings: swiftSettings),
+        // Writes EmbeddedAssets / EmbeddedMigrations into the build folder: text files as string
+        // literals, so `polyak` serves its pages and applies its schema from any directory.
+        .executableTarget(name: "EmbedFiles", swiftSettings: swiftSettings),
+        .plugin(name: "EmbedFilesPlugin", capability: .buildTool(), dependencies: ["EmbedFiles"]),
+        // Helpers more than one test target uses: finite differences, a seeded generator, running a child process.
+        .target(name: "PolyakTestSupport", path: "Tests/TestSupport", swiftSettings: swiftSettings),
+        .testTarget(name: "KernelsTests", dependencies: ["Kernels", "PolyakTestSupport"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "NetworkTests", dependencies: ["PolyakNetwork", "Kernels", "PolyakTestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "DatasetsTests", dependencies: ["Datasets", "CZlib"], swiftSettings: swiftSettings),
         .testTarget(name: "ExperimentsTests", dependencies: ["Experiments"], swiftSettings: swiftSettings),
         .testTarget(name: "StoreTests", dependencies: ["Store", "Experiments"], swiftSettings: swiftSettings),
-        .testTarget(name: "CLITests", swiftSettings: swiftSettings),
-        .testTarget(name: "ChartsTests", dependencies: ["Charts"], swiftSettings: swiftSettings),
+        .testTarget(name: "CLITests", dependencies: ["PolyakTestSupport"], swiftSettings: swiftSettings),
+        .testTarget(name: "ChartsTests", dependencies: ["Charts", "PolyakTestSupport"], swiftSettings: swiftSettings),
         .testTarget(
             name: "ServerTests",
             dependencies: [
-                "Server", "Store", "Experiments", "CSQLite",
+                "Server", "Store", "Experiments", "CSQLite", "PolyakTestSupport",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ],
             swiftSettings: swiftSettings),
         // Mutated and random inputs to the four byte readers (the bounded version of `make fuzz`).
         .testTarget(
-            name: "ParserTests", dependencies: ["Datasets", "CZlib", "PolyakNetwork", "Experiments", "Server"],
+            name: "ParserTests",
+            dependencies: ["Datasets", "CZlib", "PolyakNetwork", "Experiments", "Server", "PolyakTestSupport"],
             swiftSettings: swiftSettings),
         .testTarget(
             name: "TrainingTests", dependencies: ["Training", "PolyakNetwork", "Datasets", "Experiments"],
@@ -103,4 +118,9 @@ if Context.environment["POLYAK_FUZZ"] != nil {
             name: "PolyakFuzz", dependencies: ["CFuzzer", "Datasets", "PolyakNetwork", "Experiments", "Store"],
             path: "Fuzz/Sources/PolyakFuzz", swiftSettings: swiftSettings),
     ]
+    // SwiftPM applies `-Xswiftc -sanitize=fuzzer,address` to the build plugin's tool as well; linked
+    // with libFuzzer it would get libFuzzer's `main` (and miss LLVMFuzzerTestOneInput). It keeps ASan only.
+    for target in package.targets where target.name == "EmbedFiles" {
+        target.linkerSettings = (target.linkerSettings ?? []) + [.unsafeFlags(["-Xclang-linker", "-fno-sanitize=fuzzer"])]
+    }
 }

@@ -48,13 +48,15 @@ public struct OptimSpec: Equatable, Sendable {
         self.labelSmoothing = labelSmoothing
     }
 
+    /// Reads `optim`; a missing field takes the default `init` declares (the one place it is written).
     static func read(_ r: SpecReader) throws -> OptimSpec {
-        let epochs = try r.int("epochs", default: 10, .atLeast(1))
-        let schedule = try r.choice("schedule", default: Schedule.cosine)
+        let defaults = OptimSpec()
+        let epochs = try r.int("epochs", default: defaults.epochs, .atLeast(1))
+        let schedule = try r.choice("schedule", default: defaults.schedule)
         let milestones =
             try r.list("milestones") { v, path in
                 try SpecReader.int(v, path, .closedOpen(1, Double(epochs)))
-            } ?? []
+            } ?? defaults.milestones
         for i in milestones.indices.dropFirst() where milestones[i] <= milestones[i - 1] {
             throw SpecError(
                 field: SpecReader.path(r.path("milestones"), index: i),
@@ -65,16 +67,16 @@ public struct OptimSpec: Equatable, Sendable {
         }
         return OptimSpec(
             epochs: epochs,
-            batchSize: try r.int("batch_size", default: 128, .atLeast(1)),
-            lr: try r.double("lr", default: 0.1, .greaterThan(0)),
-            momentum: try r.double("momentum", default: 0.9, .closedOpen(0, 1)),
-            nesterov: try r.bool("nesterov", default: true),
-            weightDecay: try r.double("weight_decay", default: 5e-4, .atLeast(0)),
+            batchSize: try r.int("batch_size", default: defaults.batchSize, .atLeast(1)),
+            lr: try r.double("lr", default: defaults.lr, .greaterThan(0)),
+            momentum: try r.double("momentum", default: defaults.momentum, .closedOpen(0, 1)),
+            nesterov: try r.bool("nesterov", default: defaults.nesterov),
+            weightDecay: try r.double("weight_decay", default: defaults.weightDecay, .atLeast(0)),
             schedule: schedule,
-            warmupEpochs: try r.double("warmup_epochs", default: 1, .closed(0, Double(epochs))),
+            warmupEpochs: try r.double("warmup_epochs", default: defaults.warmupEpochs, .closed(0, Double(epochs))),
             milestones: milestones,
-            gamma: try r.double("gamma", default: 0.1, .greaterThan(0)),
-            labelSmoothing: try r.double("label_smoothing", default: 0, .closedOpen(0, 1)))
+            gamma: try r.double("gamma", default: defaults.gamma, .greaterThan(0)),
+            labelSmoothing: try r.double("label_smoothing", default: defaults.labelSmoothing, .closedOpen(0, 1)))
     }
 
     /// The full `optim` object.

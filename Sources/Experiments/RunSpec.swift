@@ -81,23 +81,25 @@ public struct RunSpec: Equatable, Sendable {
         try RunSpec.decode(json())
     }
 
+    /// Reads a run spec; a missing field takes the default `init` declares (the one place it is written).
     static func read(_ r: SpecReader) throws -> RunSpec {
+        let defaults = RunSpec()
         // optim first: SWA's start_epoch is checked against optim.epochs.
-        let optim = try r.object("optim", OptimSpec.read) ?? OptimSpec()
+        let optim = try r.object("optim", OptimSpec.read) ?? defaults.optim
         return RunSpec(
             experiment: try r.optionalString("experiment"),
             name: try r.optionalString("name"),
-            seed: UInt64(try r.int("seed", default: 0, .closed(0, Double(maxSeed)))),
-            threads: try r.int("threads", default: 2, .closed(1, 64)),
+            seed: UInt64(try r.int("seed", default: Int(defaults.seed), .closed(0, Double(maxSeed)))),
+            threads: try r.int("threads", default: defaults.threads, .closed(1, 64)),
             logEvery: try r.optionalInt("log_every", .atLeast(1)),
-            data: try r.object("data", DataSpec.read) ?? DataSpec(),
-            model: try r.object("model", ModelSpec.read) ?? ModelSpec(),
+            data: try r.object("data", DataSpec.read) ?? defaults.data,
+            model: try r.object("model", ModelSpec.read) ?? defaults.model,
             optim: optim,
             averaging: try AveragingSpec.readAll(r.value("averaging"), path: r.path("averaging"), epochs: optim.epochs),
             distillation: try r.object("distillation", DistillationSpec.read),
-            resolution: try r.object("resolution", ResolutionSpec.read) ?? ResolutionSpec(),
+            resolution: try r.object("resolution", ResolutionSpec.read) ?? defaults.resolution,
             preciseBN: try r.object("precise_bn", PreciseBNSpec.read),
-            checkpoints: try r.object("checkpoints", CheckpointSpec.read) ?? CheckpointSpec())
+            checkpoints: try r.object("checkpoints", CheckpointSpec.read) ?? defaults.checkpoints)
     }
 
     // MARK: Writing
@@ -161,7 +163,7 @@ public struct PreciseBNSpec: Equatable, Sendable {
     public init(batches: Int = 200) { self.batches = batches }
 
     static func read(_ r: SpecReader) throws -> PreciseBNSpec {
-        PreciseBNSpec(batches: try r.int("batches", default: 200, .atLeast(1)))
+        PreciseBNSpec(batches: try r.int("batches", default: PreciseBNSpec().batches, .atLeast(1)))
     }
 
     /// The full `precise_bn` object.
@@ -176,7 +178,7 @@ public struct CheckpointSpec: Equatable, Sendable {
     public init(keep: Int = 1) { self.keep = keep }
 
     static func read(_ r: SpecReader) throws -> CheckpointSpec {
-        CheckpointSpec(keep: try r.int("keep", default: 1, .atLeast(0)))
+        CheckpointSpec(keep: try r.int("keep", default: CheckpointSpec().keep, .atLeast(0)))
     }
 
     /// The full `checkpoints` object.

@@ -23,7 +23,8 @@ public final class SGD: @unchecked Sendable {
         velocity = FloatBuffer(count: layout.parameterCount)
     }
 
-    /// One update of every parameter from `state.gradients`. `frozen` entries are left untouched.
+    /// One update of every parameter from `state.gradients`; with `only`, of the entries it accepts (the rest,
+    /// and their momentum, are left untouched: FixRes fine-tunes `fc` alone this way).
     public func step(_ state: ModelState, lr: Float, only: ((TensorEntry) -> Bool)? = nil) {
         let mu = momentum
         for e in layout.entries where e.role == .parameter && (only?(e) ?? true) {

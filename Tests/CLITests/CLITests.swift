@@ -1,27 +1,12 @@
 import Foundation
+import PolyakTestSupport
 import XCTest
 
 /// The `polyak` executable as a user runs it: exit codes, messages naming the problem, JSON lines.
 final class CLITests: XCTestCase {
-    /// `.build/<config>/polyak`, next to the test bundle (`make test` builds every product first).
-    var executable: URL {
-        URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("polyak")
-    }
-
-    func run(_ args: [String], stdin: String? = nil) throws -> (status: Int32, out: String, err: String) {
-        let p = Process()
-        p.executableURL = executable
-        p.arguments = args
-        let out = Pipe(), err = Pipe(), input = Pipe()
-        p.standardOutput = out
-        p.standardError = err
-        p.standardInput = input
-        try p.run()
-        if let stdin { input.fileHandleForWriting.write(Data(stdin.utf8)) }
-        try input.fileHandleForWriting.close()
-        let o = out.fileHandleForReading.readDataToEndOfFile(), e = err.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
+    /// `polyak ARGS`, `stdin` fed to it.
+    func run(_ args: [String], stdin: String? = nil) throws -> ProcessOutput {
+        try runProcess(try polyakExecutable(), args, stdin: stdin)
     }
 
     func temporaryFolder() -> String {
@@ -31,7 +16,7 @@ final class CLITests: XCTestCase {
     }
 
     override func setUpWithError() throws {
-        try XCTSkipUnless(FileManager.default.isExecutableFile(atPath: executable.path), "build the polyak product first")
+        _ = try polyakExecutable()  // skips, naming the path, before the product is built
     }
 
     func testABadSpecExitsTwoNamingTheField() throws {

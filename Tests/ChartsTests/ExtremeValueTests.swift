@@ -1,4 +1,5 @@
 import Foundation
+import PolyakTestSupport
 import XCTest
 
 @testable import Charts
@@ -7,18 +8,6 @@ import XCTest
 /// line), the tick, scale, label and SVG code answers without trapping, with finite coordinates
 /// and short labels. A fixed-seed property test plus the cases that used to trap.
 final class ExtremeValueTests: XCTestCase {
-    /// SplitMix64: a fixed, portable sequence so a failure reproduces.
-    struct Random {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-        mutating func below(_ n: Int) -> Int { Int(next() % UInt64(n)) }
-    }
 
     static let special: [Double] = [
         1e308, -1e308, .greatestFiniteMagnitude, -.greatestFiniteMagnitude, .leastNonzeroMagnitude,
@@ -27,7 +16,7 @@ final class ExtremeValueTests: XCTestCase {
     ]
 
     /// Special values, neighbours of special values, and doubles with random bit patterns.
-    static func value(_ r: inout Random) -> Double {
+    static func value(_ r: inout SplitMix64) -> Double {
         switch r.below(4) {
         case 0, 1: return special[r.below(special.count)]
         case 2: return special[r.below(special.count)].nextUp
@@ -148,7 +137,7 @@ final class ExtremeValueTests: XCTestCase {
 
     /// 3 000 random charts from a fixed seed: ±extremes, denormals, NaN/Inf, one point, flat lines.
     func testRandomExtremeInputsNeverTrap() {
-        var r = Random(state: 0x5EED_0014)
+        var r = SplitMix64(seed: 0x5EED_0014)
         for _ in 0..<1000 {
             let a = Self.value(&r), b = Self.value(&r)
             checkTicks(a, b, maxCount: 2 + r.below(10))

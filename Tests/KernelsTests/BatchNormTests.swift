@@ -1,4 +1,5 @@
 import Kernels
+import PolyakTestSupport
 import XCTest
 
 final class BatchNormTests: XCTestCase {

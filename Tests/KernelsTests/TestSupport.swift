@@ -48,14 +48,3 @@ func assertBorderZero(_ a: Activation, file: StaticString = #filePath, line: UIn
         }
     }
 }
-
-/// Central finite difference of a scalar function in Double: the oracle for every backward pass.
-func finiteDifference(_ f: () -> Double, at p: UnsafeMutablePointer<Float>, h: Float = 1e-2) -> Double {
-    let saved = p.pointee
-    p.pointee = saved + h
-    let up = f()
-    p.pointee = saved - h
-    let down = f()
-    p.pointee = saved
-    return (up - down) / Double(2 * h)
-}

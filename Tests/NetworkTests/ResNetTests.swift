@@ -1,20 +1,9 @@
 import Foundation
 import Kernels
+import PolyakTestSupport
 import XCTest
 
 @testable import PolyakNetwork
-
-/// SplitMix64: a tiny seedable generator for tests.
-struct TestRNG: RandomNumberGenerator {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
 
 final class ResNetTests: XCTestCase {
     func testLayoutHasTorchvisionNamesAndShapes() {
@@ -40,7 +29,7 @@ final class ResNetTests: XCTestCase {
         let model = ResNetMini(width: 2, depth: 1)
         let exec = ResNetExecutor(model: model, batch: 4, height: 9, width: 8, trainable: true, workers: Workers(2))
         let state = ModelState(layout: model.layout)
-        var rng = TestRNG(state: 3)
+        var rng = SplitMix64(seed: 3)
         model.initialize(state, using: &rng)
         for b in 0..<4 {
             exec.labels[b] = Int32(b * 3 % 10)
@@ -59,7 +48,7 @@ final class ResNetTests: XCTestCase {
         ] {
             let e = model.layout.entry(named: name)!
             for i in Set([0, e.count / 2, e.count - 1]) {
-                let fd = finite(loss, at: state.pointer(e) + i)
+                let fd = finiteDifference(loss, at: state.pointer(e) + i, h: 1e-3)
                 let a = Double(analytic[e.offset + i])
                 XCTAssertEqual(a, fd, accuracy: 3e-3 + 3e-2 * abs(fd), "\(name)[\(i)]")
                 checked += 1
@@ -68,23 +57,13 @@ final class ResNetTests: XCTestCase {
         XCTAssertGreaterThan(checked, 20)
     }
 
-    func finite(_ f: () -> Double, at p: UnsafeMutablePointer<Float>, h: Float = 1e-3) -> Double {
-        let saved = p.pointee
-        p.pointee = saved + h
-        let up = f()
-        p.pointee = saved - h
-        let down = f()
-        p.pointee = saved
-        return (up - down) / Double(2 * h)
-    }
-
     /// Inference with running statistics equals a training-mode forward whose batch statistics
     /// are those running statistics — checked indirectly: the inference executor and a training
     /// executor in eval mode agree bit for bit, whatever the batch size.
     func testInferenceExecutorAgreesWithTrainingExecutor() {
         let model = ResNetMini(width: 4, depth: 2)
         let state = ModelState(layout: model.layout)
-        var rng = TestRNG(state: 9)
+        var rng = SplitMix64(seed: 9)
         model.initialize(state, using: &rng)
         for i in 0..<state.buffers.count { state.buffers[i] = Float.random(in: 0.5..<1.5, using: &rng) }
         let train = ResNetExecutor(model: model, batch: 3, height: 12, width: 12, trainable: true, workers: Workers(1))
@@ -106,7 +85,7 @@ final class ResNetTests: XCTestCase {
     func testStateDictRoundTripThroughSafetensors() throws {
         let model = ResNetMini(width: 3, depth: 1)
         let state = ModelState(layout: model.layout)
-        var rng = TestRNG(state: 1)
+        var rng = SplitMix64(seed: 1)
         model.initialize(state, using: &rng)
         state.batchesTracked = 42
         let e = model.layout.entry(named: "layer2.0.conv1.weight")!

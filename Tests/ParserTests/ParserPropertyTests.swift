@@ -3,6 +3,7 @@ import Datasets
 import Experiments
 import Foundation
 import PolyakNetwork
+import PolyakTestSupport
 import XCTest
 
 @testable import Server
@@ -137,18 +138,4 @@ final class ParserPropertyTests: XCTestCase {
         deflateEnd(&stream)
         return Array(out[..<written])
     }
-}
-
-/// A small seeded generator (Steele et al.'s SplitMix64): the same inputs on every run.
-struct SplitMix64 {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    mutating func bytes(count: Int) -> [UInt8] { (0..<count).map { _ in UInt8(truncatingIfNeeded: next()) } }
 }

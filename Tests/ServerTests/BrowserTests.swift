@@ -1,6 +1,7 @@
 import Foundation
 import Hummingbird
 import HummingbirdTesting
+import PolyakTestSupport
 import XCTest
 
 @testable import Server
@@ -15,7 +16,7 @@ final class BrowserTests: XCTestCase {
         where FileManager.default.isExecutableFile(atPath: path) {
             return path
         }
-        // CI installs chromium (.ci/run → make test → scripts/setup.sh chromium): there it must be found.
+        // CI installs chromium (.ci/run runs `scripts/setup.sh chromium` before `make test`): there it must be found.
         if ProcessInfo.processInfo.environment["CI"] != nil {
             throw BrowserError("chromium is not installed; scripts/setup.sh chromium installs it")
         }

@@ -1,21 +1,12 @@
 import CSQLite
 import Foundation
+import PolyakTestSupport
 import XCTest
 
 /// `polyak migrate` and `polyak serve` as a user runs them.
 final class CommandTests: XCTestCase {
-    func run(_ args: [String], in directory: URL? = nil) throws -> (status: Int32, out: String, err: String) {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: try polyakExecutable())
-        p.arguments = args
-        if let directory { p.currentDirectoryURL = directory }
-        let out = Pipe(), err = Pipe()
-        p.standardOutput = out
-        p.standardError = err
-        try p.run()
-        let o = out.fileHandleForReading.readDataToEndOfFile(), e = err.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
+    func run(_ args: [String], in directory: URL? = nil) throws -> ProcessOutput {
+        try runProcess(try polyakExecutable(), args, in: directory)
     }
 
     func testMigrateThenRefuseADatabaseFromTheFuture() throws {

@@ -1,6 +1,7 @@
 import CSQLite
 import Experiments
 import Foundation
+import PolyakTestSupport
 import XCTest
 
 @testable import Server
@@ -9,31 +10,6 @@ import XCTest
 /// checkpoint: nothing stored is lost, duplicated or changed. `make fault-test` runs the first
 /// with 20 kills (`POLYAK_FAULT_KILLS`); the suite with 2.
 final class CrashTests: XCTestCase {
-    /// A `polyak serve` process on `port`, for killing.
-    static func serve(_ exe: String, _ folder: TempFolder, port: Int) throws -> Process {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: exe)
-        p.arguments = ["serve", "--port", "\(port)", "--db", folder.db, "--data-dir", folder.data, "--log-level", "error"]
-        p.standardOutput = FileHandle.nullDevice
-        try p.run()
-        return p
-    }
-
-    /// Runs `polyak ARGS`; its exit status, stdout and stderr.
-    static func polyak(_ exe: String, _ arguments: [String]) throws -> (Int32, String, String) {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: exe)
-        p.arguments = arguments
-        let out = Pipe(), err = Pipe()
-        p.standardOutput = out
-        p.standardError = err
-        try p.run()
-        let stdout = out.fileHandleForReading.readDataToEndOfFile()
-        let stderr = err.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return (p.terminationStatus, String(decoding: stdout, as: UTF8.self), String(decoding: stderr, as: UTF8.self))
-    }
-
     /// A metric point as compared: everything but its wall time, the value bit for bit.
     struct Point: Hashable, Comparable {
         var key, weights: String
@@ -70,7 +46,7 @@ final class CrashTests: XCTestCase {
         let folder = try TempFolder()
         let port = try freePort()
         let http = HTTP(port: port)
-        var server = try Self.serve(exe, folder, port: port)
+        var server = try startServe(exe, folder, port: port, logLevel: "error")
         defer { if server.isRunning { server.terminate() } }
         try await http.waitUntilUp()
         // 2 variants × 2 seeds, 3 epochs of 3 steps, a checkpoint at each epoch's end; one grid cell.
@@ -92,7 +68,7 @@ final class CrashTests: XCTestCase {
             kill(server.processIdentifier, SIGKILL)
             server.waitUntilExit()
             done += 1
-            server = try Self.serve(exe, folder, port: port)
+            server = try startServe(exe, folder, port: port, logLevel: "error")
             try await http.waitUntilUp()
             // After each restart every run is done, waiting, or resuming: none failed or vanished.
             let now = try await statuses()
@@ -124,12 +100,12 @@ final class CrashTests: XCTestCase {
         for (runID, spec) in specs.sorted(by: { $0.key < $1.key }) {
             let specFile = folder.url.appendingPathComponent("spec-\(runID).json").path
             try spec.data(pretty: true).write(to: URL(fileURLWithPath: specFile))
-            let (status, out, err) = try Self.polyak(
+            let trained = try runProcess(
                 exe, ["train", "--spec", specFile, "--out", folder.url.appendingPathComponent("ref-\(runID)").path])
-            XCTAssertEqual(status, 0, err)
+            XCTAssertEqual(trained.status, 0, trained.err)
             // (The store keeps one point per key, weights and step, as the trainer prints them.)
             let reference = Set(
-                try out.split(separator: "\n").map { try JSONValue.parse(String($0)) }
+                try trained.out.split(separator: "\n").map { try JSONValue.parse(String($0)) }
                     .filter { $0["type"]?.stringValue == "metric" }.map(Point.init)
             ).sorted()
             XCTAssertGreaterThan(reference.count, 10)

@@ -1,5 +1,6 @@
 import Experiments
 import Foundation
+import PolyakTestSupport
 import XCTest
 
 /// A run folder on a disk that fills up, or turns read-only, while a checkpoint is written: the
@@ -14,14 +15,7 @@ final class DiskFaultTests: XCTestCase {
 
     @discardableResult
     static func run(_ tool: String, _ arguments: [String]) -> Int32 {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: tool)
-        p.arguments = arguments
-        p.standardOutput = FileHandle.nullDevice
-        p.standardError = FileHandle.nullDevice
-        guard (try? p.run()) != nil else { return -1 }
-        p.waitUntilExit()
-        return p.terminationStatus
+        (try? runProcess(tool, arguments))?.status ?? -1
     }
 
     func checkpointFault(_ fault: Fault) throws {
@@ -98,9 +92,9 @@ final class DiskFaultTests: XCTestCase {
         case .readOnly where mounted: XCTAssertEqual(Self.run("/bin/umount", [out + "/checkpoints"]), 0)
         case .readOnly: chmod(out + "/checkpoints", 0o755)
         }
-        let resumed = try CrashTests.polyak(exe, ["train", "--resume", out])
-        XCTAssertEqual(resumed.0, 0, resumed.2)
-        let summary = try resumed.1.split(separator: "\n").map { try JSONValue.parse(String($0)) }.last {
+        let resumed = try runProcess(exe, ["train", "--resume", out])
+        XCTAssertEqual(resumed.status, 0, resumed.err)
+        let summary = try resumed.out.split(separator: "\n").map { try JSONValue.parse(String($0)) }.last {
             $0["type"]?.stringValue == "summary"
         }
         XCTAssertEqual(summary?["status"]?.stringValue, "completed")

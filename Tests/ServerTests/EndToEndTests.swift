@@ -2,6 +2,7 @@ import Experiments
 import Foundation
 import Hummingbird
 import HummingbirdTesting
+import PolyakTestSupport
 import Store
 import XCTest
 
@@ -214,14 +215,7 @@ final class EndToEndTests: XCTestCase {
         let exe = try polyakExecutable()
         let folder = try TempFolder()
         let port = try freePort()
-        func startServer() throws -> Process {
-            let p = Process()
-            p.executableURL = URL(fileURLWithPath: exe)
-            p.arguments = ["serve", "--port", "\(port)", "--db", folder.db, "--data-dir", folder.data, "--log-level", "warning"]
-            p.standardOutput = FileHandle.nullDevice
-            try p.run()
-            return p
-        }
+        func startServer() throws -> Process { try startServe(exe, folder, port: port) }
         let http = HTTP(port: port)
         var server = try startServer()
         defer { if server.isRunning { server.terminate() } }
@@ -279,14 +273,7 @@ extension EndToEndTests {
         let exe = try polyakExecutable()
         let folder = try TempFolder()
         let port = try freePort()
-        func startServer() throws -> Process {
-            let p = Process()
-            p.executableURL = URL(fileURLWithPath: exe)
-            p.arguments = ["serve", "--port", "\(port)", "--db", folder.db, "--data-dir", folder.data, "--log-level", "warning"]
-            p.standardOutput = FileHandle.nullDevice
-            try p.run()
-            return p
-        }
+        func startServer() throws -> Process { try startServe(exe, folder, port: port) }
         let http = HTTP(port: port)
         var server = try startServer()
         defer { if server.isRunning { server.terminate() } }

@@ -3,6 +3,7 @@ import Foundation
 import Hummingbird
 import HummingbirdTesting
 import Logging
+import PolyakTestSupport
 import Store
 import XCTest
 
@@ -122,14 +123,8 @@ final class FaultTests: XCTestCase {
         let exe = try polyakExecutable()
         let folder = try TempFolder()
         func serve(_ port: Int) throws -> (Process, Pipe) {
-            let p = Process()
-            p.executableURL = URL(fileURLWithPath: exe)
-            p.arguments = ["serve", "--port", "\(port)", "--db", folder.db, "--data-dir", folder.data, "--log-level", "warning"]
             let err = Pipe()
-            p.standardOutput = FileHandle.nullDevice
-            p.standardError = err
-            try p.run()
-            return (p, err)
+            return (try startServe(exe, folder, port: port, stderr: err), err)
         }
         let port = try freePort()
         let (first, _) = try serve(port)
@@ -247,29 +242,20 @@ final class FaultTests: XCTestCase {
         gone.executableURL = URL(fileURLWithPath: "/bin/true")
         try gone.run()
         gone.waitUntilExit()
-        func train(parent: Int32) throws -> (Int32, String) {
-            let p = Process()
-            p.executableURL = URL(fileURLWithPath: exe)
-            p.arguments = ["train", "--spec", "-", "--out", folder.url.appendingPathComponent("run").path]
+        func train(parent: Int32) throws -> ProcessOutput {
             var env = ProcessInfo.processInfo.environment
             env["POLYAK_PARENT_PID"] = "\(parent)"
-            p.environment = env
-            let input = Pipe(), err = Pipe()
-            p.standardInput = input
-            p.standardOutput = FileHandle.nullDevice
-            p.standardError = err
-            try p.run()
             // A bad spec: a trainer that gets past the parent check stops there, at once.
-            input.fileHandleForWriting.write(Data(#"{"optim": {"lr": -1}}"#.utf8))
-            try input.fileHandleForWriting.close()
-            p.waitUntilExit()
-            return (p.terminationStatus, String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self))
+            return try runProcess(
+                exe, ["train", "--spec", "-", "--out", folder.url.appendingPathComponent("run").path],
+                stdin: #"{"optim": {"lr": -1}}"#, environment: env)
         }
         let orphan = try train(parent: gone.processIdentifier)
-        XCTAssertEqual(orphan.0, 1, orphan.1)
-        XCTAssertTrue(orphan.1.contains("the server that started this trainer (pid \(gone.processIdentifier)) is gone"), orphan.1)
+        XCTAssertEqual(orphan.status, 1, orphan.err)
+        XCTAssertTrue(
+            orphan.err.contains("the server that started this trainer (pid \(gone.processIdentifier)) is gone"), orphan.err)
         let adopted = try train(parent: getpid())
-        XCTAssertEqual(adopted.0, 2, adopted.1)
-        XCTAssertTrue(adopted.1.contains("optim.lr"), adopted.1)
+        XCTAssertEqual(adopted.status, 2, adopted.err)
+        XCTAssertTrue(adopted.err.contains("optim.lr"), adopted.err)
     }
 }

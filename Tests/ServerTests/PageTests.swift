@@ -281,37 +281,4 @@ final class PageTests: XCTestCase {
             try assertError(try await client.call(.get, "/api/nope"), .notFound, field: nil)
         }
     }
-
-    /// The binary serves embedded copies; they must be the files in the repository.
-    func testEmbeddedAssetsMatchTheFiles() throws {
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent()
-        func read(_ path: String) throws -> String { try String(contentsOf: root.appendingPathComponent(path), encoding: .utf8) }
-        let templates = try FileManager.default.contentsOfDirectory(
-            atPath: root.appendingPathComponent("Sources/Server/Templates").path
-        )
-        .filter { $0.hasSuffix(".mustache") }
-        XCTAssertEqual(Set(templates.map { String($0.dropLast(".mustache".count)) }), Set(EmbeddedAssets.templates.keys))
-        for t in templates {
-            XCTAssertEqual(
-                try read("Sources/Server/Templates/" + t), EmbeddedAssets.templates[String(t.dropLast(9))]! + "\n",
-                "\(t) changed: run scripts/embed-assets.sh")
-        }
-        let enumerator = FileManager.default.enumerator(atPath: root.appendingPathComponent("Public").path)!
-        var files: [String] = []
-        while let p = enumerator.nextObject() as? String {
-            var isDir: ObjCBool = false
-            if FileManager.default.fileExists(atPath: root.appendingPathComponent("Public/" + p).path, isDirectory: &isDir),
-                !isDir.boolValue
-            {
-                files.append(p)
-            }
-        }
-        XCTAssertEqual(Set(files), Set(EmbeddedAssets.publicFiles.keys))
-        for p in files {
-            XCTAssertEqual(
-                try read("Public/" + p), EmbeddedAssets.publicFiles[p]! + "\n", "Public/\(p) changed: run scripts/embed-assets.sh"
-            )
-        }
-    }
 }

@@ -6,19 +6,6 @@ import XCTest
 
 @testable import Server
 
-/// The `polyak` executable built beside this test bundle (`swift build --build-tests` builds it).
-func polyakExecutable() throws -> String {
-    let me = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
-    var dir = URL(fileURLWithPath: me).deletingLastPathComponent()
-    // The test binary sits in polyakPackageTests.xctest (a file on Linux) inside the build folder.
-    if dir.lastPathComponent.hasSuffix(".xctest") { dir = dir.deletingLastPathComponent() }
-    let path = dir.appendingPathComponent("polyak").path
-    guard FileManager.default.isExecutableFile(atPath: path) else {
-        throw XCTSkip("no polyak executable at \(path): run `swift build` (make test does) before the server tests")
-    }
-    return path
-}
-
 /// A temporary folder holding a database and a data directory.
 final class TempFolder {
     let url: URL
@@ -29,6 +16,21 @@ final class TempFolder {
     var db: String { url.appendingPathComponent("polyak.sqlite").path }
     var data: String { url.appendingPathComponent("data").path }
     deinit { try? FileManager.default.removeItem(at: url) }
+}
+
+/// A `polyak serve` child on `port` over `folder`'s database and data directory, left running (for
+/// killing, stopping or a second one beside it); its stdout is dropped, its stderr goes to `stderr`
+/// when given.
+func startServe(_ exe: String, _ folder: TempFolder, port: Int, logLevel: String = "warning", stderr: Pipe? = nil) throws
+    -> Process
+{
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: exe)
+    p.arguments = ["serve", "--port", "\(port)", "--db", folder.db, "--data-dir", folder.data, "--log-level", logLevel]
+    p.standardOutput = FileHandle.nullDevice
+    if let stderr { p.standardError = stderr }
+    try p.run()
+    return p
 }
 
 /// The presets as `polyak serve` gives them.

@@ -24,27 +24,6 @@ final class StoreTests: XCTestCase {
 
     // MARK: Migrations
 
-    /// The binary carries its schema: the embedded SQL must be exactly the files in migrations/.
-    func testEmbeddedMigrationsMatchTheFiles() throws {
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent()
-        let dir = root.appendingPathComponent("migrations")
-        let files = try FileManager.default.contentsOfDirectory(atPath: dir.path).filter { $0.hasSuffix(".sql") }.sorted()
-        XCTAssertEqual(files, EmbeddedMigrations.all.map(\.name), "run scripts/embed-migrations.sh")
-        for (file, m) in zip(files, EmbeddedMigrations.all) {
-            let text = try String(contentsOf: dir.appendingPathComponent(file), encoding: .utf8)
-            // The generator indents and the literal strips the indentation; compare line by line.
-            XCTAssertEqual(
-                text.split(separator: "\n", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
-                    .filter { !$0.isEmpty },
-                m.sql.split(separator: "\n", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
-                    .filter { !$0.isEmpty }, "run scripts/embed-migrations.sh")
-            XCTAssertEqual(Int(file.prefix(4)), m.version)
-        }
-        XCTAssertEqual(
-            EmbeddedMigrations.all.map(\.version), Array(1...EmbeddedMigrations.all.count), "numbered 0001, 0002, … without gaps")
-    }
-
     func testMigrationsAreRecordedAndAppliedOnce() throws {
         XCTAssertEqual(try TrackingStore.migrate(path: path), EmbeddedMigrations.all.map(\.name))
         XCTAssertEqual(try TrackingStore.migrate(path: path), [])
