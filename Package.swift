@@ -39,9 +39,14 @@ let package = Package(
         // Named PolyakNetwork (sources stay in Sources/Network): a module called `Network` makes
         // `#if canImport(Network)` true in SwiftNIO/Hummingbird, which then import it as Apple's
         // Network.framework and fail to build on Linux.
-        .target(name: "PolyakNetwork", dependencies: ["Kernels"], path: "Sources/Network", swiftSettings: fastMath),
+        .target(
+            name: "PolyakNetwork", dependencies: ["Kernels", "JSONBytes"], path: "Sources/Network", swiftSettings: fastMath),
         .target(name: "Datasets", dependencies: ["CZlib"], swiftSettings: fastMath),
-        .target(name: "Experiments", swiftSettings: swiftSettings),
+        // The one JSON tokenizer and number/string writer, with no dependencies: PolyakNetwork (the
+        // safetensors header) needs it and must not depend on Experiments. Bounds-checked even in
+        // release: it reads bytes from the network.
+        .target(name: "JSONBytes", swiftSettings: swiftSettings),
+        .target(name: "Experiments", dependencies: ["JSONBytes"], swiftSettings: swiftSettings),
         // The tracking service's SQLite, through its C API: prepared statements and bindings are
         // the hot path of metric ingestion, and the C API keeps them in plain sight.
         .systemLibrary(name: "CSQLite", path: "Sources/CSQLite", providers: [.apt(["libsqlite3-dev"])]),
@@ -51,7 +56,7 @@ let package = Package(
         .target(
             name: "Server",
             dependencies: [
-                "Store", "Experiments", "Charts",
+                "Store", "Experiments", "Charts", "JSONBytes",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Mustache", package: "swift-mustache"),
@@ -86,7 +91,7 @@ let package = Package(
             swiftSettings: swiftSettings),
         // Mutated and random inputs to the four byte readers (the bounded version of `make fuzz`).
         .testTarget(
-            name: "ParserTests", dependencies: ["Datasets", "CZlib", "PolyakNetwork", "Experiments", "Server"],
+            name: "ParserTests", dependencies: ["Datasets", "CZlib", "PolyakNetwork", "Experiments", "Server", "JSONBytes"],
             swiftSettings: swiftSettings),
         .testTarget(
             name: "TrainingTests", dependencies: ["Training", "PolyakNetwork", "Datasets", "Experiments"],
@@ -100,7 +105,7 @@ if Context.environment["POLYAK_FUZZ"] != nil {
     package.targets += [
         .target(name: "CFuzzer", path: "Fuzz/Sources/CFuzzer"),
         .executableTarget(
-            name: "PolyakFuzz", dependencies: ["CFuzzer", "Datasets", "PolyakNetwork", "Experiments", "Store"],
+            name: "PolyakFuzz", dependencies: ["CFuzzer", "Datasets", "PolyakNetwork", "Experiments", "Store", "JSONBytes"],
             path: "Fuzz/Sources/PolyakFuzz", swiftSettings: swiftSettings),
     ]
 }
