@@ -22,6 +22,7 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/hummingbird-project/swift-mustache", from: "2.1.1"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "4.5.2"),
     ],
     targets: [
         // A few lines of C over libxsmm: its JIT kernel pointers are C-variadic, which Swift cannot call.
@@ -46,7 +47,9 @@ let package = Package(
         // safetensors header) needs it and must not depend on Experiments. Bounds-checked even in
         // release: it reads bytes from the network.
         .target(name: "JSONBytes", swiftSettings: swiftSettings),
-        .target(name: "Experiments", dependencies: ["JSONBytes"], swiftSettings: swiftSettings),
+        .target(
+            name: "Experiments", dependencies: ["JSONBytes", .product(name: "Crypto", package: "swift-crypto")],
+            swiftSettings: swiftSettings),
         // The tracking service's SQLite, through its C API: prepared statements and bindings are
         // the hot path of metric ingestion, and the C API keeps them in plain sight.
         .systemLibrary(name: "CSQLite", path: "Sources/CSQLite", providers: [.apt(["libsqlite3-dev"])]),
