@@ -5,7 +5,7 @@ public enum JSONText {
     /// `-0` as `0`, since JSON readers disagree on it), others in Swift's shortest round-tripping form
     /// (`0.9012`, `1e-05`, `1.5e+300`), non-finite ones as the strings `"NaN"`, `"Infinity"` and
     /// `"-Infinity"` (MLflow's spelling, and `JSONEncoder`'s with `convertToString`).
-    @inline(__always)
+    @inlinable
     public static func appendNumber(_ x: Double, to out: inout [UInt8]) {
         if !x.isFinite {
             out.append(contentsOf: (x.isNaN ? #""NaN""# : x < 0 ? #""-Infinity""# : #""Infinity""#).utf8)
@@ -26,7 +26,7 @@ public enum JSONText {
     }
 
     /// Appends an integer in decimal.
-    @inline(__always)
+    @inlinable
     public static func appendInteger(_ x: Int64, to out: inout [UInt8]) {
         if x >= 0 && x < 10 {
             out.append(UInt8(ascii: "0") + UInt8(x))
@@ -47,6 +47,7 @@ public enum JSONText {
 
     /// Appends `s` as a quoted JSON string: `"` and `\` escaped, control characters as `\n`, `\t`…
     /// or `\u00XX`; everything else, non-ASCII included, as its UTF-8 bytes.
+    @inlinable
     public static func appendString(_ s: String, to out: inout [UInt8]) {
         out.append(UInt8(ascii: "\""))
         for b in s.utf8 {
