@@ -78,7 +78,7 @@ extension JSONScanner {
         }
         guard magnitude.isFinite else {
             let text = String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<min(i, start + 40)]), as: UTF8.self)
-            throw error("the number \(text) is out of Double's range (about ±1.8e308)", at: start)
+            throw error("the number \(text) is too large for a Double (out of its range, about ±1.8e308)", at: start)
         }
         return negative ? -magnitude : magnitude
     }

@@ -81,6 +81,7 @@ private struct BatchReader {
         if s.consume(UInt8(ascii: "]")) { return out }
         repeat {
             if out.count == MetricBatchReader.maxPoints {
+                (index, member) = (nil, "metrics")
                 throw fail(
                     "A batch logging request can contain at most \(MetricBatchReader.maxPoints) metrics. "
                         + "Got \(out.count + countRemainingPoints()) metrics. "
