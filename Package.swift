@@ -22,6 +22,7 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/hummingbird-project/swift-mustache", from: "2.1.1"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "4.5.2"),
     ],
     targets: [
         // A few lines of C over libxsmm: its JIT kernel pointers are C-variadic, which Swift cannot call.
@@ -39,9 +40,16 @@ let package = Package(
         // Named PolyakNetwork (sources stay in Sources/Network): a module called `Network` makes
         // `#if canImport(Network)` true in SwiftNIO/Hummingbird, which then import it as Apple's
         // Network.framework and fail to build on Linux.
-        .target(name: "PolyakNetwork", dependencies: ["Kernels"], path: "Sources/Network", swiftSettings: fastMath),
+        .target(
+            name: "PolyakNetwork", dependencies: ["Kernels", "JSONBytes"], path: "Sources/Network", swiftSettings: fastMath),
         .target(name: "Datasets", dependencies: ["CZlib"], swiftSettings: fastMath),
-        .target(name: "Experiments", swiftSettings: swiftSettings),
+        // The one JSON tokenizer and number/string writer, with no dependencies: PolyakNetwork (the
+        // safetensors header) needs it and must not depend on Experiments. Bounds-checked even in
+        // release: it reads bytes from the network.
+        .target(name: "JSONBytes", swiftSettings: swiftSettings),
+        .target(
+            name: "Experiments", dependencies: ["JSONBytes", .product(name: "Crypto", package: "swift-crypto")],
+            swiftSettings: swiftSettings),
         // The tracking service's SQLite, through its C API: prepared statements and bindings are
         // the hot path of metric ingestion, and the C API keeps them in plain sight.
         .systemLibrary(name: "CSQLite", path: "Sources/CSQLite", providers: [.apt(["libsqlite3-dev"])]),
@@ -56,7 +64,7 @@ let package = Package(
         .target(
             name: "Server",
             dependencies: [
-                "Store", "Experiments", "Charts",
+                "Store", "Experiments", "Charts", "JSONBytes",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Mustache", package: "swift-mustache"),
@@ -101,7 +109,7 @@ let package = Package(
         // Mutated and random inputs to the four byte readers (the bounded version of `make fuzz`).
         .testTarget(
             name: "ParserTests",
-            dependencies: ["Datasets", "CZlib", "PolyakNetwork", "Experiments", "Server", "PolyakTestSupport"],
+            dependencies: ["Datasets", "CZlib", "PolyakNetwork", "Experiments", "Server", "JSONBytes", "PolyakTestSupport"],
             swiftSettings: swiftSettings),
         .testTarget(
             name: "TrainingTests", dependencies: ["Training", "PolyakNetwork", "Datasets", "Experiments"],
@@ -115,7 +123,7 @@ if Context.environment["POLYAK_FUZZ"] != nil {
     package.targets += [
         .target(name: "CFuzzer", path: "Fuzz/Sources/CFuzzer"),
         .executableTarget(
-            name: "PolyakFuzz", dependencies: ["CFuzzer", "Datasets", "PolyakNetwork", "Experiments", "Store"],
+            name: "PolyakFuzz", dependencies: ["CFuzzer", "Datasets", "PolyakNetwork", "Experiments", "Store", "JSONBytes"],
             path: "Fuzz/Sources/PolyakFuzz", swiftSettings: swiftSettings),
     ]
     // SwiftPM applies `-Xswiftc -sanitize=fuzzer,address` to the build plugin's tool as well; linked

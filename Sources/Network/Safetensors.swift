@@ -72,22 +72,14 @@ public struct SafetensorsFile: Sendable {
     // MARK: encoding
 
     public func encoded() -> Data {
-        var header = "{"
         var offset = 0
-        var parts: [String] = []
-        if !metadata.isEmpty {
-            let meta = metadata.keys.sorted().map { "\(jsonString($0)):\(jsonString(metadata[$0]!))" }.joined(separator: ",")
-            parts.append("\"__metadata__\":{\(meta)}")
-        }
+        var entries: [SafetensorsHeader.Entry] = []
         for t in tensors {
-            let shape = t.shape.map(String.init).joined(separator: ",")
-            parts.append(
-                "\(jsonString(t.name)):{\"dtype\":\"\(t.dtype.rawValue)\",\"shape\":[\(shape)],\"data_offsets\":[\(offset),\(offset + t.data.count)]}"
-            )
+            entries.append(
+                .init(name: t.name, dtype: t.dtype.rawValue, shape: t.shape, begin: offset, end: offset + t.data.count))
             offset += t.data.count
         }
-        header += parts.joined(separator: ",") + "}"
-        var headerBytes = Data(header.utf8)
+        var headerBytes = Data(SafetensorsHeader.encode(metadata: metadata, entries: entries))
         while headerBytes.count % 8 != 0 { headerBytes.append(0x20) }  // pad with spaces: data stays 8-aligned
         var out = Data(capacity: 8 + headerBytes.count + offset)
         var length = UInt64(headerBytes.count).littleEndian
@@ -119,42 +111,37 @@ public struct SafetensorsFile: Sendable {
         guard headerLength <= UInt64(data.count - 8), headerLength < 100_000_000 else {
             throw fail("header length \(headerLength) exceeds the file size \(data.count)")
         }
-        let headerData = data.subdata(in: 8..<(8 + Int(headerLength)))
-        guard let header = try? JSONSerialization.jsonObject(with: headerData) as? [String: Any] else {
-            throw fail("header is not a JSON object")
+        let header: SafetensorsHeader
+        do {
+            header = try data[8..<(8 + Int(headerLength))].withUnsafeBytes { try SafetensorsHeader.decode($0) }
+        } catch let e as HeaderProblem {
+            throw fail(e.problem)
         }
         let body = data.subdata(in: (8 + Int(headerLength))..<data.count)
         var file = SafetensorsFile()
-        if let meta = header["__metadata__"] {
-            guard let meta = meta as? [String: String] else { throw fail("__metadata__ must map strings to strings") }
-            file.metadata = meta
-        }
+        file.metadata = header.metadata
         var entries: [(begin: Int, tensor: Tensor)] = []
-        for (name, value) in header where name != "__metadata__" {
-            guard let info = value as? [String: Any],
-                let dtypeName = info["dtype"] as? String,
-                let shape = info["shape"] as? [Int],
-                let offsets = info["data_offsets"] as? [Int], offsets.count == 2
-            else { throw fail("tensor \(name): malformed entry") }
-            guard let dtype = DType(rawValue: dtypeName) else {
-                throw fail("tensor \(name): dtype \(dtypeName) is not supported (F32, I64)")
+        for e in header.entries {
+            let name = e.name
+            guard let dtype = DType(rawValue: e.dtype) else {
+                throw fail("tensor \(name): dtype \(e.dtype) is not supported (F32, I64)")
             }
-            guard shape.allSatisfy({ $0 >= 0 }) else { throw fail("tensor \(name): negative dimension") }
-            let (begin, end) = (offsets[0], offsets[1])
+            guard e.shape.allSatisfy({ $0 >= 0 }) else { throw fail("tensor \(name): negative dimension") }
+            let (begin, end) = (e.begin, e.end)
             guard begin >= 0, end >= begin, end <= body.count else {
                 throw fail("tensor \(name): data_offsets [\(begin), \(end)] outside the \(body.count) data bytes")
             }
             // Overflow-checked: a header may declare any shape, and the product must not trap.
             var bytes: Int? = dtype.size
-            for d in shape {
+            for d in e.shape {
                 bytes = bytes.flatMap {
                     let (p, o) = $0.multipliedReportingOverflow(by: d); return o ? nil : p
                 }
             }
             guard let bytes, end - begin == bytes else {
-                throw fail("tensor \(name): \(end - begin) bytes for shape \(shape) of \(dtypeName)")
+                throw fail("tensor \(name): \(end - begin) bytes for shape \(e.shape) of \(e.dtype)")
             }
-            entries.append((begin, Tensor(name: name, dtype: dtype, shape: shape, data: body.subdata(in: begin..<end))))
+            entries.append((begin, Tensor(name: name, dtype: dtype, shape: e.shape, data: body.subdata(in: begin..<end))))
         }
         file.tensors = entries.sorted { $0.begin < $1.begin }.map(\.tensor)
         return file
@@ -169,11 +156,6 @@ public struct SafetensorsError: Error, CustomStringConvertible, Equatable {
         self.problem = problem
     }
     public var description: String { "\(path): \(problem)" }
-}
-
-private func jsonString(_ s: String) -> String {
-    let data = try! JSONSerialization.data(withJSONObject: [s], options: [.withoutEscapingSlashes])
-    return String(decoding: data.dropFirst().dropLast(), as: UTF8.self)
 }
 
 /// Writes a file so that readers see the old content or the new, never a torn one. A failure
