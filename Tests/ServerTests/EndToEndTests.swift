@@ -116,9 +116,11 @@ final class EndToEndTests: XCTestCase {
             }
             let csv = String(buffer: try await client.call(.get, "/api/experiments/\(id)/compare.csv").body)
             let lines = csv.split(separator: "\r\n")
+            // The spec's row fields in its order, then the seed advisor's two (issue #16 adds them to JSON and CSV).
             XCTAssertEqual(
                 lines.first,
-                "variant,weights,metric,n,mean,std,ci95_low,ci95_high,delta_mean,delta_ci95_low,delta_ci95_high,wins,losses,ties")
+                "variant,weights,metric,n,mean,std,ci95_low,ci95_high,delta_mean,delta_ci95_low,delta_ci95_high,wins,losses,ties,"
+                    + "min_detectable_delta,seeds_needed")
             XCTAssertEqual(lines.count, rows.count + 1)
             XCTAssertTrue(lines[1].hasPrefix("none,raw,test/top1,2,"), String(lines[1]))
 

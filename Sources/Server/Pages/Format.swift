@@ -102,24 +102,26 @@ enum Format {
 
     /// "2026-11-29 15:38 UTC": the server's clock, unambiguous in every time zone.
     static func time(_ unix: Double) -> String {
-        guard unix.isFinite, abs(unix) < 1e15 else { return "—" }
-        var t = time_t(unix)
-        var parts = tm()
-        gmtime_r(&t, &parts)
+        guard let t = utc(unix) else { return "—" }
         return String(
-            format: "%04d-%02d-%02d %02d:%02d UTC", parts.tm_year + 1900, parts.tm_mon + 1, parts.tm_mday, parts.tm_hour,
-            parts.tm_min)
+            format: "%04d-%02d-%02d %02d:%02d UTC", t.tm_year + 1900, t.tm_mon + 1, t.tm_mday, t.tm_hour, t.tm_min)
     }
 
     /// ISO 8601 for `<time datetime>`.
     static func iso(_ unix: Double) -> String {
-        guard unix.isFinite, abs(unix) < 1e15 else { return "" }
+        guard let t = utc(unix) else { return "" }
+        return String(
+            format: "%04d-%02d-%02dT%02d:%02d:%02dZ", t.tm_year + 1900, t.tm_mon + 1, t.tm_mday, t.tm_hour, t.tm_min,
+            t.tm_sec)
+    }
+
+    /// The calendar fields of a Unix time in UTC; nil for times no calendar shows.
+    private static func utc(_ unix: Double) -> tm? {
+        guard unix.isFinite, abs(unix) < 1e15 else { return nil }
         var t = time_t(unix)
         var parts = tm()
         gmtime_r(&t, &parts)
-        return String(
-            format: "%04d-%02d-%02dT%02d:%02d:%02dZ", parts.tm_year + 1900, parts.tm_mon + 1, parts.tm_mday, parts.tm_hour,
-            parts.tm_min, parts.tm_sec)
+        return parts
     }
 }
 
