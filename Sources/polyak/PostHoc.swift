@@ -8,10 +8,10 @@ struct PostHoc: ParsableCommand {
         commandName: "posthoc",
         abstract: "Synthesise the weights of other EMA lengths from a run's post-hoc snapshots and evaluate them.",
         discussion: """
-            The run must have trained with {"kind": "posthoc"} in its averaging (Karras et al. 2024's
-            power-function EMA profiles, saved as snapshots under posthoc/). One JSON line per length:
+            The run must have trained with {"kind": "posthoc"} in its averaging (Karras et al. 2024's \
+            power-function EMA profiles, saved as snapshots under posthoc/). One JSON line per length, \
+            where decay is the classical EMA decay of the same relative width at the run's last step:
               {"type":"posthoc","sigma_rel":0.07,"decay":0.99857,"top1":…,"top5":…,"loss":…,…}
-            where decay is the classical EMA decay of the same relative width at the run's last step.
 
             Examples:
               polyak posthoc --run runs/r1
