@@ -26,18 +26,35 @@ enum SeedAdvisor {
     static func seedsNeeded(effect: Double = targetEffect, spread: Double) -> Int? {
         guard spread.isFinite, spread >= 0, effect > 0 else { return nil }
         if spread == 0 { return 2 }
-        for n in 2...maximumSeeds where minimumDetectableEffect(spread: spread, n: n)! <= effect { return n }
-        return maximumSeeds + 1
+        // The detectable effect shrinks as n grows: bisect for the first n that reaches `effect`.
+        func enough(_ n: Int) -> Bool { minimumDetectableEffect(spread: spread, n: n)! <= effect }
+        guard enough(maximumSeeds) else { return maximumSeeds + 1 }
+        var low = 2, high = maximumSeeds
+        while low < high {
+            let mid = (low + high) / 2
+            if enough(mid) { high = mid } else { low = mid + 1 }
+        }
+        return low
     }
 
-    /// The p-quantile (p ≥ ½) of Student's t with `df` degrees of freedom, by bisection on its CDF.
+    private struct QuantileKey: Hashable { var p: Double, df: Double }
+    private static let cacheLock = NSLock()
+    nonisolated(unsafe) private static var cache: [QuantileKey: Double] = [:]
+
+    /// The p-quantile (p ≥ ½) of Student's t with `df` degrees of freedom, by bisection on its CDF;
+    /// cached (a 1 000-run page asks for the same few dozen).
     static func quantile(_ p: Double, df: Double) -> Double {
+        let key = QuantileKey(p: p, df: df)
+        if let q = cacheLock.withLock({ cache[key] }) { return q }
         var low = 0.0, high = 1000.0
         for _ in 0..<200 {
             let mid = (low + high) / 2
+            if mid == low || mid == high { break }
             if Statistics.tCDF(mid, df: df) < p { low = mid } else { high = mid }
         }
-        return (low + high) / 2
+        let q = (low + high) / 2
+        cacheLock.withLock { cache[key] = q }
+        return q
     }
 
     /// The advice in words for a row: "with 3 seeds, differences under 0.6 pt cannot be told from
