@@ -41,9 +41,8 @@ public struct PostHocSweep {
         sigmaRels: [Double], preciseBatches: Int? = nil, export: Bool = false, testLimit: Int? = nil,
         emit: (TrainerEvent.PostHocEvaluation) -> Void
     ) throws {
-        for sigma in sigmaRels where !(sigma > 0 && sigma <= PowerFunctionEMA.widestSigmaRel) {
-            throw TrainingError.badInput(
-                "σ_rel \(sigma) is outside (0, \(PowerFunctionEMA.widestSigmaRel)]")
+        for sigma in sigmaRels where !(sigma > 0 && sigma <= PostHocSpec.widestSigmaRel) {
+            throw TrainingError.badInput("σ_rel \(sigma) is outside (0, \(PostHocSpec.widestSigmaRel)]")
         }
         let model = ResNetMini(width: spec.model.width, depth: spec.model.depth)
         let test: ImageSet

@@ -6,10 +6,10 @@ import XCTest
 /// t(0.80, 2) = 1.0607; t(0.975, 9) = 2.2622, t(0.80, 9) = 0.8834).
 final class SeedAdvisorTests: XCTestCase {
     func testQuantilesMatchTheTables() {
-        XCTAssertEqual(SeedAdvisor.quantile(0.975, df: 2), 4.3027, accuracy: 1e-4)
-        XCTAssertEqual(SeedAdvisor.quantile(0.80, df: 2), 1.0607, accuracy: 1e-4)
-        XCTAssertEqual(SeedAdvisor.quantile(0.975, df: 9), 2.2622, accuracy: 1e-4)
-        XCTAssertEqual(SeedAdvisor.quantile(0.80, df: 9), 0.8834, accuracy: 1e-4)
+        XCTAssertEqual(Statistics.tQuantile(0.975, df: 2), 4.3027, accuracy: 1e-4)
+        XCTAssertEqual(Statistics.tQuantile(0.80, df: 2), 1.0607, accuracy: 1e-4)
+        XCTAssertEqual(Statistics.tQuantile(0.975, df: 9), 2.2622, accuracy: 1e-4)
+        XCTAssertEqual(Statistics.tQuantile(0.80, df: 9), 0.8834, accuracy: 1e-4)
     }
 
     func testMinimumDetectableEffectAndSeedsNeeded() {

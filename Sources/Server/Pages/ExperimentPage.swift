@@ -156,13 +156,9 @@ struct ExperimentPage {
                 MetricChoice(label: $0, href: "/experiments/\(e.id)?metric=\($0)", selected: $0 == metric)
             },
             metricLabel: metric, metricQuery: metric, rows: compare,
-            advice: metric.contains("top")
-                ? rows.compactMap { r in
-                    guard !r.isReference, let text = SeedAdvisor.sentence(n: r.delta?.n ?? 0, spread: r.delta?.std) else {
-                        return nil
-                    }
-                    return Advice(variant: r.variant, weights: r.weights, text: text)
-                } : [],
+            advice: rows.compactMap { r in
+                r.advice(metric: metric).map { Advice(variant: r.variant, weights: r.weights, text: $0) }
+            },
             forest: forestPlot(rows, baseline: e.baseline, metric: metric, best: bestMean, colour: colour),
             charts: charts, heat: heatMaps(try service.gridRows(e)), runs: runRows)
         return page

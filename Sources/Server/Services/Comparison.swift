@@ -33,8 +33,14 @@ enum Comparison {
 
         /// Seeds needed to resolve 0.2 points of an accuracy metric; nil for other metrics.
         func seedsNeeded(metric: String) -> Int? {
-            guard !isReference, metric.contains("top"), let spread = delta?.std else { return nil }
+            guard !isReference, SeedAdvisor.countsPoints(metric), let spread = delta?.std else { return nil }
             return SeedAdvisor.seedsNeeded(spread: spread)
+        }
+
+        /// The seed advisor's sentence for this row (an accuracy metric, not the reference row).
+        func advice(metric: String) -> String? {
+            guard !isReference, SeedAdvisor.countsPoints(metric), let d = delta else { return nil }
+            return SeedAdvisor.sentence(n: d.n, spread: d.std)
         }
     }
 
@@ -133,22 +139,26 @@ enum Statistics {
         return Summary(n: n, mean: mean, std: std, ci95: (mean - half, mean + half))
     }
 
+    private struct QuantileKey: Hashable { var p: Double, df: Double }
     private static let cacheLock = NSLock()
-    nonisolated(unsafe) private static var cache: [Int: Double] = [:]
+    nonisolated(unsafe) private static var cache: [QuantileKey: Double] = [:]
 
     /// The 0.975 quantile of Student's t with `df` degrees of freedom (12.706 for df = 1,
-    /// 4.303 for 2, 1.960 in the limit), by bisection on the CDF; cached per df.
-    static func tQuantile975(df: Int) -> Double {
-        cacheLock.lock()
-        defer { cacheLock.unlock() }
-        if let q = cache[df] { return q }
+    /// 4.303 for 2, 1.960 in the limit).
+    static func tQuantile975(df: Int) -> Double { tQuantile(0.975, df: Double(df)) }
+
+    /// The p-quantile (p ≥ ½) of Student's t with `df` degrees of freedom, by bisection on the CDF;
+    /// cached per (p, df): a 1 000-run page asks for the same few dozen.
+    static func tQuantile(_ p: Double, df: Double) -> Double {
+        let key = QuantileKey(p: p, df: df)
+        if let q = cacheLock.withLock({ cache[key] }) { return q }
         var lo = 0.0, hi = 1000.0
         for _ in 0..<200 {
             let mid = (lo + hi) / 2
-            if tCDF(mid, df: Double(df)) < 0.975 { lo = mid } else { hi = mid }
+            if tCDF(mid, df: df) < p { lo = mid } else { hi = mid }
         }
         let q = (lo + hi) / 2
-        cache[df] = q
+        cacheLock.withLock { cache[key] = q }
         return q
     }
 

@@ -20,6 +20,9 @@ struct ExperimentRequest: Sendable {
     var seeds: [UInt64]
     var baseline: String
 
+    /// The seed list as the experiment stores it: `[0,1,2]`.
+    var seedsJSON: String { JSONValue.array(seeds.map { .number(Double($0)) }).text() }
+
     init(_ document: JSONValue, presets: [PresetEntry]) throws {
         guard case .object(let body) = document else {
             throw APIError.badRequest("the body must be an object {name, base, variants, seeds, baseline?}")

@@ -31,25 +31,13 @@ struct ExperimentService: Sendable {
     /// Validates an experiment, stores it with its variants × seeds runs and queues them.
     func create(_ document: JSONValue) async throws -> (ExperimentRecord, [RunRecord]) {
         let request = try ExperimentRequest(document, presets: context.options.presets)
-        let paths = context.specPaths
-        let runs = runService
         let created = try await Blocking.run {
-            let specs = try request.runSpecs(presets: context.options.presets) { spec in
-                try runs.checkTeacher(spec, field: "base.distillation.teacher_run")
-                try paths.check(spec)
-            }
-            let newRuns = specs.map { v, spec in
-                NewRun(
-                    experiment: request.name, variant: v.name, seed: Int64(spec.seed), name: spec.name,
-                    strategies: RunService.strategyKinds(spec), status: .queued, specJSON: spec.json().text(),
-                    codeVersion: context.options.version)
-            }
+            let newRuns = try queuedRuns(request)
             do {
                 return try store.createExperiment(
                     name: request.name, baseJSON: request.base.text(),
-                    variantsJSON: JSONValue.array(request.variants.map(\.json)).text(),
-                    seedsJSON: JSONValue.array(request.seeds.map { .number(Double($0)) }).text(), baseline: request.baseline,
-                    runs: newRuns, maxQueued: Limits.queuedRuns)
+                    variantsJSON: JSONValue.array(request.variants.map(\.json)).text(), seedsJSON: request.seedsJSON,
+                    baseline: request.baseline, runs: newRuns, maxQueued: Limits.queuedRuns)
             } catch let e as CapReached {
                 throw APIError(cap: e)
             }
@@ -64,9 +52,7 @@ struct ExperimentService: Sendable {
         guard (1...Limits.seedsPerAddition).contains(count) else {
             throw APIError.badRequest("add must be an integer in [1, \(Limits.seedsPerAddition)], got \(count)", field: "add")
         }
-        let paths = context.specPaths
-        let runChecks = runService
-        let options = context.options
+        let presets = context.options.presets
         let added: ExperimentRecord = try await Blocking.run {
             let e = try existing(id)
             guard case .array(let old)? = try? JSONValue.parse(e.seedsJSON) else {
@@ -82,25 +68,15 @@ struct ExperimentService: Sendable {
             ]
             let request: ExperimentRequest
             do {
-                request = try ExperimentRequest(document, presets: options.presets)
+                request = try ExperimentRequest(document, presets: presets)
             } catch let error as APIError where error.field == "seeds" {
                 throw APIError.badRequest(error.message, field: "add")
             }
-            let fresh = Set(seeds.suffix(count))
-            let specs = try request.runSpecs(presets: options.presets) { spec in
-                try runChecks.checkTeacher(spec, field: "base.distillation.teacher_run")
-                try paths.check(spec)
-            }
-            let newRuns = specs.filter { fresh.contains($0.spec.seed) }.map { v, spec in
-                NewRun(
-                    experiment: e.name, variant: v.name, seed: Int64(spec.seed), name: spec.name,
-                    strategies: RunService.strategyKinds(spec), status: .queued, specJSON: spec.json().text(),
-                    codeVersion: options.version)
-            }
-            let seedsJSON = JSONValue.array(seeds.map { .number(Double($0)) }).text()
+            let newRuns = try queuedRuns(request, onlySeeds: Set(seeds.suffix(count)))
             do {
                 guard
-                    try store.addRuns(toExperiment: id, seedsJSON: seedsJSON, runs: newRuns, maxQueued: Limits.queuedRuns) != nil
+                    try store.addRuns(
+                        toExperiment: id, seedsJSON: request.seedsJSON, runs: newRuns, maxQueued: Limits.queuedRuns) != nil
                 else { throw APIError.notFound("experiment \(id) does not exist") }
             } catch let e as CapReached {
                 throw APIError(cap: e)
@@ -109,6 +85,22 @@ struct ExperimentService: Sendable {
         }
         context.runner.schedule()
         return (added, try await Blocking.run { try runs(id) })
+    }
+
+    /// The queued runs of a request's variants × seeds (of `onlySeeds` when given), each spec
+    /// checked by the server (paths, the teacher run; call inside ``Blocking``).
+    private func queuedRuns(_ request: ExperimentRequest, onlySeeds: Set<UInt64>? = nil) throws -> [NewRun] {
+        let (paths, runChecks) = (context.specPaths, runService)
+        let specs = try request.runSpecs(presets: context.options.presets) { spec in
+            try runChecks.checkTeacher(spec, field: "base.distillation.teacher_run")
+            try paths.check(spec)
+        }
+        return specs.filter { onlySeeds?.contains($0.spec.seed) ?? true }.map { v, spec in
+            NewRun(
+                experiment: request.name, variant: v.name, seed: Int64(spec.seed), name: spec.name,
+                strategies: RunService.strategyKinds(spec), status: .queued, specJSON: spec.json().text(),
+                codeVersion: context.options.version)
+        }
     }
 
     // MARK: Read

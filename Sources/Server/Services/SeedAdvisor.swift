@@ -18,7 +18,8 @@ enum SeedAdvisor {
     static func minimumDetectableEffect(spread: Double, n: Int) -> Double? {
         guard n >= 2, spread.isFinite, spread >= 0 else { return nil }
         let df = Double(n - 1)
-        return (quantile(1 - alpha / 2, df: df) + quantile(power, df: df)) * spread / Double(n).squareRoot()
+        return (Statistics.tQuantile(1 - alpha / 2, df: df) + Statistics.tQuantile(power, df: df)) * spread
+            / Double(n).squareRoot()
     }
 
     /// The fewest pairs that detect `effect` given the spread seen so far (at least 2); nil when
@@ -37,25 +38,8 @@ enum SeedAdvisor {
         return low
     }
 
-    private struct QuantileKey: Hashable { var p: Double, df: Double }
-    private static let cacheLock = NSLock()
-    nonisolated(unsafe) private static var cache: [QuantileKey: Double] = [:]
-
-    /// The p-quantile (p ≥ ½) of Student's t with `df` degrees of freedom, by bisection on its CDF;
-    /// cached (a 1 000-run page asks for the same few dozen).
-    static func quantile(_ p: Double, df: Double) -> Double {
-        let key = QuantileKey(p: p, df: df)
-        if let q = cacheLock.withLock({ cache[key] }) { return q }
-        var low = 0.0, high = 1000.0
-        for _ in 0..<200 {
-            let mid = (low + high) / 2
-            if mid == low || mid == high { break }
-            if Statistics.tCDF(mid, df: df) < p { low = mid } else { high = mid }
-        }
-        let q = (low + high) / 2
-        cacheLock.withLock { cache[key] = q }
-        return q
-    }
+    /// Whether `metric` is an accuracy, whose differences are counted in points (top-1, top-5).
+    static func countsPoints(_ metric: String) -> Bool { metric.contains("top") }
 
     /// The advice in words for a row: "with 3 seeds, differences under 0.6 pt cannot be told from
     /// noise; 8 seeds would resolve 0.2 pt".
