@@ -23,6 +23,9 @@ public struct RunRecord: Sendable, Equatable {
     public var progressJSON: String?
     public var summaryJSON: String?
     public var warningsJSON: String
+    /// The Slurm job training this run (`--executor slurm`), and Slurm's last word on it (`PENDING (Resources)`).
+    public var slurmJobID: Int64? = nil
+    public var slurmState: String? = nil
 }
 
 /// What creating a run needs; the store fills in id, times and defaults.

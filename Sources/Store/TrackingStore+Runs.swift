@@ -16,7 +16,8 @@ extension RunRecord: RowDecodable {
             createdAt: try row.double("created_at"), startedAt: try row.optionalDouble("started_at"),
             endedAt: try row.optionalDouble("ended_at"), error: try row.optionalText("error"),
             progressJSON: try row.optionalText("progress_json"), summaryJSON: try row.optionalText("summary_json"),
-            warningsJSON: try row.text("warnings_json"))
+            warningsJSON: try row.text("warnings_json"), slurmJobID: try row.optionalInt("slurm_job_id"),
+            slurmState: try row.optionalText("slurm_state"))
     }
 }
 
