@@ -26,12 +26,31 @@ struct Train: ParsableCommand {
     @Option(help: "Override the spec's thread count.")
     var threads: Int?
 
+    @Option(
+        help: ArgumentHelp(
+            "Also post the events to this run on a Polyak server (http://host:8080/api/runs/ID); unsent ones wait in "
+                + "the run folder's report/ spool.", valueName: "url"))
+    var report: String?
+
+    @Option(help: "With --report: a file holding the server's token (else POLYAK_TOKEN).")
+    var tokenFile: String?
+
+    @Option(help: "With --report: seconds to wait at the end for an unreachable server before leaving the rest in the spool.")
+    var reportWait: Double = 120
+
     func validate() throws {
         if resume == nil && (spec == nil || out == nil) {
             throw ValidationError("give --spec FILE and --out DIR, or --resume DIR")
         }
         if resume != nil && spec != nil { throw ValidationError("--resume uses the folder's spec.json; drop --spec") }
         if let threads, !(1...64).contains(threads) { throw ValidationError("--threads must be in 1...64") }
+        if let report {
+            guard let url = URL(string: report), url.scheme == "http" || url.scheme == "https", url.host != nil else {
+                throw ValidationError("--report \(report): give the run's URL, e.g. http://host:8080/api/runs/42")
+            }
+        }
+        if tokenFile != nil && report == nil { throw ValidationError("--token-file goes with --report") }
+        if !(reportWait >= 0) { throw ValidationError("--report-wait must be ≥ 0 seconds") }
     }
 
     func run() throws {
@@ -61,16 +80,48 @@ struct Train: ParsableCommand {
             fail("bad spec: \(e)")
         }
         if let threads { runSpec.threads = threads }
+        let reporter = startReport(directory)
         do {
-            let trainer = try Trainer(spec: runSpec, directory: directory, events: .standardOutput())
+            let events =
+                reporter.map { r in
+                    EventSink { line in
+                        FileHandle.standardOutput.write(Data((line + "\n").utf8))
+                        r.record(line)
+                    }
+                } ?? .standardOutput()
+            let trainer = try Trainer(spec: runSpec, directory: directory, events: events)
             let outcome = try trainer.run(resume: resume != nil)
+            finishReport(reporter)
             if let reason = outcome.reason { FileHandle.standardError.write(Data("polyak: \(reason)\n".utf8)) }
             throw ExitCode(outcome.exitCode)
         } catch let e as TrainingError {
+            finishReport(reporter)
             switch e {
             case .badInput(let m): fail(m)
             case .failed(let m): fail(m, code: 1)
             }
+        }
+    }
+}
+
+extension Train {
+    /// The `--report` sender, started before training so an earlier trainer's unsent lines go first.
+    func startReport(_ directory: String) -> TrainReport? {
+        guard let report else { return nil }
+        do {
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            return try TrainReport(url: report, token: try TrainReport.token(file: tokenFile), runDirectory: directory)
+        } catch {
+            fail("\(error)")
+        }
+    }
+
+    func finishReport(_ reporter: TrainReport?) {
+        guard let reporter else { return }
+        let unsent = reporter.finish(timeout: reportWait)
+        if unsent > 0 {
+            FileHandle.standardError.write(
+                Data("polyak: \(unsent) event(s) not acknowledged by the server stay in \(reporter.spool.spoolPath)\n".utf8))
         }
     }
 }
