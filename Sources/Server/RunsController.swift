@@ -29,6 +29,9 @@ struct RunsController: Sendable {
         }
         router.table("/api/runs/:id/metrics") { request, ctx, csv in try await metrics(request, ctx.id(), csv: csv) }
         router.post("/api/runs/:id/metrics") { request, ctx in try await logMetrics(request, ctx) }
+        router.post("/api/runs/:id/events") { request, ctx in
+            EventBatchView(stored: try await service.logEvents(try ctx.id(), try await request.jsonBody(context: ctx)))
+        }
         router.table("/api/runs/:id/grid") { _, ctx, csv in
             let cells = try await service.grid(try ctx.id())
             return csv ? Reply.csv(GridCellView.csv(cells)) : try Reply.view(GridView(cells: cells.map(GridCellView.init)))

@@ -63,15 +63,13 @@ extension RunService {
     /// Points posted for an external run (launched runs take theirs from their trainer alone).
     func logMetrics(_ id: Int64, _ body: [UInt8]) async throws -> BatchResult {
         let run = try await self.run(id)
-        if !run.external {
-            // Two writers of one series would turn a resumed trainer's replays into conflicts.
-            throw APIError.conflict(
-                "run \(id) is trained by this server; only external runs (POST /api/runs?launch=false) take metrics over REST")
-        }
+        try Self.checkReported(run, what: "metrics")
         let points = try MetricBatchReader.parse(body, now: now())
+        // A Slurm job's trainer is its run's one writer, as a local child is: a resumed trainer's replays replace.
+        let policy: ConflictPolicy = run.external ? .refuse : .replace
         do {
             return try await Blocking.run { [store] in
-                try store.logBatch(run: id, points, policy: .refuse, maxSeries: Limits.seriesPerRun)
+                try store.logBatch(run: id, points, policy: policy, maxSeries: Limits.seriesPerRun)
             }
         } catch let e as CapReached {
             throw APIError(cap: e)

@@ -33,6 +33,7 @@ struct RunView: ResponseEncodable {
         case id, name, experiment, experimentID = "experiment_id", variant, seed, status, external, notes, tags, strategies
         case codeVersion = "code_version", createdAt = "created_at", startedAt = "started_at", endedAt = "ended_at", error
         case progress, spec, summary, warnings, latest
+        case slurmJobID = "slurm_job_id", slurmState = "slurm_state"
     }
 
     func encode(to encoder: any Encoder) throws {
@@ -61,6 +62,9 @@ struct RunView: ResponseEncodable {
             try c.encode(JSONDocument(text: r.warningsJSON), forKey: .warnings)
         }
         if let latest { try c.encode(latest, forKey: .latest) }
+        // Additions for `--executor slurm`, only on runs it submitted.
+        try c.encodeIfPresent(r.slurmJobID, forKey: .slurmJobID)
+        try c.encodeIfPresent(r.slurmState, forKey: .slurmState)
     }
 
     static let csvHeader = [
@@ -94,6 +98,11 @@ struct RunListView: ResponseEncodable {
 struct BatchResultView: ResponseEncodable {
     var inserted: Int
     var unchanged: Int
+}
+
+/// The answer to `POST /api/runs/{id}/events`: how many events of the batch were stored (or were already).
+struct EventBatchView: ResponseEncodable {
+    var stored: Int
 }
 
 /// One cell of a run's resize × crop grid, in the spec's field order.
