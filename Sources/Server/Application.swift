@@ -21,6 +21,8 @@ public struct ServerOptions: Sendable {
     public var logLevel: Logger.Level
     /// Token, private reads, admitted hosts and origins (see `AccessPolicy`).
     public var access: AccessPolicy
+    /// Runs go to Slurm as jobs instead of local children (`--executor slurm`); `dataDirectory` is its shared directory.
+    public var slurm: SlurmOptions? = nil
 
     public init(
         host: String = "127.0.0.1", port: Int = 8080, databasePath: String = "./polyak.sqlite",
@@ -69,7 +71,8 @@ public func buildApplication(_ options: ServerOptions) throws -> some Applicatio
             executable: options.executable, dataDirectory: options.dataDirectory,
             maxConcurrent: options.maxConcurrent, cancelGrace: options.cancelGrace,
             stallTimeout: options.stallTimeout),
-        logger: logger)
+        logger: logger,
+        executor: options.slurm.map { SlurmExecutor(store: store, hub: hub, options: $0, logger: logger) })
     let context = ServiceContext(store: store, runner: runner, hub: hub, options: options, databaseLock: databaseLock)
     let listening = ListeningPort(options.port)
     let router = buildRouter(context, listening: listening)

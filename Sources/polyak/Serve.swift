@@ -61,6 +61,9 @@ struct Serve: AsyncParsableCommand {
     @Flag(help: "Listen on a non-loopback --host without a token (anyone on the network can launch and delete runs).")
     var insecureNoToken = false
 
+    @OptionGroup(title: "Slurm")
+    var slurm: SlurmServeOptions
+
     func validate() throws {
         if !(0...65535).contains(port) { throw ValidationError("--port must be in 0...65535") }
         if !(0...64).contains(maxConcurrent) { throw ValidationError("--max-concurrent must be in 0...64") }
@@ -113,10 +116,16 @@ struct Serve: AsyncParsableCommand {
         } catch let error as AccessError {
             fail(error.description)
         }
-        let options = ServerOptions(
+        var options = ServerOptions(
             host: host, port: port, databasePath: db, dataDirectory: dataDir, maxConcurrent: maxConcurrent,
             executable: Self.ownExecutable(), presets: Self.presets, cancelGrace: cancelGrace,
             version: PolyakVersion.current, logLevel: logger.logLevel, stallTimeout: stallTimeout, access: access)
+        options.slurm = slurm.settings(host: host, port: port, tokenFile: tokenFile, ownExecutable: Self.ownExecutable())
+        if let s = options.slurm {
+            // Run folders live where the nodes see them.
+            options.dataDirectory = s.sharedDirectory
+            logger.notice("runs go to Slurm as jobs; run folders in \(s.sharedDirectory), the nodes report to \(s.publicURL)")
+        }
         do {
             let app = try buildApplication(options)
             try await app.runService()

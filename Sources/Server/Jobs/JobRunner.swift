@@ -97,7 +97,8 @@ public final class JobRunner: Service, @unchecked Sendable {
     /// Runs left `running` by a server that died: re-attached by the executor if their trainers
     /// still run, else `interrupted`, to be resumed first.
     func recover() throws {
-        let left = try store.runIDs(status: [.running])
+        // A Slurm job waiting in Slurm's queue leaves its run `queued`: it is re-attached too.
+        let left = Array(Set(try store.runIDs(status: [.running]) + store.activeSlurmJobs().map(\.runID))).sorted()
         // Slots first: a re-attached run may report its end at once.
         lock.withLock {
             for id in left {
@@ -244,7 +245,22 @@ public final class JobRunner: Service, @unchecked Sendable {
 
     /// What the executor calls back with for run `id`.
     private func reporter(_ id: Int64) -> RunReporter {
-        RunReporter(runID: id) { [weak self] id, status, reason in self?.ended(id, status, reason) }
+        RunReporter(
+            runID: id, onEnd: { [weak self] id, status, reason in self?.ended(id, status, reason) },
+            onWait: { [weak self] id, waiting in self?.waiting(id, waiting) })
+    }
+
+    /// A held run's job waits in its cluster's queue (`queued`) or runs there (`running`).
+    private func waiting(_ id: Int64, _ waiting: Bool) {
+        guard lock.withLock({ slots[id] != nil }) else { return }
+        let moved: Bool
+        do {
+            moved = try store.setStatus(id, waiting ? .queued : .running, error: nil, from: waiting ? [.running] : [.queued])
+        } catch {
+            logger.error("run \(id): cannot store its state: \(error)")
+            return
+        }
+        if moved { publishStatus(id) }
     }
 
     /// A trainer ended: its status is stored before the slot is freed, so a delete cannot come in between.

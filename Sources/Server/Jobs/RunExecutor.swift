@@ -69,11 +69,20 @@ public enum StopReason: Sendable, Equatable {
 public struct RunReporter: Sendable {
     public let runID: Int64
     let onEnd: @Sendable (_ runID: Int64, _ status: RunStatus, _ reason: String?) -> Void
+    let onWait: (@Sendable (_ runID: Int64, _ waiting: Bool) -> Void)?
 
-    public init(runID: Int64, onEnd: @escaping @Sendable (_ runID: Int64, _ status: RunStatus, _ reason: String?) -> Void) {
+    public init(
+        runID: Int64, onEnd: @escaping @Sendable (_ runID: Int64, _ status: RunStatus, _ reason: String?) -> Void,
+        onWait: (@Sendable (_ runID: Int64, _ waiting: Bool) -> Void)? = nil
+    ) {
         self.runID = runID
         self.onEnd = onEnd
+        self.onWait = onWait
     }
+
+    /// The run's job waits in the cluster's own queue (`true`: the run shows `queued`) or has
+    /// started there (`false`: `running`). The scheduler keeps its slot either way.
+    public func waiting(_ waiting: Bool) { onWait?(runID, waiting) }
 
     /// The trainer is gone: the run ends `status` (`completed`, `failed`, `cancelled` or
     /// `interrupted`), `reason` becoming its error. The scheduler stores it and frees the slot.

@@ -49,6 +49,8 @@ struct RunPage {
     var heat: HeatMap.Figure?
     var artifacts: [Artifact]
     var spec: String
+    /// "job 1234 · PENDING (Resources)" for a run handed to Slurm.
+    var slurm: String? = nil
 
     /// "epoch 3 · step 1500 of 4680 · 32.1 % · 5400 images/s · ETA 1 min 15 s" from a progress line.
     static func progress(_ json: String?, status: RunStatus) -> (HomePage.Progress?, String, String?) {
@@ -107,7 +109,7 @@ struct RunPage {
                 size: Format.bytes(a.bytes), sha: a.sha256, shortSha: a.sha256.map { String($0.prefix(12)) + "…" })
         }
 
-        return RunPage(
+        var page = RunPage(
             id: r.id, name: r.name ?? "run \(r.id)", status: r.status.rawValue, experiment: r.experiment,
             experimentID: r.experimentID,
             variant: r.variant, seed: r.seed, strategies: r.strategies.isEmpty ? "none" : r.strategies.joined(separator: ", "),
@@ -121,6 +123,8 @@ struct RunPage {
             finals: finals, charts: try charts(r.id, store: store), heat: heatMaps(try store.grid(run: r.id)),
             artifacts: artifacts,
             spec: specText)
+        page.slurm = r.slurmJobID.map { "job \($0)" + (r.slurmState.map { " · " + $0 } ?? "") }
+        return page
     }
 
     /// The order keys are charted in: evaluation first, then training, then averaging, then the rest.
