@@ -1,0 +1,217 @@
+import Experiments
+import Foundation
+import PolyakTestSupport
+import XCTest
+
+/// `polyak serve --executor slurm` against a real single-node Slurm (`SlurmCluster`): runs become
+/// sbatch jobs whose trainers report over HTTP (`polyak train --report`).
+final class SlurmTests: XCTestCase {
+    var cluster: SlurmCluster!
+
+    override func setUpWithError() throws {
+        cluster = try SlurmCluster.acquire()
+    }
+
+    override func tearDown() {
+        if cluster != nil { SlurmCluster.release() }
+    }
+
+    /// 3 epochs of 3 steps at width 4, one thread (the cluster has 4 CPUs), one grid cell.
+    static let tinyBase =
+        #"{"threads": 1, "data": {"train_limit": 192, "test_limit": 100}, "model": {"width": 4}, "optim": {"epochs": 3, "batch_size": 64}, "resolution": {"test_grid": {"resize": [28], "crop": [28]}}}"#
+
+    /// Long enough to be caught running (40 epochs of 16 steps).
+    static let longSpec =
+        #"{"threads": 1, "data": {"train_limit": 1024, "test_limit": 100}, "model": {"width": 4}, "optim": {"epochs": 40, "batch_size": 64}, "resolution": {"test_grid": {"resize": [28], "crop": [28]}}}"#
+
+    func startServer(_ exe: String, _ folder: TempFolder, port: Int) throws -> Process {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: exe)
+        p.arguments = [
+            "serve", "--port", "\(port)", "--db", folder.db, "--executor", "slurm", "--shared-dir", folder.data,
+            "--slurm-poll", "0.5", "--max-concurrent", "4", "--log-level", "info",
+        ]
+        p.environment = cluster.environment
+        p.standardOutput = FileHandle.nullDevice
+        let log = folder.url.appendingPathComponent("serve.log").path
+        if !FileManager.default.fileExists(atPath: log) { _ = FileManager.default.createFile(atPath: log, contents: nil) }
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
+        handle.seekToEndOfFile()
+        p.standardError = handle
+        try p.run()
+        return p
+    }
+
+    func serverLog(_ folder: TempFolder) -> String {
+        (try? String(contentsOfFile: folder.url.appendingPathComponent("serve.log").path, encoding: .utf8)) ?? ""
+    }
+
+    /// Waits until `done` holds (polling), failing after `seconds`.
+    func wait(_ seconds: Double, _ what: String, _ done: () async throws -> Bool) async throws {
+        let deadline = Date().addingTimeInterval(seconds)
+        while try await !done() {
+            if Date() > deadline {
+                XCTFail("timed out after \(Int(seconds)) s waiting for \(what)")
+                throw CancellationError()
+            }
+            try await Task.sleep(nanoseconds: 200_000_000)
+        }
+    }
+
+    static let finished: Set<String> = ["completed", "failed", "cancelled"]
+
+    func runs(_ http: HTTP, experiment id: Int) async throws -> [JSONValue] {
+        let e = try await http.json("GET", "/api/experiments/\(id)")
+        return (0..<(e["runs"]?.count ?? 0)).compactMap { e["runs"]![$0] }
+    }
+
+    func points(_ http: HTTP, _ runID: Int) async throws -> [CrashTests.Point] {
+        let p = try await http.json("GET", "/api/runs/\(runID)/metrics")["points"]!
+        return (0..<p.count).map { CrashTests.Point(p[$0]!) }.sorted()
+    }
+
+    func testExperimentThroughSlurmMatchesTheLocalExecutorBitForBit() async throws {
+        let exe = try polyakExecutable()
+        let started = Date()
+        let experiment = #"{"name": "slurm", "base": \#(Self.tinyBase), "variants": ["none", "ema"], "seeds": [0, 1]}"#
+
+        // Through Slurm.
+        let folder = try TempFolder()
+        let port = try freePort()
+        let http = HTTP(port: port)
+        let server = try startServer(exe, folder, port: port)
+        defer { server.terminate() }
+        try await http.waitUntilUp()
+        let id = try await http.json("POST", "/api/experiments", experiment)["id"]?.intValue ?? -1
+        try await wait(120, "4 Slurm runs to finish\n\(serverLog(folder))") {
+            try await runs(http, experiment: id).allSatisfy { Self.finished.contains($0["status"]?.stringValue ?? "") }
+        }
+        var viaSlurm: [String: [CrashTests.Point]] = [:]
+        var jobIDs: Set<Int> = []
+        for run in try await runs(http, experiment: id) {
+            let runID = try XCTUnwrap(run["id"]?.intValue)
+            XCTAssertEqual(run["status"]?.stringValue, "completed", "run \(runID): \(run["error"] ?? .null)")
+            let jobID = try XCTUnwrap(run["slurm_job_id"]?.intValue, "run \(runID) names its Slurm job")
+            jobIDs.insert(jobID)
+            XCTAssertEqual(run["slurm_state"]?.stringValue, "COMPLETED")
+            let folderOfRun = folder.data + "/runs/\(runID)"
+            XCTAssertTrue(FileManager.default.fileExists(atPath: folderOfRun + "/slurm-job.sh"))
+            XCTAssertTrue(FileManager.default.fileExists(atPath: folderOfRun + "/slurm-\(jobID).out"))
+            // Every event line was acknowledged over HTTP.
+            let spool = ReportSpool(runDirectory: folderOfRun)
+            XCTAssertEqual(spool.acknowledged(), spool.size(), "run \(runID)'s report spool")
+            let full = try await http.json("GET", "/api/runs/\(runID)")
+            XCTAssertEqual(full["summary"]?["status"]?.stringValue, "completed")
+            let page = try await http.request("GET", "/runs/\(runID)")
+            XCTAssertTrue(String(decoding: page.1, as: UTF8.self).contains("job \(jobID)"), "the run page names the job")
+            viaSlurm["\(run["variant"]?.stringValue ?? "?")/\(run["seed"]?.intValue ?? -1)"] = try await points(http, runID)
+        }
+        XCTAssertEqual(jobIDs.count, 4, "one job per run")
+        let slurmSeconds = Date().timeIntervalSince(started)
+
+        // The same experiment under the local executor.
+        let localFolder = try TempFolder()
+        let localPort = try freePort()
+        let local = HTTP(port: localPort)
+        let localServer = try startServe(exe, localFolder, port: localPort, logLevel: "error")
+        defer { localServer.terminate() }
+        try await local.waitUntilUp()
+        let localID = try await local.json("POST", "/api/experiments", experiment)["id"]?.intValue ?? -1
+        try await wait(120, "4 local runs to finish") {
+            try await runs(local, experiment: localID).allSatisfy { Self.finished.contains($0["status"]?.stringValue ?? "") }
+        }
+        for run in try await runs(local, experiment: localID) {
+            let key = "\(run["variant"]?.stringValue ?? "?")/\(run["seed"]?.intValue ?? -1)"
+            let mine = try await points(local, try XCTUnwrap(run["id"]?.intValue))
+            XCTAssertGreaterThan(mine.count, 10)
+            XCTAssertEqual(viaSlurm[key], mine, "\(key): the Slurm run's points differ from the local run's")
+        }
+        print("SlurmTests: 4 runs through Slurm in \(String(format: "%.1f", slurmSeconds)) s")
+    }
+
+    func testCancelEndsCancelledAndAnOutsideScancelFailsWithTheReason() async throws {
+        let exe = try polyakExecutable()
+        let folder = try TempFolder()
+        let port = try freePort()
+        let http = HTTP(port: port)
+        let server = try startServer(exe, folder, port: port)
+        defer { server.terminate() }
+        try await http.waitUntilUp()
+        let a = try await http.json("POST", "/api/runs", Self.longSpec)["id"]?.intValue ?? -1
+        let b = try await http.json("POST", "/api/runs", Self.longSpec)["id"]?.intValue ?? -1
+        // Both trainers run and report.
+        try await wait(60, "both runs to report progress\n\(serverLog(folder))") {
+            for id in [a, b] {
+                let r = try await http.json("GET", "/api/runs/\(id)")
+                if r["status"]?.stringValue != "running" || r["progress"] == .null || r["progress"] == nil { return false }
+            }
+            return true
+        }
+        let jobB = try await http.json("GET", "/api/runs/\(b)")["slurm_job_id"]?.intValue ?? -1
+        _ = try await http.json("POST", "/api/runs/\(a)/cancel")
+        try cluster.scancel(jobB)
+        try await wait(60, "both runs to end") {
+            for id in [a, b]
+            where try await !Self.finished.contains(http.json("GET", "/api/runs/\(id)")["status"]?.stringValue ?? "") {
+                return false
+            }
+            return true
+        }
+        let ra = try await http.json("GET", "/api/runs/\(a)")
+        XCTAssertEqual(ra["status"]?.stringValue, "cancelled", "\(ra["error"] ?? .null)")
+        XCTAssertEqual(ra["slurm_state"]?.stringValue, "CANCELLED")
+        let rb = try await http.json("GET", "/api/runs/\(b)")
+        XCTAssertEqual(rb["status"]?.stringValue, "failed")
+        let why = rb["error"]?.stringValue ?? ""
+        XCTAssertTrue(why.contains("Slurm job \(jobB) ended CANCELLED") && why.contains("outside Polyak"), why)
+    }
+
+    func testAServerKilledMidRunReattachesWithoutResubmittingAndLosesNoPoint() async throws {
+        let exe = try polyakExecutable()
+        let folder = try TempFolder()
+        let port = try freePort()
+        let http = HTTP(port: port)
+        var server = try startServer(exe, folder, port: port)
+        defer { server.terminate() }
+        try await http.waitUntilUp()
+        let spec =
+            #"{"threads": 1, "data": {"train_limit": 1024, "test_limit": 100}, "model": {"width": 4}, "optim": {"epochs": 8, "batch_size": 64}, "resolution": {"test_grid": {"resize": [28], "crop": [28]}}}"#
+        let id = try await http.json("POST", "/api/runs", spec)["id"]?.intValue ?? -1
+        try await wait(60, "the run to report progress\n\(serverLog(folder))") {
+            let r = try await http.json("GET", "/api/runs/\(id)")
+            return r["status"]?.stringValue == "running" && r["progress"] != nil && r["progress"] != .null
+        }
+        let jobID = try await http.json("GET", "/api/runs/\(id)")["slurm_job_id"]?.intValue ?? -1
+        kill(server.processIdentifier, SIGKILL)
+        server.waitUntilExit()
+        // The trainer goes on meanwhile, its reports waiting in its spool.
+        try await Task.sleep(nanoseconds: 1_500_000_000)
+        server = try startServer(exe, folder, port: port)
+        try await http.waitUntilUp()
+        try await wait(120, "the run to finish\n\(serverLog(folder))") {
+            Self.finished.contains(try await http.json("GET", "/api/runs/\(id)")["status"]?.stringValue ?? "")
+        }
+        let run = try await http.json("GET", "/api/runs/\(id)")
+        XCTAssertEqual(run["status"]?.stringValue, "completed", "\(run["error"] ?? .null)")
+        XCTAssertEqual(run["slurm_job_id"]?.intValue, jobID, "re-attached to the same job")
+        let runFolder = folder.data + "/runs/\(id)"
+        let outputs = try FileManager.default.contentsOfDirectory(atPath: runFolder).filter {
+            $0.hasPrefix("slurm-") && $0.hasSuffix(".out")
+        }
+        XCTAssertEqual(outputs, ["slurm-\(jobID).out"], "no second job was submitted")
+        XCTAssertTrue(serverLog(folder).contains("re-attached to Slurm job \(jobID)"))
+        let stored = try await points(http, id)
+
+        // The same spec trained without interruption: the same points, bit for bit, none missing, none twice.
+        let specFile = folder.url.appendingPathComponent("spec.json").path
+        try run["spec"]!.data(pretty: true).write(to: URL(fileURLWithPath: specFile))
+        let trained = try runProcess(exe, ["train", "--spec", specFile, "--out", folder.url.appendingPathComponent("ref").path])
+        XCTAssertEqual(trained.status, 0, trained.err)
+        let reference = Set(
+            try trained.out.split(separator: "\n").map { try JSONValue.parse(String($0)) }
+                .filter { $0["type"]?.stringValue == "metric" }.map(CrashTests.Point.init)
+        ).sorted()
+        XCTAssertGreaterThan(reference.count, 50)
+        XCTAssertEqual(stored, reference)
+    }
+}
