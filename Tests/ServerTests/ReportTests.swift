@@ -21,7 +21,7 @@ final class ReportTests: XCTestCase {
 
         // A trainer elsewhere reports to a server that is down, then back.
         let spec =
-            #"{"threads": 1, "data": {"train_limit": 512, "test_limit": 100}, "model": {"width": 4}, "optim": {"epochs": 4, "batch_size": 64}, "resolution": {"test_grid": {"resize": [28], "crop": [28]}}}"#
+            #"{"threads": 1, "data": {"train_limit": 192, "test_limit": 100}, "model": {"width": 4}, "optim": {"epochs": 3, "batch_size": 64}, "resolution": {"test_grid": {"resize": [28], "crop": [28]}}}"#
         let specFile = folder.url.appendingPathComponent("spec.json").path
         try Data(spec.utf8).write(to: URL(fileURLWithPath: specFile))
         let out = folder.url.appendingPathComponent("trainer.out").path
@@ -65,7 +65,7 @@ final class ReportTests: XCTestCase {
         let run = try await http.json("GET", "/api/runs/\(id)")
         XCTAssertEqual(run["status"]?.stringValue, "completed", "an external run ends with its summary")
         XCTAssertEqual(run["summary"]?["status"]?.stringValue, "completed")
-        XCTAssertEqual(run["progress"]?["step"]?.intValue, 32)
+        XCTAssertEqual(run["progress"]?["step"]?.intValue, 9)
         let grid = try await http.json("GET", "/api/runs/\(id)/grid")["cells"]!
         XCTAssertEqual(grid.count, printed.filter { $0["type"]?.stringValue == "grid" }.count)
     }

@@ -19,7 +19,6 @@ final class SlurmCluster: @unchecked Sendable {
 
     private static let lock = NSLock()
     nonisolated(unsafe) private static var started: Result<SlurmCluster, Error>?
-    nonisolated(unsafe) private static var users = 0
 
     static var script: String {
         URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
@@ -31,24 +30,19 @@ final class SlurmCluster: @unchecked Sendable {
         self.port = port
     }
 
-    /// The cluster, started on first use; pair with ``release()`` in `tearDown`.
+    /// The cluster, started on first use (a failure to start is remembered: every test reports it).
     static func acquire() throws -> SlurmCluster {
         try lock.withLock {
             if started == nil { started = Result { try start() } }
-            users += 1
-            switch started! {
-            case .success(let c): return c
-            case .failure(let e): throw e
-            }
+            return try started!.get()
         }
     }
 
-    /// Stops the cluster when no test uses it any more.
-    static func release() {
+    /// Stops the cluster (its jobs cancelled, its daemons stopped) and removes its folder.
+    static func stop() {
         lock.withLock {
-            users -= 1
-            guard users == 0, case .success(let c)? = started else { return }
-            _ = try? runProcess("/bin/bash", [script, "stop", c.directory])
+            guard case .success(let c)? = started else { return }
+            _ = shell(#""$0" stop "$1" >/dev/null 2>&1 </dev/null"#, [script, c.directory], c.environment)
             try? FileManager.default.removeItem(atPath: c.directory)
             started = nil
         }
@@ -68,13 +62,32 @@ final class SlurmCluster: @unchecked Sendable {
         var env = ProcessInfo.processInfo.environment
         // Four one-thread jobs side by side, whatever the machine's cores.
         env["SLURM_LOCAL_CPUS"] = "4"
+        // ...which the node accepts although it may have fewer.
+        env["SLURM_LOCAL_EXTRA"] = "SlurmdParameters=config_overrides"
         for attempt in 0..<3 {
             let port = 20000 + Int.random(in: 0..<20000) & ~1
-            let r = try runProcess("/bin/bash", [script, "start", directory, "\(port)"], environment: env)
-            if r.status == 0 { return SlurmCluster(directory: directory, port: port) }
-            if attempt == 2 { throw ClusterError("scripts/slurm-local.sh start failed:\n\(r.err)") }
+            // Output to a file, not a pipe: the daemons would hold a pipe open and its reader would never see its end.
+            let log = directory + ".start.log"
+            let status = shell(#""$0" start "$1" "$2" >"$3" 2>&1 </dev/null"#, [script, directory, "\(port)", log], env)
+            let output = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+            try? FileManager.default.removeItem(atPath: log)
+            if status == 0 { return SlurmCluster(directory: directory, port: port) }
+            if attempt == 2 { throw ClusterError("scripts/slurm-local.sh start failed:\n\(output)") }
         }
         throw ClusterError("unreachable")
+    }
+
+    /// `bash -c command args…` to its end, spawned and reaped by hand: the cluster's daemons fork
+    /// away from it, and Foundation's `Process` was seen never to reap such a shell.
+    static func shell(_ command: String, _ arguments: [String], _ environment: [String: String]) -> Int32 {
+        let argv = (["/bin/bash", "-c", command] + arguments).map { strdup($0) } + [nil]
+        let envp = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer { (argv + envp).forEach { free($0) } }
+        var pid: pid_t = 0
+        guard posix_spawn(&pid, "/bin/bash", nil, nil, argv, envp) == 0 else { return -1 }
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        return (status >> 8) & 0xff
     }
 
     /// Job ids Slurm lists now (pending, running or recently ended), all states.

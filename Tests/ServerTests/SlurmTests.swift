@@ -12,13 +12,14 @@ final class SlurmTests: XCTestCase {
         cluster = try SlurmCluster.acquire()
     }
 
-    override func tearDown() {
-        if cluster != nil { SlurmCluster.release() }
+    /// One cluster for the class: started by its first test, stopped after its last.
+    override class func tearDown() {
+        SlurmCluster.stop()
     }
 
-    /// 3 epochs of 3 steps at width 4, one thread (the cluster has 4 CPUs), one grid cell.
+    /// 2 epochs of 2 steps at width 4, one thread (the cluster has 4 CPUs), one grid cell.
     static let tinyBase =
-        #"{"threads": 1, "data": {"train_limit": 192, "test_limit": 100}, "model": {"width": 4}, "optim": {"epochs": 3, "batch_size": 64}, "resolution": {"test_grid": {"resize": [28], "crop": [28]}}}"#
+        #"{"threads": 1, "data": {"train_limit": 128, "test_limit": 64}, "model": {"width": 4}, "optim": {"epochs": 2, "batch_size": 64}, "resolution": {"test_grid": {"resize": [28], "crop": [28]}}}"#
 
     /// Long enough to be caught running (40 epochs of 16 steps).
     static let longSpec =
@@ -175,7 +176,7 @@ final class SlurmTests: XCTestCase {
         defer { server.terminate() }
         try await http.waitUntilUp()
         let spec =
-            #"{"threads": 1, "data": {"train_limit": 1024, "test_limit": 100}, "model": {"width": 4}, "optim": {"epochs": 8, "batch_size": 64}, "resolution": {"test_grid": {"resize": [28], "crop": [28]}}}"#
+            #"{"threads": 1, "data": {"train_limit": 256, "test_limit": 64}, "model": {"width": 4}, "optim": {"epochs": 3, "batch_size": 64}, "resolution": {"test_grid": {"resize": [28], "crop": [28]}}}"#
         let id = try await http.json("POST", "/api/runs", spec)["id"]?.intValue ?? -1
         try await wait(60, "the run to report progress\n\(serverLog(folder))") {
             let r = try await http.json("GET", "/api/runs/\(id)")
@@ -211,7 +212,7 @@ final class SlurmTests: XCTestCase {
             try trained.out.split(separator: "\n").map { try JSONValue.parse(String($0)) }
                 .filter { $0["type"]?.stringValue == "metric" }.map(CrashTests.Point.init)
         ).sorted()
-        XCTAssertGreaterThan(reference.count, 50)
+        XCTAssertGreaterThan(reference.count, 20)
         XCTAssertEqual(stored, reference)
     }
 }
