@@ -25,13 +25,14 @@ final class SlurmTests: XCTestCase {
     static let longSpec =
         #"{"threads": 1, "data": {"train_limit": 1024, "test_limit": 100}, "model": {"width": 4}, "optim": {"epochs": 40, "batch_size": 64}, "resolution": {"test_grid": {"resize": [28], "crop": [28]}}}"#
 
-    func startServer(_ exe: String, _ folder: TempFolder, port: Int) throws -> Process {
+    func startServer(_ exe: String, _ folder: TempFolder, port: Int, extra: [String] = []) throws -> Process {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: exe)
-        p.arguments = [
-            "serve", "--port", "\(port)", "--db", folder.db, "--executor", "slurm", "--shared-dir", folder.data,
-            "--slurm-poll", "0.5", "--max-concurrent", "4", "--log-level", "info",
-        ]
+        p.arguments =
+            [
+                "serve", "--port", "\(port)", "--db", folder.db, "--executor", "slurm", "--shared-dir", folder.data,
+                "--slurm-poll", "0.5", "--max-concurrent", "4", "--log-level", "info",
+            ] + extra
         p.environment = cluster.environment
         p.standardOutput = FileHandle.nullDevice
         let log = folder.url.appendingPathComponent("serve.log").path
@@ -165,6 +166,30 @@ final class SlurmTests: XCTestCase {
         XCTAssertEqual(rb["status"]?.stringValue, "failed")
         let why = rb["error"]?.stringValue ?? ""
         XCTAssertTrue(why.contains("Slurm job \(jobB) ended CANCELLED") && why.contains("outside Polyak"), why)
+    }
+
+    func testAJobThatFailsFailsItsRunWithSlurmsStateAndTheJobsStderr() async throws {
+        let exe = try polyakExecutable()
+        let folder = try TempFolder()
+        let port = try freePort()
+        let http = HTTP(port: port)
+        // A node whose polyak is broken: a script that complains and exits 3.
+        let broken = folder.url.appendingPathComponent("broken-polyak").path
+        try Data("#!/bin/sh\necho 'polyak: cannot load libxsmm' >&2\nexit 3\n".utf8).write(to: URL(fileURLWithPath: broken))
+        try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: broken)
+        let server = try startServer(exe, folder, port: port, extra: ["--trainer-binary", broken])
+        defer { server.terminate() }
+        try await http.waitUntilUp()
+        let id = try await http.json("POST", "/api/runs", Self.tinyBase)["id"]?.intValue ?? -1
+        try await wait(60, "the run to fail\n\(serverLog(folder))") {
+            Self.finished.contains(try await http.json("GET", "/api/runs/\(id)")["status"]?.stringValue ?? "")
+        }
+        let run = try await http.json("GET", "/api/runs/\(id)")
+        XCTAssertEqual(run["status"]?.stringValue, "failed")
+        let why = run["error"]?.stringValue ?? ""
+        let job = run["slurm_job_id"]?.intValue ?? -1
+        XCTAssertTrue(why.hasPrefix("Slurm job \(job) ended FAILED"), why)
+        XCTAssertTrue(why.contains("no summary arrived") && why.contains("cannot load libxsmm"), why)
     }
 
     func testAServerKilledMidRunReattachesWithoutResubmittingAndLosesNoPoint() async throws {
