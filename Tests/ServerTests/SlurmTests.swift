@@ -115,7 +115,15 @@ final class SlurmTests: XCTestCase {
         let localFolder = try TempFolder()
         let localPort = try freePort()
         let local = HTTP(port: localPort)
-        let localServer = try startServe(exe, localFolder, port: localPort, logLevel: "error")
+        // Four at once, as Slurm ran them (one thread each: the same bits whatever runs beside).
+        let localServer = Process()
+        localServer.executableURL = URL(fileURLWithPath: exe)
+        localServer.arguments = [
+            "serve", "--port", "\(localPort)", "--db", localFolder.db, "--data-dir", localFolder.data, "--max-concurrent", "4",
+            "--log-level", "error",
+        ]
+        localServer.standardOutput = FileHandle.nullDevice
+        try localServer.run()
         defer { localServer.terminate() }
         try await local.waitUntilUp()
         let localID = try await local.json("POST", "/api/experiments", experiment)["id"]?.intValue ?? -1
