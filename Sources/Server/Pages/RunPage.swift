@@ -49,6 +49,8 @@ struct RunPage {
     var heat: HeatMap.Figure?
     var artifacts: [Artifact]
     var spec: String
+    /// Where a completed run's time went; nil without a measured split.
+    var timing: RunTiming?
 
     /// "epoch 3 · step 1500 of 4680 · 32.1 % · 5400 images/s · ETA 1 min 15 s" from a progress line.
     static func progress(_ json: String?, status: RunStatus) -> (HomePage.Progress?, String, String?) {
@@ -120,7 +122,7 @@ struct RunPage {
             canCancel: !r.status.isFinished && (!r.external || r.status == .running), canRunAgain: !r.external,
             finals: finals, charts: try charts(r.id, store: store), heat: heatMaps(try store.grid(run: r.id)),
             artifacts: artifacts,
-            spec: specText)
+            spec: specText, timing: RunTiming(summaryJSON: r.summaryJSON))
     }
 
     /// The order keys are charted in: evaluation first, then training, then averaging, then the rest.
