@@ -129,17 +129,92 @@ public enum TrainerEvent: Equatable, Sendable {
 
         /// Where a completed run's time went, in seconds.
         public struct Timing: Equatable, Sendable {
-            /// Training steps (`train_s`).
+            /// Training steps: batches, forward, backward, optimizer (`train_s`); since `split`,
+            /// without teacher forwards and averaging updates.
             public var trainSeconds: Double
             /// Test-set evaluation per weight set (`eval_s`).
             public var evalSeconds: [String: Double]
             /// SWA's `update_bn` (`swa_bn_s`).
             public var batchNormSeconds: Double
+            /// The whole split, run-wide and per weight set; nil in an older trainer's line.
+            public var split: Split?
 
-            public init(trainSeconds: Double, evalSeconds: [String: Double], batchNormSeconds: Double) {
+            public init(trainSeconds: Double, evalSeconds: [String: Double], batchNormSeconds: Double, split: Split? = nil) {
                 self.trainSeconds = trainSeconds
                 self.evalSeconds = evalSeconds
                 self.batchNormSeconds = batchNormSeconds
+                self.split = split
+            }
+
+            /// The parts every weight set of the run shares (`shared_s`): setup, training steps,
+            /// teacher forwards, checkpoints. Nil without a split.
+            public var sharedSeconds: Double? {
+                split.map { trainSeconds + $0.setupSeconds + $0.teacherSeconds + $0.checkpointSeconds }
+            }
+
+            /// The run-wide parts and the per-weight-set parts; they never overlap, so their sum is
+            /// at most `wallSeconds`.
+            public struct Split: Equatable, Sendable {
+                /// The run's wall time over every process that trained it, resumes included (`wall_s`).
+                public var wallSeconds: Double
+                /// Loading data and teacher, resuming, writing the spec (`setup_s`).
+                public var setupSeconds: Double
+                /// Distillation's teacher forwards (`teacher_s`).
+                public var teacherSeconds: Double
+                /// Epoch checkpoints (`checkpoint_s`).
+                public var checkpointSeconds: Double
+                /// What each weight set costs on top of the shared parts (`per_weights`).
+                public var perWeights: [String: WeightSet]
+
+                public init(
+                    wallSeconds: Double, setupSeconds: Double, teacherSeconds: Double, checkpointSeconds: Double,
+                    perWeights: [String: WeightSet]
+                ) {
+                    self.wallSeconds = wallSeconds
+                    self.setupSeconds = setupSeconds
+                    self.teacherSeconds = teacherSeconds
+                    self.checkpointSeconds = checkpointSeconds
+                    self.perWeights = perWeights
+                }
+
+                /// A part summed over the weight sets (the top-level `averaging_s`, `bn_s`, …).
+                public func total(_ part: KeyPath<WeightSet, Double>) -> Double {
+                    perWeights.keys.sorted().reduce(0) { $0 + perWeights[$1]![keyPath: part] }
+                }
+            }
+
+            /// One weight set's own parts. A strategy's update and BN recomputation are shared
+            /// equally by the sets it produces (one EMA pass updates all its decays).
+            public struct WeightSet: Equatable, Sendable {
+                /// Test-set evaluations at `test_size` (`eval_s`).
+                public var evalSeconds: Double
+                /// Resolution-grid evaluations (`grid_s`).
+                public var gridSeconds: Double
+                /// Averaging updates, post-hoc snapshots included (`averaging_s`).
+                public var averagingSeconds: Double
+                /// BN recomputation: SWA's update_bn, precise BN (`bn_s`).
+                public var batchNormSeconds: Double
+                /// FixRes fine-tuning with its evaluation, grid and export (`fixres_s`).
+                public var fixResSeconds: Double
+                /// Writing the exported weights (`export_s`).
+                public var exportSeconds: Double
+
+                public init(
+                    evalSeconds: Double = 0, gridSeconds: Double = 0, averagingSeconds: Double = 0, batchNormSeconds: Double = 0,
+                    fixResSeconds: Double = 0, exportSeconds: Double = 0
+                ) {
+                    self.evalSeconds = evalSeconds
+                    self.gridSeconds = gridSeconds
+                    self.averagingSeconds = averagingSeconds
+                    self.batchNormSeconds = batchNormSeconds
+                    self.fixResSeconds = fixResSeconds
+                    self.exportSeconds = exportSeconds
+                }
+
+                /// `total_s`.
+                public var totalSeconds: Double {
+                    evalSeconds + gridSeconds + averagingSeconds + batchNormSeconds + fixResSeconds + exportSeconds
+                }
             }
         }
 
@@ -203,11 +278,15 @@ public enum TrainerEvent: Equatable, Sendable {
         public var top1: Double
         public var top5: Double
         public var loss: Double
+        /// Seconds to synthesise, prepare and evaluate this width (its share of the joint solve
+        /// included); nil in an older line.
+        public var seconds: Double?
 
         public init(
             sigmaRel: Double, decay: Double, weights: String, step: Int, batchNorm: BatchNorm, top1: Double, top5: Double,
-            loss: Double
+            loss: Double, seconds: Double? = nil
         ) {
+            self.seconds = seconds
             self.sigmaRel = sigmaRel
             self.decay = decay
             self.weights = weights

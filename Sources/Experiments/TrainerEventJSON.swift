@@ -54,13 +54,7 @@ extension TrainerEvent {
             ]
             if let images = g.images { fields["images"] = Self.int(images) }
         case .summary(let s):
-            var timing: [String: JSONValue] = [:]
-            if let t = s.timing {
-                timing = [
-                    "train_s": JSONValue(t.trainSeconds), "eval_s": .object(t.evalSeconds.mapValues { JSONValue($0) }),
-                    "swa_bn_s": JSONValue(t.batchNormSeconds),
-                ]
-            }
+            let timing = s.timing?.json ?? .object([:])
             fields = [
                 "status": .string(s.status.rawValue), "reason": Self.text(s.reason), "steps": Self.int(s.steps),
                 "wall_s": JSONValue(s.wallSeconds), "images_per_sec": JSONValue(s.imagesPerSecond),
@@ -68,7 +62,7 @@ extension TrainerEvent {
                     s.final.mapValues { e in
                         ["test/top1": JSONValue(e.top1), "test/top5": JSONValue(e.top5), "test/loss": JSONValue(e.loss)]
                     }),
-                "exports": .object(s.exports.mapValues(JSONValue.string)), "timing": .object(timing),
+                "exports": .object(s.exports.mapValues(JSONValue.string)), "timing": timing,
             ]
         case .status(let s):
             fields = ["status": .string(s.status.rawValue), "error": Self.text(s.error)]
@@ -78,6 +72,7 @@ extension TrainerEvent {
                 "step": Self.int(p.step), "bn": .string(p.batchNorm.rawValue), "top1": JSONValue(p.top1),
                 "top5": JSONValue(p.top5), "loss": JSONValue(p.loss),
             ]
+            if let seconds = p.seconds { fields["seconds"] = JSONValue(seconds) }
         }
         fields["type"] = .string(type)
         return .object(fields)
@@ -160,7 +155,7 @@ extension TrainerEvent {
                 PostHocEvaluation(
                     sigmaRel: try f.double("sigma_rel"), decay: try f.double("decay"), weights: try f.string("weights"),
                     step: try f.int("step"), batchNorm: bn, top1: try f.double("top1"), top5: try f.double("top5"),
-                    loss: try f.double("loss")))
+                    loss: try f.double("loss"), seconds: try f.optionalDouble("seconds")))
         default:
             throw TrainerEventError(message: "unknown event type \"\(type)\"")
         }
@@ -184,15 +179,7 @@ extension TrainerEvent {
             exports[name] = file
         }
         let timingMembers = try f.object("timing")
-        var timing: Summary.Timing?
-        if !timingMembers.isEmpty {
-            let t = f.nested("timing", timingMembers)
-            var eval: [String: Double] = [:]
-            let e = f.nested("timing.eval_s", try t.object("eval_s"))
-            for name in e.members.keys { eval[name] = try e.double(name) }
-            timing = Summary.Timing(
-                trainSeconds: try t.double("train_s"), evalSeconds: eval, batchNormSeconds: try t.double("swa_bn_s"))
-        }
+        let timing = timingMembers.isEmpty ? nil : try Summary.Timing(f.nested("timing", timingMembers))
         return Summary(
             status: status, reason: try f.optionalString("reason"), steps: try f.int("steps"),
             wallSeconds: try f.double("wall_s"), imagesPerSecond: try f.double("images_per_sec"),
@@ -200,7 +187,7 @@ extension TrainerEvent {
     }
 
     /// The members of one event object, read with errors that name the event type and the field.
-    private struct Fields {
+    fileprivate struct Fields {
         let type: String
         let members: [String: JSONValue]
         var prefix = ""
@@ -256,6 +243,12 @@ extension TrainerEvent {
             return Int(x)
         }
 
+        /// A number or `null`; a missing key reads as `null`.
+        func optionalDouble(_ key: String) throws -> Double? {
+            if members[key] == nil || members[key] == .null { return nil }
+            return try double(key)
+        }
+
         /// A whole number or `null`; a missing key reads as `null`.
         func optionalInt(_ key: String) throws -> Int? {
             if members[key] == nil || members[key] == .null { return nil }
@@ -266,5 +259,66 @@ extension TrainerEvent {
             guard case .object(let o) = try value(key) else { throw error(key, "must be an object") }
             return o
         }
+    }
+}
+
+// MARK: Timing
+
+extension TrainerEvent.Summary.Timing {
+    /// The `timing` object of a summary line. The split's top-level totals (`shared_s`,
+    /// `averaging_s`, …) and each set's `total_s` are written for readers and recomputed on reading.
+    public var json: JSONValue {
+        var o: [String: JSONValue] = [
+            "train_s": JSONValue(trainSeconds), "eval_s": .object(evalSeconds.mapValues { JSONValue($0) }),
+            "swa_bn_s": JSONValue(batchNormSeconds),
+        ]
+        guard let split else { return .object(o) }
+        o["wall_s"] = JSONValue(split.wallSeconds)
+        o["setup_s"] = JSONValue(split.setupSeconds)
+        o["teacher_s"] = JSONValue(split.teacherSeconds)
+        o["checkpoint_s"] = JSONValue(split.checkpointSeconds)
+        o["shared_s"] = JSONValue(sharedSeconds ?? 0)
+        // `eval_s` stays the per-set map older readers know.
+        for (key, part) in Self.parts where key != "eval_s" { o[key] = JSONValue(split.total(part)) }
+        o["per_weights"] = .object(
+            split.perWeights.mapValues { w in
+                var p = Dictionary(uniqueKeysWithValues: Self.parts.map { ($0.key, JSONValue(w[keyPath: $0.part])) })
+                p["total_s"] = JSONValue(w.totalSeconds)
+                return .object(p)
+            })
+        return .object(o)
+    }
+
+    /// A weight set's parts by their JSON names.
+    static var parts: [(key: String, part: WritableKeyPath<WeightSet, Double>)] {
+        [
+            ("eval_s", \.evalSeconds), ("grid_s", \.gridSeconds), ("averaging_s", \.averagingSeconds),
+            ("bn_s", \.batchNormSeconds), ("fixres_s", \.fixResSeconds), ("export_s", \.exportSeconds),
+        ]
+    }
+
+    /// Reads a `timing` object on its own (a checkpoint's copy); errors name the field.
+    public init(json: JSONValue) throws {
+        guard case .object(let members) = json else { throw TrainerEventError(message: "timing: not a JSON object") }
+        try self.init(TrainerEvent.Fields(type: "summary", members: members, prefix: "timing."))
+    }
+
+    fileprivate init(_ t: TrainerEvent.Fields) throws {
+        var eval: [String: Double] = [:]
+        let e = t.nested(t.prefix + "eval_s", try t.object("eval_s"))
+        for name in e.members.keys { eval[name] = try e.double(name) }
+        self.init(trainSeconds: try t.double("train_s"), evalSeconds: eval, batchNormSeconds: try t.double("swa_bn_s"))
+        guard t.members["per_weights"] != nil else { return }
+        var perWeights: [String: WeightSet] = [:]
+        for (name, value) in try t.object("per_weights") {
+            guard case .object(let m) = value else { throw t.error("per_weights.\(name)", "must be an object") }
+            let w = t.nested(t.prefix + "per_weights.\(name)", m)
+            var set = WeightSet()
+            for (key, part) in Self.parts { set[keyPath: part] = try w.double(key) }
+            perWeights[name] = set
+        }
+        split = Split(
+            wallSeconds: try t.double("wall_s"), setupSeconds: try t.double("setup_s"), teacherSeconds: try t.double("teacher_s"),
+            checkpointSeconds: try t.double("checkpoint_s"), perWeights: perWeights)
     }
 }

@@ -34,13 +34,16 @@ final class Distillation {
 
     /// One forward + backward of the student on the batch already in `student`'s input, against
     /// the teacher's logits on the same images. Returns the loss summed over the batch and the
-    /// student's correct predictions, like `ResNetExecutor.trainingStep`.
+    /// student's correct predictions, like `ResNetExecutor.trainingStep`. The teacher's forward
+    /// is timed on `teacherClock` (the run's `teacher_s`).
     func trainingStep(
         _ student: ResNetExecutor, _ state: ModelState, classes: Int,
-        labelSmoothing: Float
+        labelSmoothing: Float, teacherClock: inout CostClock
     ) -> (lossSum: Double, correct: Int) {
+        let clock = CostClock.now()
         exec.copyInput(from: student)
         exec.forward(self.state, training: false)
+        teacherClock.add(since: clock)
         student.forward(state, training: true)
         let n = student.batch
         let correct = SoftmaxCrossEntropy.forward(logits: student.logits, labels: student.labels, n: n, classes: classes).correct

@@ -53,10 +53,15 @@ public struct PostHocSweep {
         }
         let evaluator = Evaluator(images: test, model: model, workers: workers)
         let recompute = try preciseBatches.map { try batchNormRecompute(model: model, batches: $0) }
+        let solve = CostClock.now()
         let states = try synthesis.synthesize(sigmaRels, layout: model.layout)
+        // The joint solve is shared equally by the widths; each then pays its own BN, evaluation, export.
+        let solveShare = Double(CostClock.now() &- solve) / 1e9 / Double(max(1, sigmaRels.count))
         let step = synthesis.lastStep
         for (sigma, state) in zip(sigmaRels, states) {
+            var clock = CostClock()
             let name = PostHocSpec.weightSetName(sigmaRel: sigma)
+            let start = CostClock.now()
             if let recompute { recompute.run.recompute(state, .precise(batches: recompute.batches)) }
             let e = evaluator.evaluate(state, resize: spec.resolution.testSize, crop: spec.resolution.testSize)
             if export {
@@ -68,11 +73,12 @@ public struct PostHocSweep {
                     throw TrainingError.failed("cannot write \(path): \(error)")
                 }
             }
+            clock.add(since: start)
             emit(
                 .init(
                     sigmaRel: sigma, decay: PowerFunctionEMA.classicalDecay(sigmaRel: sigma, steps: step), weights: name,
                     step: step, batchNorm: recompute == nil ? .synthesized : .precise, top1: e.top1, top5: e.top5,
-                    loss: e.loss))
+                    loss: e.loss, seconds: ((solveShare + clock.seconds) * 1000).rounded() / 1000))
         }
     }
 

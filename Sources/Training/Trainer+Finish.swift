@@ -12,19 +12,27 @@ extension Trainer {
         let sets = run.lastSets ?? weightSets(run)
         var final: [String: TrainerEvent.Summary.Evaluation] = [:]
         var exports: [String: String] = [:]
+        let costs = run.costs
         for (name, state) in sets {
             let e = run.lastEvaluation[name] ?? timedEvaluation(run, name: name, state: state)
             final[name] = .init(top1: e.top1, top5: e.top5, loss: e.loss)
+            var clock = CostClock.now()
             reportGrid(run, name: name, state: state, stage: .base)
+            clock = costs.add(since: clock, \.grid, to: name)
             let file = name == "raw" ? "final.safetensors" : "\(name).safetensors"
             try folder.export(
                 state.stateDict(metadata: ["weights": name, "step": String(run.step), "spec": spec.json().text()]),
                 name: file)
+            costs.add(since: clock, \.export, to: name)
             exports[name] = file
         }
         if let ft = spec.resolution.finetune {
+            var clock = CostClock.now()
             let fixRes = FixRes(spec: spec, model: model, workers: workers, images: run.data.original)
+            costs.share(since: clock, \.fixRes, among: sets.map(\.name))
             for (name, state) in sets {
+                clock = CostClock.now()
+                defer { costs.add(since: clock, \.fixRes, to: name) }
                 let tuned = fixRes.finetune(state, ft)
                 let e = run.evaluator.evaluate(tuned, resize: spec.resolution.testSize, crop: spec.resolution.testSize)
                 final[name + "/finetuned"] = .init(top1: e.top1, top5: e.top5, loss: e.loss)
@@ -37,9 +45,7 @@ extension Trainer {
             }
         }
         folder.pruneCheckpoints(keep: spec.checkpoints.keep)
-        let timing = TrainerEvent.Summary.Timing(
-            trainSeconds: round2(run.trainingSeconds), evalSeconds: run.evalSeconds.mapValues(round2),
-            batchNormSeconds: round2(run.batchNormSeconds))
+        let timing = costs.timing()
         reportSummary(
             run, status: .completed, reason: nil, imagesPerSecond: imagesPerSecond, final: final, exports: exports,
             timing: timing)

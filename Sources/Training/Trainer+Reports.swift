@@ -55,6 +55,4 @@ extension Trainer {
                     wallSeconds: (Date().timeIntervalSince(run.started) * 100).rounded() / 100,
                     imagesPerSecond: (imagesPerSecond * 10).rounded() / 10, final: final, exports: exports, timing: timing)))
     }
-
-    func round2(_ x: Double) -> Double { (x * 100).rounded() / 100 }
 }

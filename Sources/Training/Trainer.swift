@@ -68,12 +68,14 @@ public final class Trainer {
     /// before anything is trained when the spec, the data or the folder is unusable.
     public func run(resume: Bool = false) throws -> RunOutcome {
         let started = Date()
+        let clock = CostClock.now()
         try folder.prepare()
-        let run = try startSession(resume: resume, started: started)
+        let run = try startSession(resume: resume, started: started, costs: RunCosts(processStart: clock))
         try folder.writeSpec(spec)
         for s in run.strategies {
             for w in s.warnings() { events.warning(code: w.code, weights: w.weights, message: w.message) }
         }
+        run.costs.setup.add(since: clock)
         while run.epoch < run.plan.epochs {
             if let stopped = trainEpoch(run) { return stopped }
             try endEpoch(run)
@@ -86,7 +88,7 @@ public final class Trainer {
     /// Loads the data (and the teacher), then starts from a fresh model or from the newest
     /// checkpoint. The averaging strategies start from the model as initialized; a checkpoint then
     /// overwrites their state with its own.
-    private func startSession(resume: Bool, started: Date) throws -> TrainingSession {
+    private func startSession(resume: Bool, started: Date, costs: RunCosts) throws -> TrainingSession {
         let data = try RunData(spec: spec)
         let batch = spec.optim.batchSize
         let stepsPerEpoch = data.train.count / batch
@@ -102,7 +104,8 @@ public final class Trainer {
             exec: ResNetExecutor(model: model, batch: batch, height: size, width: size, trainable: true, workers: workers),
             state: ModelState(layout: model.layout), sgd: SGD(layout: model.layout, optim: spec.optim),
             evaluator: Evaluator(images: data.test, model: model, workers: workers),
-            filler: BatchFiller(images: data.train, augment: spec.data.augment, size: size), seed: spec.seed, started: started)
+            filler: BatchFiller(images: data.train, augment: spec.data.augment, size: size), seed: spec.seed, started: started,
+            costs: costs)
         if let kd = spec.distillation { run.distillation = try Distillation(kd, batch: batch, size: size, workers: workers) }
 
         let checkpoint = resume ? try folder.newestCheckpoint() : nil
@@ -115,6 +118,10 @@ public final class Trainer {
             do {
                 try cp.restore(into: run.state, sgd: run.sgd)
                 for s in run.strategies { try s.restore(from: cp.file) }
+                // A checkpoint written before the costs were measured has none: they count from here.
+                if let text = cp.file.metadata[RunCosts.metadataKey] {
+                    run.costs.restore(try TrainerEvent.Summary.Timing(json: try JSONValue.parse(Data(text.utf8))))
+                }
             } catch {
                 throw TrainingError.badInput("cannot resume from \(Checkpoint.newest(in: directory) ?? directory): \(error)")
             }
@@ -144,13 +151,16 @@ public final class Trainer {
                 let reason = "stopped by a signal at step \(run.step); resumable from epoch \(run.epoch)"
                 return stop(run, .cancelled, reason: reason, imagesPerSecond: run.imagesPerSecond(seconds: trainedSeconds()))
             }
+            let stepClock = CostClock.now()
+            let teacherBefore = run.costs.teacher.nanoseconds
             let scheduled = run.plan.schedule.rate(at: run.step)
             run.learningRate =
                 run.strategies.lazy.compactMap { $0.learningRate(forStep: run.step, scheduled: scheduled) }.first
                 ?? scheduled
             run.filler.fill(run.exec, indices: permutation[(i * batch)..<((i + 1) * batch)], rng: &run.rng)
             let r =
-                run.distillation?.trainingStep(run.exec, run.state, classes: model.classes, labelSmoothing: smoothing)
+                run.distillation?.trainingStep(
+                    run.exec, run.state, classes: model.classes, labelSmoothing: smoothing, teacherClock: &run.costs.teacher)
                 ?? run.exec.trainingStep(run.state, labelSmoothing: smoothing)
             run.step += 1
             guard r.lossSum.isFinite else {
@@ -160,12 +170,16 @@ public final class Trainer {
                     imagesPerSecond: run.imagesPerSecond(seconds: trainedSeconds()))
             }
             run.sgd.step(run.state, lr: Float(run.learningRate))
-            for s in run.strategies { s.afterStep(run.state, step: run.step) }
+            // The teacher's forward is its own part; each strategy's update and snapshots are
+            // its weight sets' averaging.
+            var clock = run.costs.train.add(since: stepClock, excluding: run.costs.teacher.nanoseconds &- teacherBefore)
             do {
                 for s in run.strategies {
+                    s.afterStep(run.state, step: run.step)
                     for snapshot in s.snapshots(afterStep: run.step) {
                         try folder.writeSnapshot(snapshot.file, at: snapshot.path)
                     }
+                    clock = run.costs.share(since: clock, \.averaging, among: s.weightSetNames)
                 }
             } catch {
                 return stop(run, .failed, reason: "\(error)", imagesPerSecond: run.imagesPerSecond(seconds: trainedSeconds()))
@@ -189,7 +203,11 @@ public final class Trainer {
             }
         }
         run.epoch += 1
-        for s in run.strategies { s.afterEpoch(run.state, epoch: run.epoch) }
+        for s in run.strategies {
+            let clock = CostClock.now()
+            s.afterEpoch(run.state, epoch: run.epoch)
+            run.costs.share(since: clock, \.averaging, among: s.weightSetNames)
+        }
         run.trainingSeconds += Date().timeIntervalSince(epochClock)
         if spec.logEvery == nil {
             reportTraining(run, loss: epochLoss, correct: epochCorrect, images: run.plan.stepsPerEpoch * batch, epoch: run.epoch)
@@ -211,14 +229,17 @@ public final class Trainer {
         for s in run.strategies {
             for m in s.metrics() { events.metric(m.key, step: run.step, epoch: run.epoch, value: m.value, weights: m.weights) }
         }
+        let clock = CostClock.now()
         let extra = run.strategies.map { $0.checkpoint() }
+        var metadata = extra.reduce(into: [:]) { $0.merge($1.metadata) { a, _ in a } }
+        metadata[RunCosts.metadataKey] = run.costs.timing().json.text()
         let checkpoint = Checkpoint(
             state: run.state, sgd: run.sgd, epoch: run.epoch, step: run.step, rng: run.rng, spec: spec,
-            extraTensors: extra.flatMap(\.tensors),
-            extraMetadata: extra.reduce(into: [:]) { $0.merge($1.metadata) { a, _ in a } })
+            extraTensors: extra.flatMap(\.tensors), extraMetadata: metadata)
         events.emit(.checkpoint(try folder.write(checkpoint)))
         // While training, the newest checkpoint always stays (it is what --resume needs).
         folder.pruneCheckpoints(keep: max(1, spec.checkpoints.keep))
+        run.costs.checkpoint.add(since: clock)
         reportProgress(run, epoch: run.epoch, seconds: run.trainingSeconds)
         run.lastProgress = Date()
     }
@@ -239,28 +260,31 @@ public final class Trainer {
     /// statistics are not fresh.
     func weightSets(_ run: TrainingSession) -> [(name: String, state: ModelState)] {
         let context = EvaluationContext { state in
-            let clock = Date()
-            run.batchNorm.recompute(state, .updateBN)
-            run.batchNormSeconds += Date().timeIntervalSince(clock)
+            run.costs.updateBN.time { run.batchNorm.recompute(state, .updateBN) }
         }
         var sets: [(name: String, state: ModelState, fresh: Bool)] = [("raw", run.state, false)]
         for s in run.strategies {
+            // Preparing a strategy's sets is its BN recomputation (SWA's update_bn).
+            let clock = CostClock.now()
             sets += s.weightSets(context).map { ($0.name, $0.state, s.batchNormStatisticsAreFresh) }
+            run.costs.share(since: clock, \.batchNorm, among: s.weightSetNames)
         }
         guard let precise = spec.preciseBN else { return sets.map { ($0.name, $0.state) } }
         return sets.map { name, state, fresh in
             if fresh { return (name, state) }
+            let clock = CostClock.now()
             let copy = state.copy()
             run.batchNorm.recompute(copy, .precise(batches: precise.batches))
+            run.costs.add(since: clock, \.batchNorm, to: name)
             return (name, copy)
         }
     }
 
     /// The test-set evaluation at `test_size`, its time added to the set's `eval_s`.
     func timedEvaluation(_ run: TrainingSession, name: String, state: ModelState) -> Evaluation {
-        let clock = Date()
+        let clock = CostClock.now()
         let e = run.evaluator.evaluate(state, resize: spec.resolution.testSize, crop: spec.resolution.testSize)
-        run.evalSeconds[name, default: 0] += Date().timeIntervalSince(clock)
+        run.costs.add(since: clock, \.eval, to: name)
         return e
     }
 

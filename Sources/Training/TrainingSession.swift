@@ -20,7 +20,7 @@ final class TrainingSession {
     var epoch = 0
     var step = 0
 
-    // Clocks and counters for the reports; not part of a checkpoint.
+    // Clocks and counters for the reports; not part of a checkpoint, except `costs`.
 
     /// When this process started the run: `wall_s` counts from here.
     let started: Date
@@ -33,8 +33,8 @@ final class TrainingSession {
     var window = (loss: 0.0, correct: 0, steps: 0)
     /// The learning rate of the last step taken, reported as `train/lr`.
     var learningRate = 0.0
-    var evalSeconds: [String: Double] = [:]
-    var batchNormSeconds = 0.0
+    /// Where the run's time went, over every process that trained it (part of a checkpoint).
+    let costs: RunCosts
     /// The weight sets prepared at the end of the last epoch trained in this process, and their
     /// evaluations: the final report and exports reuse them rather than preparing (SWA's
     /// update_bn, precise BN) and evaluating the same weights twice.
@@ -43,8 +43,9 @@ final class TrainingSession {
 
     init(
         data: RunData, plan: TrainingPlan, exec: ResNetExecutor, state: ModelState, sgd: SGD, evaluator: Evaluator,
-        filler: BatchFiller, seed: UInt64, started: Date
+        filler: BatchFiller, seed: UInt64, started: Date, costs: RunCosts
     ) {
+        self.costs = costs
         self.data = data
         self.plan = plan
         self.exec = exec

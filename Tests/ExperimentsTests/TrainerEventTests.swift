@@ -29,6 +29,21 @@ final class TrainerEventTests: XCTestCase {
                 ],
                 exports: ["raw": "final.safetensors", "ema@0.998/finetuned": "ema@0.998.finetuned.safetensors"],
                 timing: .init(trainSeconds: 70.5, evalSeconds: ["raw": 3.25, "ema@0.998": 3.5], batchNormSeconds: 0))),
+        .summary(
+            .init(
+                status: .completed, reason: nil, steps: 16, wallSeconds: 2.75, imagesPerSecond: 5000,
+                final: ["raw": .init(top1: 0.8, top5: 0.99, loss: 0.5)], exports: ["raw": "final.safetensors"],
+                timing: .init(
+                    trainSeconds: 1.5, evalSeconds: ["raw": 0.125, "ema@0.998": 0.25], batchNormSeconds: 0,
+                    split: .init(
+                        wallSeconds: 2.76, setupSeconds: 0.3, teacherSeconds: 0, checkpointSeconds: 0.04,
+                        perWeights: [
+                            "raw": .init(evalSeconds: 0.125, exportSeconds: 0.01),
+                            "ema@0.998": .init(
+                                evalSeconds: 0.25, gridSeconds: 0.5, averagingSeconds: 0.031, batchNormSeconds: 0.002,
+                                fixResSeconds: 0.1,
+                                exportSeconds: 0.011),
+                        ])))),
         .summary(.init(status: .failed, reason: "diverged at step 812", steps: 812, wallSeconds: 9.5, imagesPerSecond: 4000)),
         .summary(
             .init(
@@ -40,6 +55,10 @@ final class TrainerEventTests: XCTestCase {
             .init(
                 sigmaRel: 0.07, decay: 0.99857, weights: "phema@0.07", step: 4690, batchNorm: .synthesized, top1: 0.9112,
                 top5: 0.9987, loss: 0.2541)),
+        .posthoc(
+            .init(
+                sigmaRel: 0.05, decay: 0.998, weights: "phema@0.05", step: 4690, batchNorm: .precise, top1: 0.91, top5: 0.998,
+                loss: 0.25, seconds: 1.25)),
         .metric(.init(key: "external/loss", weights: "raw", step: 3, epoch: nil, value: 0.5, time: 1_764_000_002)),
     ]
 
@@ -130,6 +149,35 @@ final class TrainerEventTests: XCTestCase {
                 let message = (error as? TrainerEventError)?.message ?? "\(error)"
                 XCTAssertTrue(message.hasPrefix(expected), "\(line): \(message)")
             }
+        }
+    }
+
+    /// The split's timing carries its totals for readers (`shared_s`, `averaging_s`, each set's
+    /// `total_s`), worked out here by hand; a reader recomputes them, and a missing part is named.
+    func testTimingSplitWritesItsTotalsAndNamesAMissingPart() throws {
+        let timing = TrainerEvent.Summary.Timing(
+            trainSeconds: 10, evalSeconds: ["raw": 1, "ema@0.9": 1.5], batchNormSeconds: 0,
+            split: .init(
+                wallSeconds: 20, setupSeconds: 2, teacherSeconds: 3, checkpointSeconds: 0.5,
+                perWeights: [
+                    "raw": .init(evalSeconds: 1, exportSeconds: 0.25),
+                    "ema@0.9": .init(evalSeconds: 1.5, averagingSeconds: 0.75, batchNormSeconds: 0.5),
+                ]))
+        let json = timing.json
+        XCTAssertEqual(json["shared_s"], .number(15.5))  // 10 + 2 + 3 + 0.5
+        XCTAssertEqual(json["averaging_s"], .number(0.75))
+        XCTAssertEqual(json["bn_s"], .number(0.5))
+        XCTAssertEqual(json["export_s"], .number(0.25))
+        XCTAssertEqual(json["eval_s"]?["ema@0.9"], .number(1.5))  // still the per-set map older readers know
+        XCTAssertEqual(json["per_weights"]?["ema@0.9"]?["total_s"], .number(2.75))
+        XCTAssertEqual(try TrainerEvent.Summary.Timing(json: json), timing)
+        guard case .object(var o) = json, case .object(var sets) = o["per_weights"]!, case .object(var ema) = sets["ema@0.9"]!
+        else { return XCTFail("\(json)") }
+        ema["bn_s"] = nil
+        sets["ema@0.9"] = .object(ema)
+        o["per_weights"] = .object(sets)
+        XCTAssertThrowsError(try TrainerEvent.Summary.Timing(json: .object(o))) { error in
+            XCTAssertEqual("\(error)", "summary event: timing.per_weights.ema@0.9.bn_s is missing")
         }
     }
 

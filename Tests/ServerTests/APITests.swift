@@ -256,12 +256,12 @@ final class APITests: XCTestCase {
             XCTAssertEqual(
                 lines[0],
                 "variant,weights,metric,n,mean,std,ci95_low,ci95_high,delta_mean,delta_ci95_low,delta_ci95_high,wins,losses,ties,"
-                    + "min_detectable_delta,seeds_needed")
+                    + "min_detectable_delta,seeds_needed,cost_minutes,extra_minutes,gain_per_extra_minute")
             XCTAssertEqual(lines.count, 4)
             XCTAssertTrue(lines[2].hasPrefix("ema,raw,test/top1,4,0.92125"), lines[2])
             XCTAssertEqual(Double(lines[2].split(separator: ",")[5])!, 0.0232289331, accuracy: 1e-9)
             XCTAssertTrue(lines[2].contains(",2,1,0,0.03"), lines[2])
-            XCTAssertTrue(lines[1].hasSuffix(",0,0,3,,"), lines[1])
+            XCTAssertTrue(lines[1].hasSuffix(",0,0,3,,,,,"), lines[1])  // no costs stored: the cost columns are empty
             // JSON keys in the same order as the CSV columns.
             let raw = String(buffer: try await client.call(.get, "/api/experiments/\(experiment.id)/compare").body)
             let keys = CompareView.columns.map { "\"\($0)\":" }

@@ -77,6 +77,20 @@ final class EndToEndTests: XCTestCase {
                 // Grid: every resize × crop with crop ≤ resize, per weight set.
                 let grid = try await client.json(.get, "/api/runs/\(runID)/grid")
                 XCTAssertEqual(grid["cells"]?.count, 4 * weightSets.count)
+                // Where the time went: non-negative parts that fit in the wall time; EMA's updates measured.
+                let timing = try XCTUnwrap(full["timing"])
+                let wall = try XCTUnwrap(timing["wall_s"]?.doubleValue)
+                var parts = try XCTUnwrap(timing["shared_s"]?.doubleValue)
+                for w in weightSets {
+                    let own = try XCTUnwrap(timing["per_weights"]?[w])
+                    for key in ["eval_s", "grid_s", "averaging_s", "bn_s", "fixres_s", "export_s"] {
+                        XCTAssertGreaterThanOrEqual(try XCTUnwrap(own[key]?.doubleValue), 0, "\(w) \(key)")
+                    }
+                    parts += try XCTUnwrap(own["total_s"]?.doubleValue)
+                    if w.hasPrefix("ema@") { XCTAssertGreaterThan(own["averaging_s"]?.doubleValue ?? 0, 0, w) }
+                }
+                XCTAssertLessThanOrEqual(parts, wall + 1e-9)
+                XCTAssertGreaterThan(timing["train_s"]?.doubleValue ?? 0, 0)
                 // Exports: listed with size and digest, downloadable, digest right.
                 let artifacts = try await client.json(.get, "/api/runs/\(runID)/artifacts")
                 let raw = try XCTUnwrap(
@@ -116,11 +130,15 @@ final class EndToEndTests: XCTestCase {
             }
             let csv = String(buffer: try await client.call(.get, "/api/experiments/\(id)/compare.csv").body)
             let lines = csv.split(separator: "\r\n")
-            // The spec's row fields in its order, then the seed advisor's two (issue #16 adds them to JSON and CSV).
+            // The spec's row fields in its order, then the seed advisor's two and the cost columns
+            // (issue #16 adds them to JSON and CSV).
             XCTAssertEqual(
                 lines.first,
                 "variant,weights,metric,n,mean,std,ci95_low,ci95_high,delta_mean,delta_ci95_low,delta_ci95_high,wins,losses,ties,"
-                    + "min_detectable_delta,seeds_needed")
+                    + "min_detectable_delta,seeds_needed,cost_minutes,extra_minutes,gain_per_extra_minute")
+            // Every row of real runs has a measured cost; the baseline's extra is zero by construction.
+            for r in 0..<rows.count { XCTAssertGreaterThan(rows[r]!["cost_minutes"]?.doubleValue ?? 0, 0, "\(rows[r]!)") }
+            XCTAssertEqual(rows[0]?["extra_minutes"]?.doubleValue, 0)
             XCTAssertEqual(lines.count, rows.count + 1)
             XCTAssertTrue(lines[1].hasPrefix("none,raw,test/top1,2,"), String(lines[1]))
 

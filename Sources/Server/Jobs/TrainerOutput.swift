@@ -149,6 +149,9 @@ struct TrainerOutput {
                 summaryReason = summary.reason
                 let text = event.line
                 try store.setSummary(runID, json: text)
+                if let timing = summary.timing, let shared = timing.sharedSeconds, let split = timing.split {
+                    try store.saveCosts(run: runID, shared: shared, perWeights: split.perWeights.mapValues(\.totalSeconds))
+                }
                 for (weights, file) in summary.exports.sorted(by: { $0.key < $1.key }) {
                     let path = directory + "/" + file
                     let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? NSNumber)?.int64Value

@@ -23,6 +23,10 @@ struct ExperimentPage {
         var deltaClass: String
         var wlt: String
         var best: Bool
+        /// Δ per extra minute of wall time and the minutes behind it (``CostColumns``).
+        var gain: String = "—"
+        var gainValue: String = ""
+        var cost: String = ""
     }
 
     struct Chart { var svg: String; var caption: String }
@@ -124,7 +128,7 @@ struct ExperimentPage {
                 deltaClass = ((ci.low > 0) != lower) ? "delta-up" : "delta-down"
             }
             let isBaseline = r.variant == e.baseline && r.weights == "raw"
-            return CompareRow(
+            var row = CompareRow(
                 variant: r.variant, weights: r.weights, n: r.summary.n, mean: Format.metric(r.summary.mean, key: metric),
                 meanValue: r.summary.mean.isFinite ? String(r.summary.mean) : "", std: Format.spread(r.summary.std, key: metric),
                 ci: Format.interval(r.summary.ci95, key: metric),
@@ -132,6 +136,8 @@ struct ExperimentPage {
                 deltaValue: r.delta.map { $0.mean.isFinite ? String($0.mean) : "" } ?? "",
                 deltaCI: isBaseline ? "" : Format.interval(r.delta?.ci95, key: metric, signed: true), deltaClass: deltaClass,
                 wlt: isBaseline ? "" : "\(r.wins) / \(r.losses) / \(r.ties)", best: bestMean != nil && r.summary.mean == bestMean)
+            (row.gain, row.gainValue, row.cost) = costCells(r.cost, metric: metric)
+            return row
         }
 
         let final = Dictionary(
@@ -162,6 +168,17 @@ struct ExperimentPage {
             forest: forestPlot(rows, baseline: e.baseline, metric: metric, best: bestMean, colour: colour),
             charts: charts, heat: heatMaps(try service.gridRows(e)), runs: runRows)
         return page
+    }
+
+    /// The gain-per-extra-minute cell: its text, sort value and the minutes it comes from.
+    static func costCells(_ c: CostColumns.Cost, metric: String) -> (String, String, String) {
+        guard let minutes = c.minutes else { return ("—", "", "cost unknown (runs older than the cost columns)") }
+        var cost = String(format: "%.2f min per run", minutes)
+        if let extra = c.extraMinutes {
+            cost += String(format: ", %@%.2f min vs the baseline", extra < 0 ? "−" : "+", abs(extra))
+        }
+        guard let g = c.gainPerExtraMinute else { return ("—", "", cost) }
+        return (Format.delta(g, key: metric) + "/min", g.isFinite ? String(g) : "", cost)
     }
 
     /// One panel per variant: each weight set's mean over seeds with a min–max band, raw dashed.

@@ -51,6 +51,8 @@ struct RunPage {
     var spec: String
     /// "job 1234 · PENDING (Resources)" for a run handed to Slurm.
     var slurm: String? = nil
+    /// Where a completed run's time went; nil without a measured split.
+    var timing: RunTiming?
 
     /// "epoch 3 · step 1500 of 4680 · 32.1 % · 5400 images/s · ETA 1 min 15 s" from a progress line.
     static func progress(_ json: String?, status: RunStatus) -> (HomePage.Progress?, String, String?) {
@@ -122,7 +124,7 @@ struct RunPage {
             canCancel: !r.status.isFinished && (!r.external || r.status == .running), canRunAgain: !r.external,
             finals: finals, charts: try charts(r.id, store: store), heat: heatMaps(try store.grid(run: r.id)),
             artifacts: artifacts,
-            spec: specText)
+            spec: specText, timing: RunTiming(summaryJSON: r.summaryJSON))
         page.slurm = r.slurmJobID.map { "job \($0)" + (r.slurmState.map { " · " + $0 } ?? "") }
         return page
     }

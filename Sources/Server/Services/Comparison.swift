@@ -23,6 +23,8 @@ enum Comparison {
         var wins = 0, losses = 0, ties = 0
         /// The baseline's own raw weights: its Δ is zero by construction.
         var isReference = false
+        /// Wall-time cost and gain per extra minute (``CostColumns``), filled in after the rows are built.
+        var cost = CostColumns.Cost()
 
         /// The smallest Δ this many seeds can tell from noise (``SeedAdvisor``), from the paired
         /// Δ's spread; nil for the reference row and below two pairs.

@@ -115,9 +115,10 @@ struct ExperimentService: Sendable {
 
     /// The comparison table on `metric` (call inside ``Blocking``).
     func compareRows(_ e: ExperimentRecord, metric: String) throws -> [Comparison.Row] {
-        Comparison.compare(
-            try store.finalValues(experiment: e.id, key: metric), baseline: e.baseline, variants: Self.variantOrder(e),
-            metric: metric)
+        let values = try store.finalValues(experiment: e.id, key: metric)
+        var rows = Comparison.compare(values, baseline: e.baseline, variants: Self.variantOrder(e), metric: metric)
+        CostColumns.annotate(&rows, values: values, costs: try store.experimentCosts(e.id), baseline: e.baseline)
+        return rows
     }
 
     func compare(_ id: Int64, metric: String) async throws -> (ExperimentRecord, [Comparison.Row]) {

@@ -77,12 +77,16 @@ struct CompareView: ResponseEncodable {
         /// (α 0.05, 80 % power) and the seeds that would resolve 0.2 points.
         var minDetectableDelta: Double?
         var seedsNeeded: Int?
+        /// The cost columns (``CostColumns``, additions too): minutes per run, extra minutes against
+        /// the baseline's raw weights, and Δ per extra minute.
+        var costMinutes, extraMinutes, gainPerExtraMinute: Double?
 
         enum CodingKeys: String, CodingKey {
             case variant, weights, metric, n, mean, std, ci95Low = "ci95_low", ci95High = "ci95_high"
             case deltaMean = "delta_mean", deltaCI95Low = "delta_ci95_low", deltaCI95High = "delta_ci95_high"
             case wins, losses, ties
             case minDetectableDelta = "min_detectable_delta", seedsNeeded = "seeds_needed"
+            case costMinutes = "cost_minutes", extraMinutes = "extra_minutes", gainPerExtraMinute = "gain_per_extra_minute"
         }
 
         init(_ r: Comparison.Row, metric: String) {
@@ -91,6 +95,7 @@ struct CompareView: ResponseEncodable {
             (deltaMean, deltaCI95Low, deltaCI95High) = (r.delta?.mean, r.delta?.ci95?.low, r.delta?.ci95?.high)
             (wins, losses, ties) = (r.wins, r.losses, r.ties)
             (minDetectableDelta, seedsNeeded) = (r.minimumDetectableDelta, r.seedsNeeded(metric: metric))
+            (costMinutes, extraMinutes, gainPerExtraMinute) = (r.cost.minutes, r.cost.extraMinutes, r.cost.gainPerExtraMinute)
         }
     }
 
@@ -110,7 +115,8 @@ struct CompareView: ResponseEncodable {
                 .optional(r.summary.std), .optional(r.summary.ci95?.low), .optional(r.summary.ci95?.high),
                 .optional(r.delta?.mean), .optional(r.delta?.ci95?.low), .optional(r.delta?.ci95?.high),
                 .int(Int64(r.wins)), .int(Int64(r.losses)), .int(Int64(r.ties)), .optional(r.minimumDetectableDelta),
-                .optional(r.seedsNeeded(metric: metric).map(Int64.init)),
+                .optional(r.seedsNeeded(metric: metric).map(Int64.init)), .optional(r.cost.minutes),
+                .optional(r.cost.extraMinutes), .optional(r.cost.gainPerExtraMinute),
             ])
         }
         return w

@@ -32,7 +32,7 @@ struct RunView: ResponseEncodable {
     enum Keys: String, CodingKey {
         case id, name, experiment, experimentID = "experiment_id", variant, seed, status, external, notes, tags, strategies
         case codeVersion = "code_version", createdAt = "created_at", startedAt = "started_at", endedAt = "ended_at", error
-        case progress, spec, summary, warnings, latest
+        case progress, spec, summary, warnings, timing, latest
         case slurmJobID = "slurm_job_id", slurmState = "slurm_state"
     }
 
@@ -60,11 +60,20 @@ struct RunView: ResponseEncodable {
             try c.encode(JSONDocument(text: r.specJSON), forKey: .spec)
             try c.encode(JSONDocument(text: r.summaryJSON), forKey: .summary)
             try c.encode(JSONDocument(text: r.warningsJSON), forKey: .warnings)
+            // Where the time went (an addition): the summary's `timing`, null until the run completes.
+            try c.encode(Self.timing(r.summaryJSON), forKey: .timing)
         }
         if let latest { try c.encode(latest, forKey: .latest) }
         // Additions for `--executor slurm`, only on runs it submitted.
         try c.encodeIfPresent(r.slurmJobID, forKey: .slurmJobID)
         try c.encodeIfPresent(r.slurmState, forKey: .slurmState)
+    }
+
+    /// The `timing` object of a stored summary, or `null` (none yet, or a trainer that wrote `{}`).
+    static func timing(_ summaryJSON: String?) -> JSONDocument {
+        guard let text = summaryJSON, let t = (try? JSONValue.parse(text))?["timing"], case .object(let o) = t, !o.isEmpty
+        else { return JSONDocument(text: nil) }
+        return JSONDocument(t)
     }
 
     static let csvHeader = [
