@@ -12,16 +12,17 @@ import XCTest
 /// entry end with a stored sweep, read back as JSON and CSV and drawn on the pages.
 final class PostHocSweepTests: XCTestCase {
     static let base =
-        #"{"data": {"train_limit": 256, "test_limit": 200}, "model": {"width": 4}, "optim": {"epochs": 2, "batch_size": 64}}"#
+        #"{"data": {"train_limit": 128, "test_limit": 100}, "model": {"width": 4}, "optim": {"epochs": 1, "batch_size": 32}}"#
 
     func testARealSweepIsStoredSummarisedAndDrawn() async throws {
         let exe = try polyakExecutable()
         let folder = try TempFolder()
         let app = try buildApplication(options(folder, executable: exe))
         try await app.test(.live) { client in
-            // 8 steps: ema@0.5 is σ_rel √0.5 / 0.5 / 8 = 0.177 on the sweep's axis.
+            // 4 steps: ema@0.2 is σ_rel √0.2 / 0.8 / 4 = 0.1398 on the sweep's axis. Four widths keep
+            // it quick (the default list is PostHocSweepPlanTests').
             let variant =
-                #"{"name": "phema", "spec": {"averaging": [{"kind": "ema", "decays": [0.5]}, {"kind": "posthoc", "snapshots": 8}]}}"#
+                #"{"name": "phema", "spec": {"averaging": [{"kind": "ema", "decays": [0.2]}, {"kind": "posthoc", "snapshots": 4, "sweep": [0.2, 0.03, 0.05, 0.1]}]}}"#
             let body = #"{"name": "sweep", "base": \#(Self.base), "variants": ["none", \#(variant)], "seeds": [0, 1]}"#
             let created = try await client.json(.post, "/api/experiments", body, expect: .created)
             let id = try XCTUnwrap(created["id"]?.intValue)
@@ -47,18 +48,17 @@ final class PostHocSweepTests: XCTestCase {
                     continue
                 }
                 sweepRuns.append(runID)
-                // The default sweep: 16 log-spaced widths, the tracked 0.05 and 0.1, and ema@0.5 as 0.177.
+                // The listed widths, narrowest first.
                 let points = sweep["points"]!
-                XCTAssertEqual(points.count, 19, "\(sweep)")
+                XCTAssertEqual(points.count, 4, "\(sweep)")
                 let widths = (0..<points.count).compactMap { points[$0]?["sigma_rel"]?.doubleValue }
-                XCTAssertEqual(widths, widths.sorted())
-                XCTAssertTrue(widths.contains(0.177) && widths.contains(0.05) && widths.contains(0.1), "\(widths)")
+                XCTAssertEqual(widths, [0.03, 0.05, 0.1, 0.2])
                 let first = points[0]!
                 XCTAssertTrue(
-                    sweepText.hasPrefix(#"{"run":\#(runID),"points":[{"sigma_rel":0.01,"decay":"#)
-                        && sweepText.contains(#","weights":"phema@0.01","step":8,"bn":"synthesized","top1":"#), sweepText)
-                XCTAssertEqual(first["weights"]?.stringValue, "phema@0.01")
-                XCTAssertEqual(first["step"]?.intValue, 8)
+                    sweepText.hasPrefix(#"{"run":\#(runID),"points":[{"sigma_rel":0.03,"decay":"#)
+                        && sweepText.contains(#","weights":"phema@0.03","step":4,"bn":"synthesized","top1":"#), sweepText)
+                XCTAssertEqual(first["weights"]?.stringValue, "phema@0.03")
+                XCTAssertEqual(first["step"]?.intValue, 4)
                 XCTAssertEqual(first["bn"]?.stringValue, "synthesized")
                 XCTAssertTrue((0...1).contains(first["top1"]!.doubleValue!))
                 // The summary still ends the run and the sweep's widths are not exported.
@@ -67,16 +67,56 @@ final class PostHocSweepTests: XCTestCase {
                 let csv = try await client.call(.get, "/api/runs/\(runID)/posthoc.csv")
                 let lines = String(buffer: csv.body).split(separator: "\r\n")
                 XCTAssertEqual(lines.first, "sigma_rel,decay,weights,step,bn,top1,top5,loss")
-                XCTAssertEqual(lines.count, 20)
-                XCTAssertTrue(lines[1].hasPrefix("0.01,"), "\(lines[1])")
+                XCTAssertEqual(lines.count, 5)
+                XCTAssertTrue(lines[1].hasPrefix("0.03,"), "\(lines[1])")
 
                 let page = String(buffer: try await client.call(.get, "/runs/\(runID)").body)
                 XCTAssertTrue(page.contains("EMA length (post-hoc EMA)"), page)
                 XCTAssertTrue(page.contains("<table class=\"sortable\" id=\"sweep\">"), page)
                 XCTAssertTrue(
-                    page.contains("<td class=\"num\">0.177</td>") || page.contains("<td class=\"num\">0.177 <strong>"), page)
+                    page.contains("<td class=\"num\">0.03</td>") || page.contains("<td class=\"num\">0.03 <strong>"), page)
             }
             XCTAssertEqual(sweepRuns.count, 2)
+
+            // The experiment's statistics: per width n = 2, a CI, a Δ vs none raw; one best per variant.
+            let statsText = String(buffer: try await client.call(.get, "/api/experiments/\(id)/posthoc").body)
+            let stats = try JSONValue.parse(statsText)
+            XCTAssertEqual(
+                ServiceTests.topLevelKeys(statsText), ["experiment", "metric", "baseline", "rows", "best", "ema_decays"])
+            XCTAssertTrue(
+                statsText.contains(#""rows":[{"variant":"phema","bn":"synthesized","sigma_rel":0.03,"decay":"#), statsText)
+            XCTAssertEqual(stats["metric"]?.stringValue, "test/top1")
+            XCTAssertEqual(stats["baseline"]?["variant"]?.stringValue, "none")
+            let rows = stats["rows"]!
+            XCTAssertEqual(rows.count, 4)
+            let row = rows[0]!
+            XCTAssertEqual(row["variant"]?.stringValue, "phema")
+            XCTAssertEqual(row["n"]?.intValue, 2)
+            XCTAssertNotNil(row["ci95_low"]?.doubleValue)
+            XCTAssertNotNil(row["delta_mean"]?.doubleValue)
+            XCTAssertEqual(stats["best"]?.count, 1)
+            let best = stats["best"]![0]!
+            let bestMean = best["mean"]!.doubleValue!
+            let means = (0..<rows.count).compactMap { rows[$0]?["mean"]?.doubleValue }
+            XCTAssertEqual(bestMean, means.max())
+            XCTAssertEqual(stats["ema_decays"]?[0]?["weights"]?.stringValue, "ema@0.2")
+            XCTAssertEqual(stats["ema_decays"]![0]!["sigma_rel"]!.doubleValue!, 0.2.squareRoot() / 0.8 / 4, accuracy: 1e-12)
+
+            let csv = String(buffer: try await client.call(.get, "/api/experiments/\(id)/posthoc.csv").body)
+            let lines = csv.split(separator: "\r\n")
+            XCTAssertEqual(
+                lines.first,
+                "variant,bn,sigma_rel,decay,n,mean,std,ci95_low,ci95_high,delta_mean,delta_ci95_low,delta_ci95_high,best")
+            XCTAssertEqual(lines.count, 5)
+            XCTAssertEqual(lines.filter { $0.hasSuffix(",1") }.count, 1, csv)
+
+            // The page: the chart on a log axis with ema@0.2 marked, and the best width in words.
+            let page = String(buffer: try await client.call(.get, "/experiments/\(id)").body)
+            XCTAssertTrue(page.contains("<h2 id=\"sweep-heading\">EMA length (post-hoc EMA)</h2>"), page)
+            XCTAssertTrue(page.contains("σ_rel (relative EMA width, log scale)"))
+            XCTAssertTrue(page.contains(">ema@0.2</text>"))
+            XCTAssertTrue(page.contains("phema: best σ_rel \(PostHocFigure.short(best["sigma_rel"]!.doubleValue!))"), page)
+            XCTAssertTrue(page.contains("Δ vs none raw"))
 
             // More widths of a completed run, later: a `polyak posthoc` child of the server.
             try assertError(
@@ -98,49 +138,9 @@ final class PostHocSweepTests: XCTestCase {
                 contains: "tracked no post-hoc EMA profiles")
             let more = try await client.json(
                 .post, "/api/runs/\(sweepRuns[0])/posthoc", #"{"sigma_rels": [0.033, 0.05], "precise_bn": 2}"#)
-            XCTAssertEqual(more["points"]?.count, 21, "two precise widths beside the 19 synthesised")
-            let precise = (0..<21).compactMap { more["points"]?[$0] }.filter { $0["bn"]?.stringValue == "precise" }
+            XCTAssertEqual(more["points"]?.count, 6, "two precise widths beside the 4 synthesised")
+            let precise = (0..<6).compactMap { more["points"]?[$0] }.filter { $0["bn"]?.stringValue == "precise" }
             XCTAssertEqual(precise.compactMap { $0["sigma_rel"]?.doubleValue }, [0.033, 0.05])
-
-            // The experiment's statistics: per width n = 2, a CI, a Δ vs none raw; one best per variant.
-            let statsText = String(buffer: try await client.call(.get, "/api/experiments/\(id)/posthoc").body)
-            let stats = try JSONValue.parse(statsText)
-            XCTAssertEqual(
-                ServiceTests.topLevelKeys(statsText), ["experiment", "metric", "baseline", "rows", "best", "ema_decays"])
-            XCTAssertTrue(
-                statsText.contains(#""rows":[{"variant":"phema","bn":"synthesized","sigma_rel":0.01,"decay":"#), statsText)
-            XCTAssertEqual(stats["metric"]?.stringValue, "test/top1")
-            XCTAssertEqual(stats["baseline"]?["variant"]?.stringValue, "none")
-            let rows = stats["rows"]!
-            XCTAssertEqual(rows.count, 19)
-            let row = rows[0]!
-            XCTAssertEqual(row["variant"]?.stringValue, "phema")
-            XCTAssertEqual(row["n"]?.intValue, 2)
-            XCTAssertNotNil(row["ci95_low"]?.doubleValue)
-            XCTAssertNotNil(row["delta_mean"]?.doubleValue)
-            XCTAssertEqual(stats["best"]?.count, 1)
-            let best = stats["best"]![0]!
-            let bestMean = best["mean"]!.doubleValue!
-            let means = (0..<rows.count).compactMap { rows[$0]?["mean"]?.doubleValue }
-            XCTAssertEqual(bestMean, means.max())
-            XCTAssertEqual(stats["ema_decays"]?[0]?["weights"]?.stringValue, "ema@0.5")
-            XCTAssertEqual(stats["ema_decays"]![0]!["sigma_rel"]!.doubleValue!, 0.5.squareRoot() / 0.5 / 8, accuracy: 1e-12)
-
-            let csv = String(buffer: try await client.call(.get, "/api/experiments/\(id)/posthoc.csv").body)
-            let lines = csv.split(separator: "\r\n")
-            XCTAssertEqual(
-                lines.first,
-                "variant,bn,sigma_rel,decay,n,mean,std,ci95_low,ci95_high,delta_mean,delta_ci95_low,delta_ci95_high,best")
-            XCTAssertEqual(lines.count, 20)
-            XCTAssertEqual(lines.filter { $0.hasSuffix(",1") }.count, 1, csv)
-
-            // The page: the chart on a log axis with ema@0.5 marked, and the best width in words.
-            let page = String(buffer: try await client.call(.get, "/experiments/\(id)").body)
-            XCTAssertTrue(page.contains("<h2 id=\"sweep-heading\">EMA length (post-hoc EMA)</h2>"), page)
-            XCTAssertTrue(page.contains("σ_rel (relative EMA width, log scale)"))
-            XCTAssertTrue(page.contains(">ema@0.5</text>"))
-            XCTAssertTrue(page.contains("phema: best σ_rel \(PostHocFigure.short(best["sigma_rel"]!.doubleValue!))"), page)
-            XCTAssertTrue(page.contains("Δ vs none raw"))
         }
     }
 
