@@ -4,7 +4,7 @@ import Foundation
 /// Models", §3): two power-function EMA profiles tracked while training, with snapshots saved
 /// every few steps, from which the weights of any other EMA length are synthesised afterwards
 /// (`polyak posthoc`, and the sweep at the end of `polyak train`).
-/// `{"kind": "posthoc", "sigma_rels": [0.05, 0.10], "snapshots": 100, "sweep": null, "sweep_bn": "synthesized"}`.
+/// `{"kind": "posthoc", "sigma_rels": [0.05, 0.10], "snapshots": 100, "sweep": null, "sweep_bn": "precise"}`.
 public struct PostHocSpec: Equatable, Sendable {
     /// The widest relative width accepted: 0.25 is already close to a plain average of the whole
     /// run (a power function's σ_rel cannot exceed √(1/12) ≈ 0.289, the uniform average's).
@@ -26,13 +26,17 @@ public struct PostHocSpec: Equatable, Sendable {
     /// `sweep_bn`: where a synthesised set's BN statistics come from in the sweep.
     public var sweepBatchNorm: SweepBatchNorm
 
-    /// `synthesized`: the snapshots' running statistics combined like the weights (free);
-    /// `precise`: re-measured on `precise_bn.batches` training batches (200 without `precise_bn`).
+    /// `precise` (default): re-measured on `precise_bn.batches` training batches
+    /// (``sweepPreciseBatches`` without `precise_bn`); `synthesized`: the snapshots' running
+    /// statistics combined like the weights (free, but they were measured for the raw weights of
+    /// each snapshot's step, not for the average: on a 64-step run they cost a wide width 9 points).
     public enum SweepBatchNorm: String, CaseIterable, Sendable {
         case synthesized, precise
     }
 
     public static let maxSweep = 100
+    /// Precise-BN batches per width of the sweep when the run sets no `precise_bn`.
+    public static let sweepPreciseBatches = 50
 
     /// The sweep's default grid: 16 widths log-spaced from 0.01 to 0.25 (the widest accepted),
     /// rounded to two significant digits so each names a readable set (`phema@0.036`).
@@ -45,7 +49,7 @@ public struct PostHocSpec: Equatable, Sendable {
 
     public init(
         sigmaRels: [Double] = PostHocSpec.defaultSigmaRels, snapshots: Int = PostHocSpec.defaultSnapshots,
-        sweep: [Double]? = nil, sweepBatchNorm: SweepBatchNorm = .synthesized
+        sweep: [Double]? = nil, sweepBatchNorm: SweepBatchNorm = .precise
     ) {
         self.sigmaRels = sigmaRels
         self.snapshots = snapshots
@@ -95,7 +99,7 @@ public struct PostHocSpec: Equatable, Sendable {
         }
         return PostHocSpec(
             sigmaRels: sigmaRels, snapshots: try r.int("snapshots", default: defaultSnapshots, .closed(2, 1000)),
-            sweep: sweep, sweepBatchNorm: try r.choice("sweep_bn", default: SweepBatchNorm.synthesized))
+            sweep: sweep, sweepBatchNorm: try r.choice("sweep_bn", default: SweepBatchNorm.precise))
     }
 
     /// The full `{"kind": "posthoc", …}` object.

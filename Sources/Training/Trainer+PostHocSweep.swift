@@ -12,7 +12,8 @@ extension Trainer {
         guard let postHoc = spec.postHocSpec else { return }
         let widths = PostHocSweepPlan.widths(postHoc, emaSpecs: spec.emaSpecs, steps: run.step)
         guard !widths.isEmpty else { return }
-        let batches = postHoc.sweepBatchNorm == .precise ? (spec.preciseBN ?? PreciseBNSpec()).batches : nil
+        let batches =
+            postHoc.sweepBatchNorm == .precise ? spec.preciseBN?.batches ?? PostHocSpec.sweepPreciseBatches : nil
         let clock = Date()
         do {
             let sweep = try PostHocSweep(runDirectory: directory, threads: workers.count, profiles: Set(postHoc.sigmaRels))

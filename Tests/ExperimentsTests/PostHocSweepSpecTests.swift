@@ -40,11 +40,11 @@ final class PostHocSweepSpecTests: XCTestCase {
     func testDefaultsListedAndNoSweepRoundTrip() throws {
         let plain = try RunSpec.decode(Data(#"{"averaging": {"kind": "posthoc"}}"#.utf8))
         XCTAssertNil(plain.postHocSpec?.sweep)
-        XCTAssertEqual(plain.postHocSpec?.sweepBatchNorm, .synthesized)
+        XCTAssertEqual(plain.postHocSpec?.sweepBatchNorm, .precise)
         let listed = try RunSpec.decode(
-            Data(#"{"averaging": {"kind": "posthoc", "sweep": [0.2, 0.03], "sweep_bn": "precise"}}"#.utf8))
+            Data(#"{"averaging": {"kind": "posthoc", "sweep": [0.2, 0.03], "sweep_bn": "synthesized"}}"#.utf8))
         XCTAssertEqual(listed.postHocSpec?.sweep, [0.2, 0.03])
-        XCTAssertEqual(listed.postHocSpec?.sweepBatchNorm, .precise)
+        XCTAssertEqual(listed.postHocSpec?.sweepBatchNorm, .synthesized)
         let none = try RunSpec.decode(Data(#"{"averaging": {"kind": "posthoc", "sweep": []}}"#.utf8))
         XCTAssertEqual(none.postHocSpec?.sweep, [])
         for spec in [plain, listed, none] { XCTAssertEqual(try RunSpec.decode(spec.json()), spec) }

@@ -22,7 +22,7 @@ final class PostHocSweepTests: XCTestCase {
             // 4 steps: ema@0.2 is σ_rel √0.2 / 0.8 / 4 = 0.1398 on the sweep's axis. Four widths keep
             // it quick (the default list is PostHocSweepPlanTests').
             let variant =
-                #"{"name": "phema", "spec": {"averaging": [{"kind": "ema", "decays": [0.2]}, {"kind": "posthoc", "snapshots": 4, "sweep": [0.2, 0.03, 0.05, 0.1]}]}}"#
+                #"{"name": "phema", "spec": {"averaging": [{"kind": "ema", "decays": [0.2]}, {"kind": "posthoc", "snapshots": 4, "sweep": [0.2, 0.03, 0.05, 0.1]}], "precise_bn": {"batches": 2}}}"#
             let body = #"{"name": "sweep", "base": \#(Self.base), "variants": ["none", \#(variant)], "seeds": [0, 1]}"#
             let created = try await client.json(.post, "/api/experiments", body, expect: .created)
             let id = try XCTUnwrap(created["id"]?.intValue)
@@ -56,10 +56,10 @@ final class PostHocSweepTests: XCTestCase {
                 let first = points[0]!
                 XCTAssertTrue(
                     sweepText.hasPrefix(#"{"run":\#(runID),"points":[{"sigma_rel":0.03,"decay":"#)
-                        && sweepText.contains(#","weights":"phema@0.03","step":4,"bn":"synthesized","top1":"#), sweepText)
+                        && sweepText.contains(#","weights":"phema@0.03","step":4,"bn":"precise","top1":"#), sweepText)
                 XCTAssertEqual(first["weights"]?.stringValue, "phema@0.03")
                 XCTAssertEqual(first["step"]?.intValue, 4)
-                XCTAssertEqual(first["bn"]?.stringValue, "synthesized")
+                XCTAssertEqual(first["bn"]?.stringValue, "precise", "the default: precise BN, on precise_bn.batches")
                 XCTAssertTrue((0...1).contains(first["top1"]!.doubleValue!))
                 // The summary still ends the run and the sweep's widths are not exported.
                 let full = try await client.json(.get, "/api/runs/\(runID)")
@@ -84,7 +84,7 @@ final class PostHocSweepTests: XCTestCase {
             XCTAssertEqual(
                 ServiceTests.topLevelKeys(statsText), ["experiment", "metric", "baseline", "rows", "best", "ema_decays"])
             XCTAssertTrue(
-                statsText.contains(#""rows":[{"variant":"phema","bn":"synthesized","sigma_rel":0.03,"decay":"#), statsText)
+                statsText.contains(#""rows":[{"variant":"phema","bn":"precise","sigma_rel":0.03,"decay":"#), statsText)
             XCTAssertEqual(stats["metric"]?.stringValue, "test/top1")
             XCTAssertEqual(stats["baseline"]?["variant"]?.stringValue, "none")
             let rows = stats["rows"]!
@@ -137,10 +137,10 @@ final class PostHocSweepTests: XCTestCase {
                 field: nil,
                 contains: "tracked no post-hoc EMA profiles")
             let more = try await client.json(
-                .post, "/api/runs/\(sweepRuns[0])/posthoc", #"{"sigma_rels": [0.033, 0.05], "precise_bn": 2}"#)
-            XCTAssertEqual(more["points"]?.count, 6, "two precise widths beside the 4 synthesised")
-            let precise = (0..<6).compactMap { more["points"]?[$0] }.filter { $0["bn"]?.stringValue == "precise" }
-            XCTAssertEqual(precise.compactMap { $0["sigma_rel"]?.doubleValue }, [0.033, 0.05])
+                .post, "/api/runs/\(sweepRuns[0])/posthoc", #"{"sigma_rels": [0.033, 0.05]}"#)
+            XCTAssertEqual(more["points"]?.count, 6, "two widths with synthesised BN beside the 4 precise ones")
+            let synthesized = (0..<6).compactMap { more["points"]?[$0] }.filter { $0["bn"]?.stringValue == "synthesized" }
+            XCTAssertEqual(synthesized.compactMap { $0["sigma_rel"]?.doubleValue }, [0.033, 0.05])
         }
     }
 
