@@ -7,18 +7,23 @@ public struct LinearScale: Sendable, Equatable {
     public var domainHigh: Double
     public var rangeLow: Double
     public var rangeHigh: Double
+    /// The domain is in log10 units and values are mapped through log10 first (a log axis); a
+    /// value ≤ 0 then maps to the middle of the range, like any non-finite one.
+    public var logarithmic: Bool
 
-    public init(domainLow: Double, domainHigh: Double, rangeLow: Double, rangeHigh: Double) {
+    public init(domainLow: Double, domainHigh: Double, rangeLow: Double, rangeHigh: Double, logarithmic: Bool = false) {
         self.domainLow = domainLow
         self.domainHigh = domainHigh
         self.rangeLow = rangeLow
         self.rangeHigh = rangeHigh
+        self.logarithmic = logarithmic
     }
 
     /// `domainLow` → `rangeLow`, `domainHigh` → `rangeHigh`, linear in between.
     /// An empty or non-finite domain, or a non-finite value, maps to the middle of the range. Values
     /// far outside the domain are clamped to a million range widths, so the result is always finite.
     public func callAsFunction(_ v: Double) -> Double {
+        let v = logarithmic ? (v > 0 ? log10(v) : .nan) : v
         let middle = rangeLow / 2 + rangeHigh / 2
         let half = domainHigh / 2 - domainLow / 2
         guard half.isFinite, half > 0 || half < 0, v.isFinite else { return middle }
@@ -116,13 +121,16 @@ extension LineChart {
         // Data extents over finite values only.
         var xmin = Double.infinity, xmax = -Double.infinity
         var ymin = Double.infinity, ymax = -Double.infinity
+        // On a log x axis only x > 0 can be placed; extents are in log10 units from here on.
+        func placeable(_ x: Double) -> Bool { x.isFinite && (!xLogarithmic || x > 0) }
+        func axisX(_ x: Double) -> Double { xLogarithmic ? log10(x) : x }
         for s in series {
-            for p in s.points where p.x.isFinite {
-                xmin = min(xmin, p.x); xmax = max(xmax, p.x)
+            for p in s.points where placeable(p.x) {
+                xmin = min(xmin, axisX(p.x)); xmax = max(xmax, axisX(p.x))
                 if p.y.isFinite { ymin = min(ymin, p.y); ymax = max(ymax, p.y) }
             }
-            for b in s.band where b.x.isFinite {
-                xmin = min(xmin, b.x); xmax = max(xmax, b.x)
+            for b in s.band where placeable(b.x) {
+                xmin = min(xmin, axisX(b.x)); xmax = max(xmax, axisX(b.x))
                 if b.low.isFinite { ymin = min(ymin, b.low); ymax = max(ymax, b.low) }
                 if b.high.isFinite { ymin = min(ymin, b.high); ymax = max(ymax, b.high) }
             }
@@ -161,7 +169,7 @@ extension LineChart {
         if hasData && xmin <= xmax {
             xlo = xmin; xhi = xmax
             if xhi / 2 - xlo / 2 <= max(abs(xlo), abs(xhi)) * 1e-12 {
-                let pad = xIsInteger ? 0.5 : (xlo != 0 ? max(abs(xlo) * 0.1, 1e-300) : 0.5)
+                let pad = xLogarithmic ? 0.1 : xIsInteger ? 0.5 : (xlo != 0 ? max(abs(xlo) * 0.1, 1e-300) : 0.5)
                 xlo = clampFinite(xlo - pad); xhi = clampFinite(xhi + pad)
             }
         }
@@ -186,9 +194,12 @@ extension LineChart {
         if hasData {
             var maxCount = max(2, Int((plotRight - plotLeft) / 64))
             while true {
-                xTicks = Ticks.inside(xlo, xhi, maxCount: maxCount, integerOnly: xIsInteger)
+                xTicks =
+                    xLogarithmic
+                    ? Ticks.logarithmic(pow(10, xlo), pow(10, xhi), maxCount: maxCount)
+                    : Ticks.inside(xlo, xhi, maxCount: maxCount, integerOnly: xIsInteger)
                 xLabels =
-                    xIsInteger
+                    xIsInteger && !xLogarithmic
                     ? xTicks.map { NumberText.fixed($0, 0, minus: NumberText.minus) }
                     : ValueFormat.automatic.labels(for: xTicks)
                 let widest = xLabels.map { TextMetrics.width($0, fontSize: Style.tickFont) }.max() ?? 0
@@ -197,7 +208,8 @@ extension LineChart {
             }
             // Keep the last tick label inside the SVG.
             if let last = xTicks.last, let text = xLabels.last {
-                let scale = LinearScale(domainLow: xlo, domainHigh: xhi, rangeLow: plotLeft, rangeHigh: plotRight)
+                let scale = LinearScale(
+                    domainLow: xlo, domainHigh: xhi, rangeLow: plotLeft, rangeHigh: plotRight, logarithmic: xLogarithmic)
                 let overhang = scale(last) + TextMetrics.width(text, fontSize: Style.tickFont) / 2 - (W - 4)
                 if overhang > 0 { plotRight -= overhang }
             }
@@ -221,7 +233,7 @@ extension LineChart {
         return ChartLayout(
             width: W, height: total.rounded(.up),
             plotLeft: plotLeft, plotTop: plotTop, plotRight: plotRight, plotBottom: plotBottom,
-            x: LinearScale(domainLow: xlo, domainHigh: xhi, rangeLow: plotLeft, rangeHigh: plotRight),
+            x: LinearScale(domainLow: xlo, domainHigh: xhi, rangeLow: plotLeft, rangeHigh: plotRight, logarithmic: xLogarithmic),
             y: LinearScale(domainLow: ylo, domainHigh: yhi, rangeLow: plotBottom, rangeHigh: plotTop),
             xTicks: xTicks, xTickLabels: xLabels, yTicks: yTicks, yTickLabels: yLabels,
             hasData: hasData, legendTop: H, legendRows: rows, legend: slots,

@@ -23,6 +23,11 @@ public struct LineChart: Sendable {
     public var yRange: ClosedRange<Double>? = nil
     /// Where values can lie at all (0...1 for an accuracy): the axis' padding stops there.
     public var yLimits: ClosedRange<Double>? = nil
+    /// A log10 x axis (every x must then be > 0; the extents ignore any other); ticks at 1-2-5 × 10ⁿ.
+    public var xLogarithmic: Bool = false
+    /// Labelled vertical lines at given x values (e.g. the EMA decays on a sweep's σ_rel axis);
+    /// one outside the x axis is not drawn.
+    public var xMarks: [ChartMark] = []
 
     public init(
         title: String, xLabel: String = "", yLabel: String = "", series: [ChartSeries],
@@ -99,6 +104,26 @@ public struct LineChart: Sendable {
                 b.put("M"); b.num(L.plotLeft); b.put(" "); b.num(L.y(t)); b.put("H"); b.num(L.plotRight)
             }
             b.put("\"/>\n")
+        }
+
+        // Marks: a dashed grey line and a label at the top, beneath the data.
+        if L.hasData {
+            let lo = min(L.x.rangeLow, L.x.rangeHigh), hi = max(L.x.rangeLow, L.x.rangeHigh)
+            let placed = xMarks.filter { m in
+                (!xLogarithmic || m.x > 0) && m.x.isFinite && L.x(m.x) >= lo - 0.5 && L.x(m.x) <= hi + 0.5
+            }
+            if !placed.isEmpty {
+                b.put("<g class=\"marks\" font-size=\"10\" fill=\"#555\">")
+                for (k, m) in placed.enumerated() {
+                    let x = L.x(m.x)
+                    b.put("<path d=\"M"); b.num(x); b.put(" "); b.num(L.plotTop); b.put("V"); b.num(L.plotBottom)
+                    b.put("\" stroke=\"#888\" stroke-width=\"1\" stroke-dasharray=\"2 3\"/>")
+                    // Alternate rows so neighbouring labels do not overprint.
+                    b.put("<text x=\""); b.num(x + 3); b.put("\" y=\""); b.num(L.plotTop + 10 + Double(k % 2) * 11); b.put("\">")
+                    b.text(m.label); b.put("</text>")
+                }
+                b.put("</g>\n")
+            }
         }
 
         // Bands, beneath every line.

@@ -56,6 +56,17 @@ public struct ChartSeries: Sendable {
     public var color: String { ChartPalette.color(colorIndex) }
 }
 
+/// A labelled vertical line of a `LineChart` at `x` (a reference value on the x axis).
+public struct ChartMark: Sendable, Equatable {
+    public var x: Double
+    /// Escaped on output.
+    public var label: String
+    public init(x: Double, label: String) {
+        self.x = x
+        self.label = label
+    }
+}
+
 /// The fixed, colour-blind-safe palette (Okabe & Ito, 2008) used by `ChartSeries.colorIndex`.
 /// Ordered so the strongest-contrast colours come first; yellow and black come last.
 public enum ChartPalette {

@@ -2,6 +2,31 @@ import Foundation
 
 /// "Nice" axis tick positions: multiples of 1, 2 or 5 × 10ⁿ.
 public enum Ticks {
+    /// Ticks for a log axis over `[low, high]` (both > 0): the 1-2-5 × 10ⁿ values inside it, thinned
+    /// to 1 × 10ⁿ, then to every other decade, until at most `maxCount` (at least 2) remain; a
+    /// range with fewer than two such values gets its two ends. Exact decimals (0.02, not 0.0200…01).
+    public static func logarithmic(_ low: Double, _ high: Double, maxCount: Int) -> [Double] {
+        guard low.isFinite, high.isFinite, low > 0, high >= low else { return [] }
+        let maxCount = max(2, maxCount)
+        let first = Int(floor(log10(low))), last = Int(ceil(log10(high)))
+        func value(_ m: Int, _ e: Int) -> Double { e >= 0 ? Double(m) * pow(10, Double(e)) : Double(m) / pow(10, Double(-e)) }
+        func inside(_ mantissas: [Int], every: Int) -> [Double] {
+            var out: [Double] = []
+            for e in first...last where (e - first) % every == 0 {
+                for m in mantissas {
+                    let v = value(m, e)
+                    if v >= low * (1 - 1e-12) && v <= high * (1 + 1e-12) { out.append(v) }
+                }
+            }
+            return out
+        }
+        for (mantissas, every) in [([1, 2, 5], 1), ([1], 1), ([1], 2), ([1], 3)] {
+            let ticks = inside(mantissas, every: every)
+            if ticks.count >= 2 && ticks.count <= maxCount { return ticks }
+        }
+        return [low, high]
+    }
+
     /// At most `maxCount` (values below 3 count as 3) evenly spaced ticks with a 1-2-5 step that cover
     /// `[low, high]`: the first tick is ≤ `low`, the last ≥ `high`. The smallest such step is used.
     /// Values are exact decimals (0.3, not 0.30000000000000004).

@@ -198,10 +198,13 @@ public enum TrainerEvent: Equatable, Sendable {
                 public var fixResSeconds: Double
                 /// Writing the exported weights (`export_s`).
                 public var exportSeconds: Double
+                /// The EMA-length sweep: synthesis and evaluation of every width from the post-hoc
+                /// snapshots, shared by the tracked profiles' sets (`posthoc_s`; absent before it existed).
+                public var postHocSeconds: Double
 
                 public init(
                     evalSeconds: Double = 0, gridSeconds: Double = 0, averagingSeconds: Double = 0, batchNormSeconds: Double = 0,
-                    fixResSeconds: Double = 0, exportSeconds: Double = 0
+                    fixResSeconds: Double = 0, exportSeconds: Double = 0, postHocSeconds: Double = 0
                 ) {
                     self.evalSeconds = evalSeconds
                     self.gridSeconds = gridSeconds
@@ -209,11 +212,12 @@ public enum TrainerEvent: Equatable, Sendable {
                     self.batchNormSeconds = batchNormSeconds
                     self.fixResSeconds = fixResSeconds
                     self.exportSeconds = exportSeconds
+                    self.postHocSeconds = postHocSeconds
                 }
 
                 /// `total_s`.
                 public var totalSeconds: Double {
-                    evalSeconds + gridSeconds + averagingSeconds + batchNormSeconds + fixResSeconds + exportSeconds
+                    evalSeconds + gridSeconds + averagingSeconds + batchNormSeconds + fixResSeconds + exportSeconds + postHocSeconds
                 }
             }
         }

@@ -294,6 +294,7 @@ extension TrainerEvent.Summary.Timing {
         [
             ("eval_s", \.evalSeconds), ("grid_s", \.gridSeconds), ("averaging_s", \.averagingSeconds),
             ("bn_s", \.batchNormSeconds), ("fixres_s", \.fixResSeconds), ("export_s", \.exportSeconds),
+            ("posthoc_s", \.postHocSeconds),
         ]
     }
 
@@ -314,7 +315,10 @@ extension TrainerEvent.Summary.Timing {
             guard case .object(let m) = value else { throw t.error("per_weights.\(name)", "must be an object") }
             let w = t.nested(t.prefix + "per_weights.\(name)", m)
             var set = WeightSet()
-            for (key, part) in Self.parts { set[keyPath: part] = try w.double(key) }
+            // `posthoc_s` came later: a summary or checkpoint written before it reads as zero.
+            for (key, part) in Self.parts where key != "posthoc_s" || w.members[key] != nil {
+                set[keyPath: part] = try w.double(key)
+            }
             perWeights[name] = set
         }
         split = Split(

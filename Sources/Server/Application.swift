@@ -53,6 +53,8 @@ struct ServiceContext: Sendable {
     let options: ServerOptions
     /// Held while the routes live: no second server on this database.
     let databaseLock: DatabaseLock
+    /// `POST /api/runs/{id}/posthoc`'s children, one per run at a time.
+    let postHocJobs = PostHocJob()
 
     func preset(_ name: String) -> PresetEntry? { options.presets.first { $0.name == name } }
 }
@@ -106,6 +108,7 @@ func buildRouter(_ context: ServiceContext, listening: ListeningPort) -> Router<
     SystemController(service: system).addRoutes(to: router)
     RunsController(service: runs, hub: context.hub).addRoutes(to: router)
     ExperimentsController(service: experiments).addRoutes(to: router)
+    PostHocController(service: PostHocService(context: context)).addRoutes(to: router)
     pages.addRoutes(to: router)
     SignIn(policy: access, renderer: renderer, queue: { pages.queueText() }).addRoutes(to: router)
     return router

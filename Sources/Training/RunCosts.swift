@@ -8,7 +8,7 @@ import Experiments
 final class RunCosts {
     struct SetClocks {
         var eval = CostClock(), grid = CostClock(), averaging = CostClock(), batchNorm = CostClock()
-        var fixRes = CostClock(), export = CostClock()
+        var fixRes = CostClock(), export = CostClock(), postHoc = CostClock()
     }
 
     var setup = CostClock(), train = CostClock(), teacher = CostClock(), checkpoint = CostClock()
@@ -50,7 +50,8 @@ final class RunCosts {
         let perWeights = sets.mapValues { s in
             TrainerEvent.Summary.Timing.WeightSet(
                 evalSeconds: down(s.eval), gridSeconds: down(s.grid), averagingSeconds: down(s.averaging),
-                batchNormSeconds: down(s.batchNorm), fixResSeconds: down(s.fixRes), exportSeconds: down(s.export))
+                batchNormSeconds: down(s.batchNorm), fixResSeconds: down(s.fixRes), exportSeconds: down(s.export),
+                postHocSeconds: down(s.postHoc))
         }
         return .init(
             trainSeconds: down(train), evalSeconds: perWeights.mapValues(\.evalSeconds), batchNormSeconds: down(updateBN),
@@ -72,7 +73,8 @@ final class RunCosts {
             SetClocks(
                 eval: CostClock(seconds: w.evalSeconds), grid: CostClock(seconds: w.gridSeconds),
                 averaging: CostClock(seconds: w.averagingSeconds), batchNorm: CostClock(seconds: w.batchNormSeconds),
-                fixRes: CostClock(seconds: w.fixResSeconds), export: CostClock(seconds: w.exportSeconds))
+                fixRes: CostClock(seconds: w.fixResSeconds), export: CostClock(seconds: w.exportSeconds),
+                postHoc: CostClock(seconds: w.postHocSeconds))
         }
     }
 

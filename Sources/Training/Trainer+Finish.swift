@@ -4,7 +4,8 @@ import PolyakNetwork
 
 extension Trainer {
     /// After the last epoch: each weight set's final evaluation, grid and export, then (with
-    /// `resolution.finetune`) the same for its FixRes fine-tuned copy, and the summary.
+    /// `resolution.finetune`) the same for its FixRes fine-tuned copy, the post-hoc EMA-length
+    /// sweep (`Trainer+PostHocSweep.swift`), and the summary.
     func finish(_ run: TrainingSession) throws -> RunOutcome {
         let imagesPerSecond = run.imagesPerSecond(seconds: run.trainingSeconds)
         // The sets of the last epoch are reused as they are; a resumed run that had nothing left
@@ -45,6 +46,7 @@ extension Trainer {
             }
         }
         folder.pruneCheckpoints(keep: spec.checkpoints.keep)
+        sweepPostHoc(run)
         let timing = costs.timing()
         reportSummary(
             run, status: .completed, reason: nil, imagesPerSecond: imagesPerSecond, final: final, exports: exports,

@@ -70,7 +70,7 @@ final class AveragingRunTests: XCTestCase {
             , "checkpoints": {"keep": 2},
               "averaging": [{"kind": "ema", "decays": [0.95], "warmup": {"kind": "timm", "power": 0.75}},
                             {"kind": "swa", "start": 0.5, "swa_lr": 0.02, "anneal_epochs": 1},
-                            {"kind": "posthoc", "sigma_rels": [0.1], "snapshots": 4}]
+                            {"kind": "posthoc", "sigma_rels": [0.1], "snapshots": 4, "sweep": []}]
             """#)
         let straight = base.folder(), resumed = base.folder()
         let a = try base.train(s, in: straight)

@@ -36,7 +36,7 @@ final class PostHocRunTests: XCTestCase {
     func testSynthesisedWidthsMatchTheProfilesTrackedDirectly() throws {
         let spec = try harness.smallSpec(
             epochs: 3, images: 1024, testImages: 1000,
-            extra: #", "averaging": [{"kind": "posthoc", "sigma_rels": [0.05, 0.07, 0.1], "snapshots": 24}]"#)
+            extra: #", "averaging": [{"kind": "posthoc", "sigma_rels": [0.05, 0.07, 0.1], "snapshots": 24, "sweep": []}]"#)
         let dir = harness.folder()
         let run = try harness.train(spec, in: dir)
         XCTAssertEqual(run.outcome.status, .completed)

@@ -18,6 +18,8 @@ struct TrainerOutput {
     var partial: [UInt8] = []
     var points: [MetricPoint] = []
     var grid: [GridCell] = []
+    /// The EMA-length sweep's widths (`posthoc` lines, the last stage of a post-hoc EMA run).
+    var sweep: [PostHocPoint] = []
     var summaryStatus: String?
     var summaryReason: String?
     /// Lines that were not JSON events: how many, and the first (cut short), for the failure reason.
@@ -92,11 +94,21 @@ struct TrainerOutput {
         do {
             if !points.isEmpty { try store.logBatch(run: runID, points, policy: .replace) }
             if !grid.isEmpty { try store.saveGrid(run: runID, grid) }
+            if !sweep.isEmpty { try store.savePostHoc(sweep) }
         } catch {
             logger.error("run \(runID): cannot store \(points.count) points: \(error)")
         }
         points.removeAll(keepingCapacity: true)
         grid.removeAll()
+        sweep.removeAll()
+    }
+
+    /// A `posthoc` line as the store keeps it (a NaN metric as nil).
+    static func point(_ p: TrainerEvent.PostHocEvaluation, run: Int64) -> PostHocPoint {
+        func finite(_ x: Double) -> Double? { x.isNaN ? nil : x }
+        return PostHocPoint(
+            runID: run, sigmaRel: p.sigmaRel, batchNorm: p.batchNorm.rawValue, decay: p.decay, weights: p.weights,
+            step: Int64(p.step), top1: finite(p.top1), top5: finite(p.top5), loss: finite(p.loss))
     }
 
     /// One line, decoded as the trainer's vocabulary (`TrainerEvent`); a line that does not decode
@@ -160,8 +172,10 @@ struct TrainerOutput {
                         Artifact(name: weights, kind: .export, path: file, bytes: size, sha256: SHA256.hex(ofFile: path)))
                 }
                 hub.publish(run: runID, "summary", text)
-            case .status, .posthoc:
-                break  // the server's own event, and polyak posthoc's: a trainer has no business sending them
+            case .posthoc(let p):
+                sweep.append(Self.point(p, run: runID))
+            case .status:
+                break  // the server's own event: a trainer has no business sending it
             }
         } catch {
             logger.error("run \(runID): cannot store a trainer line: \(error)")

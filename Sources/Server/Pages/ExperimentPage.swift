@@ -66,6 +66,8 @@ struct ExperimentPage {
     var forest: String?
     var charts: [Chart]
     var heat: HeatMap.Figure?
+    /// The post-hoc EMA-length sweep, when some run has one.
+    var sweep: PostHocFigure?
     var runs: [RunRow]
 
     /// An experiment's seeds as stored (`[0,1,2]`), as text.
@@ -166,7 +168,8 @@ struct ExperimentPage {
                 r.advice(metric: metric).map { Advice(variant: r.variant, weights: r.weights, text: $0) }
             },
             forest: forestPlot(rows, baseline: e.baseline, metric: metric, best: bestMean, colour: colour),
-            charts: charts, heat: heatMaps(try service.gridRows(e)), runs: runRows)
+            charts: charts, heat: heatMaps(try service.gridRows(e)),
+            sweep: PostHocFigure.build(try PostHocService(context: service.context).experimentSweep(e)), runs: runRows)
         return page
     }
 

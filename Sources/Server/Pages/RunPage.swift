@@ -45,6 +45,8 @@ struct RunPage {
     var canCancel: Bool
     var canRunAgain: Bool
     var finals: [Final]
+    /// The post-hoc EMA-length sweep of this run, one row per width.
+    var sweep: [PostHocFigure.RunRow] = []
     var charts: [ExperimentPage.Chart]
     var heat: HeatMap.Figure?
     var artifacts: [Artifact]
@@ -122,7 +124,8 @@ struct RunPage {
             editName: r.name ?? "", editTags: r.tags.joined(separator: ", "), editNotes: r.notes, canDelete: r.status.isFinished,
             active: !r.status.isFinished, progress: progress, progressText: progressText, error: r.error, warnings: warnings,
             canCancel: !r.status.isFinished && (!r.external || r.status == .running), canRunAgain: !r.external,
-            finals: finals, charts: try charts(r.id, store: store), heat: heatMaps(try store.grid(run: r.id)),
+            finals: finals, sweep: PostHocFigure.runRows(try store.postHoc(run: r.id)), charts: try charts(r.id, store: store),
+            heat: heatMaps(try store.grid(run: r.id)),
             artifacts: artifacts,
             spec: specText, timing: RunTiming(summaryJSON: r.summaryJSON))
         page.slurm = r.slurmJobID.map { "job \($0)" + (r.slurmState.map { " · " + $0 } ?? "") }
@@ -198,6 +201,7 @@ extension RunPage: TemplateModel {
         case "hasFinals": return !finals.isEmpty
         case "hasCharts": return !charts.isEmpty
         case "hasArtifacts": return !artifacts.isEmpty
+        case "hasSweep": return !sweep.isEmpty
         default: return nil
         }
     }

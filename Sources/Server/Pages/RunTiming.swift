@@ -8,7 +8,7 @@ struct RunTiming {
     struct Part { var label: String; var seconds: String; var share: String; var fraction: String }
     struct WeightSet {
         var weights: String
-        var eval, grid, averaging, batchNorm, fixRes, export, total: String
+        var eval, grid, averaging, batchNorm, fixRes, export, postHoc, total: String
     }
 
     var wall: String
@@ -42,6 +42,7 @@ struct RunTiming {
             return WeightSet(
                 weights: name, eval: seconds(w.evalSeconds), grid: seconds(w.gridSeconds), averaging: seconds(w.averagingSeconds),
                 batchNorm: seconds(w.batchNormSeconds), fixRes: seconds(w.fixResSeconds), export: seconds(w.exportSeconds),
+                postHoc: seconds(w.postHocSeconds),
                 total: seconds(w.totalSeconds))
         }
     }
