@@ -167,6 +167,31 @@ final class SharedRunsTests: XCTestCase {
         }
     }
 
+    /// An experiment stored before sharing (a run per variant, no shares) reads as it did: each run
+    /// is its variant's, every set under its own name, `ema · raw` included.
+    func testExperimentsStoredBeforeReadAsTheyDid() async throws {
+        try await PageFixture.serve { client, f in
+            let compare = try await client.json(.get, "/api/experiments/\(f.experimentID)/compare")
+            let rows = (0..<compare["rows"]!.count).map { compare["rows"]![$0]! }
+            XCTAssertEqual(
+                rows.map { "\($0["variant"]!.stringValue!) · \($0["weights"]!.stringValue!)" },
+                ["none · raw", "ema · raw", "ema · ema@0.998"])
+            XCTAssertEqual(
+                rows[1]["mean"]!.doubleValue!, PageFixture.top1(variant: 1, seed: 1, weights: "raw", epoch: 3), accuracy: 1e-12)
+            let grid = try await client.json(.get, "/api/experiments/\(f.experimentID)/grid")
+            XCTAssertEqual(grid["cells"]?.count, 3 * 4)
+            let e = try await client.json(.get, "/api/experiments/\(f.experimentID)")
+            for i in 0..<6 {
+                XCTAssertNil(e["runs"]?[i]?["variants"])
+                XCTAssertNil(e["runs"]?[i]?["shares"])
+            }
+            let listed = try await client.json(.get, "/api/runs?variant=ema")
+            XCTAssertEqual(listed["runs"]?.count, 3)
+            let page = String(buffer: try await client.call(.get, "/experiments/\(f.experimentID)").body)
+            XCTAssertFalse(page.contains("(shared)"))
+        }
+    }
+
     /// Adding seeds and running a shared run again keep the sharing.
     func testAddedSeedsAndRerunsShareToo() async throws {
         let folder = try TempFolder()
