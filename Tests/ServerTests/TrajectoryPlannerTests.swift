@@ -157,7 +157,9 @@ final class TrajectoryPlannerTests: XCTestCase {
         XCTAssertEqual(spec.weightSetNames, ["raw", "ema@0.9", "ema@0.9~w-1.b_c"])
         XCTAssertEqual(try RunSpec.decode(spec.json()), spec)
         XCTAssertNil(RunSpec().json()["averaging"]?[0], "defaults unchanged")
-        XCTAssertNil(try RunSpec.decode(try JSONValue.parse(#"{"averaging": {"kind": "ema", "decays": [0.9]}}"#)).json()["averaging"]?[0]?["label"])
+        XCTAssertNil(
+            try RunSpec.decode(try JSONValue.parse(#"{"averaging": {"kind": "ema", "decays": [0.9]}}"#)).json()["averaging"]?[0]?[
+                "label"])
         for bad in [#""a/b""#, #""""#, #""\#(String(repeating: "x", count: 65))""#, "3"] {
             XCTAssertThrowsError(
                 try RunSpec.decode(try JSONValue.parse(#"{"averaging": {"kind": "ema", "decays": [0.9], "label": \#(bad)}}"#))
@@ -168,7 +170,8 @@ final class TrajectoryPlannerTests: XCTestCase {
         XCTAssertThrowsError(
             try RunSpec.decode(
                 try JSONValue.parse(
-                    #"{"averaging": [{"kind": "ema", "decays": [0.9], "label": "a"}, {"kind": "ema", "decays": [0.9], "label": "a"}]}"#))
+                    #"{"averaging": [{"kind": "ema", "decays": [0.9], "label": "a"}, {"kind": "ema", "decays": [0.9], "label": "a"}]}"#
+                ))
         ) { error in
             XCTAssertEqual((error as? SpecError)?.field, "averaging[1].decays[0]")
         }
