@@ -46,23 +46,24 @@ public enum AveragingSpec: Equatable, Sendable {
         case let other?: throw SpecReader.typeError(path, "an object or a list of objects", other)
         }
         var specs: [AveragingSpec] = []
-        var seenDecays: [Double: String] = [:]
+        var seenNames: [String: String] = [:]
         var swaPath: String?
         var postHocPath: String?
         for (v, entryPath) in entries {
             let spec = try SpecReader.object(v, entryPath) { try read($0, epochs: epochs) }
             switch spec {
             case .ema(let ema):
-                for (i, d) in ema.decays.enumerated() {
+                // Unique by weight-set name: a `label` lets two entries track the same decay apart.
+                for (i, (d, name)) in zip(ema.decays, ema.weightSetNames).enumerated() {
                     let decayPath = SpecReader.path(SpecReader.path(entryPath, "decays"), index: i)
-                    if let first = seenDecays[d] {
+                    if let first = seenNames[name] {
                         throw SpecError(
                             field: decayPath,
                             message:
-                                "repeats the decay \(JSONValue.format(d)) of \(first); each decay names one weight set (ema@\(JSONValue.format(d))) and must be unique in a run"
+                                "repeats the decay \(JSONValue.format(d)) of \(first); each decay names one weight set (\(name)) and must be unique in a run"
                         )
                     }
-                    seenDecays[d] = decayPath
+                    seenNames[name] = decayPath
                 }
             case .swa:
                 if let first = swaPath {
@@ -108,21 +109,32 @@ public struct EMASpec: Equatable, Sendable {
     public var every: Int
     /// `warmup`: how the decay ramps up over the first updates.
     public var warmup: EMAWarmup
+    /// `label` (optional, 1–64 of `A–Z a–z 0–9 . _ -`): names this entry's sets `ema@<decay>~<label>`,
+    /// so two entries may track one decay apart (e.g. with and without warmup, in a run that
+    /// several variants share). nil: the plain `ema@<decay>`.
+    public var label: String?
 
-    public init(decays: [Double], every: Int = 1, warmup: EMAWarmup = .none) {
+    public init(decays: [Double], every: Int = 1, warmup: EMAWarmup = .none, label: String? = nil) {
         self.decays = decays
         self.every = every
         self.warmup = warmup
+        self.label = label
     }
 
     /// The weight set name of a decay: `ema@` and the decay in the shortest form that reads back
-    /// as the same Double (`0.999` → `ema@0.999`).
-    public static func weightSetName(decay: Double) -> String {
-        "ema@" + JSONValue.format(decay)
+    /// as the same Double (`0.999` → `ema@0.999`), then `~<label>` when the entry has one.
+    public static func weightSetName(decay: Double, label: String? = nil) -> String {
+        "ema@" + JSONValue.format(decay) + (label.map { "~" + $0 } ?? "")
     }
 
-    /// `ema@<decay>` for each decay, in order.
-    public var weightSetNames: [String] { decays.map { EMASpec.weightSetName(decay: $0) } }
+    /// `ema@<decay>` (or `ema@<decay>~<label>`) for each decay, in order.
+    public var weightSetNames: [String] { decays.map { EMASpec.weightSetName(decay: $0, label: label) } }
+
+    /// Whether `label` may name weight sets (and so their files): 1–64 of `A–Z a–z 0–9 . _ -`.
+    public static func isValidLabel(_ label: String) -> Bool {
+        let allowed = Set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-".unicodeScalars)
+        return (1...64).contains(label.unicodeScalars.count) && label.unicodeScalars.allSatisfy(allowed.contains)
+    }
 
     static func read(_ r: SpecReader) throws -> EMASpec {
         guard let decays = try r.list("decays", { v, path in try SpecReader.double(v, path, .open(0, 1)) }) else {
@@ -137,12 +149,24 @@ public struct EMASpec: Equatable, Sendable {
                 field: SpecReader.path(r.path("warmup"), "min_decay"),
                 message: "must be at most the smallest decay (\(JSONValue.format(smallest))), got \(JSONValue.format(minDecay))")
         }
-        return EMASpec(decays: decays, every: try r.int("every", default: 1, .atLeast(1)), warmup: warmup)
+        let label = try r.optionalString("label")
+        if let label, !isValidLabel(label) {
+            throw SpecError(
+                field: r.path("label"),
+                message:
+                    "must be 1–64 characters of A–Z, a–z, 0–9, '.', '_' or '-' (it names weight sets and their files), got \(JSONValue.string(label))"
+            )
+        }
+        return EMASpec(decays: decays, every: try r.int("every", default: 1, .atLeast(1)), warmup: warmup, label: label)
     }
 
-    /// The full `{"kind": "ema", …}` object.
+    /// The full `{"kind": "ema", …}` object (`label` only when set, so unlabelled specs read as before).
     public func json() -> JSONValue {
-        ["kind": "ema", "decays": .array(decays.map { .number($0) }), "every": .number(Double(every)), "warmup": warmup.json()]
+        var o: [String: JSONValue] = [
+            "kind": "ema", "decays": .array(decays.map { .number($0) }), "every": .number(Double(every)), "warmup": warmup.json(),
+        ]
+        if let label { o["label"] = .string(label) }
+        return .object(o)
     }
 }
 

@@ -7,7 +7,7 @@
 public struct DistillationSpec: Equatable, Sendable {
     /// `teacher_run`: id (≥ 1) of a completed run whose weights teach.
     public var teacherRun: Int?
-    /// `teacher_weights`: which weight set of that run: `raw`, `swa` or `ema@<decay>`
+    /// `teacher_weights`: which weight set of that run: `raw`, `swa`, `ema@<decay>` or `ema@<decay>~<label>`
     /// (stored in canonical form, so `ema@0.9980` becomes `ema@0.998`).
     public var teacherWeights: String
     /// `temperature` > 0 (T).
@@ -41,11 +41,16 @@ public struct DistillationSpec: Equatable, Sendable {
         return spec
     }
 
-    /// `raw`, `swa`, or `ema@<d>` with `d` in (0, 1) written the shortest way.
+    /// `raw`, `swa`, or `ema@<d>` with `d` in (0, 1) written the shortest way, and a labelled
+    /// entry's `ema@<d>~<label>` (a run that several variants share names its sets so).
     static func canonicalWeightSet(_ name: String, _ path: String) throws -> String {
         if name == "raw" || name == "swa" { return name }
-        if name.hasPrefix("ema@"), let d = Double(name.dropFirst(4)), d > 0, d < 1 {
-            return EMASpec.weightSetName(decay: d)
+        let parts = name.split(separator: "~", maxSplits: 1, omittingEmptySubsequences: false)
+        let label = parts.count == 2 ? String(parts[1]) : nil
+        if name.hasPrefix("ema@"), let d = Double(parts[0].dropFirst(4)), d > 0, d < 1,
+            label.map(EMASpec.isValidLabel) ?? true
+        {
+            return EMASpec.weightSetName(decay: d, label: label)
         }
         throw SpecError(
             field: path,

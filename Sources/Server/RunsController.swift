@@ -71,6 +71,7 @@ struct RunsController: Sendable {
         filter.experiment = request.query("experiment")
         filter.strategy = request.query("strategy")
         filter.tag = request.query("tag")
+        filter.variant = request.query("variant")
         if let s = request.query("status") {
             guard let status = RunStatus(rawValue: s) else {
                 throw APIError.badRequest(

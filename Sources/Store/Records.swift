@@ -26,6 +26,31 @@ public struct RunRecord: Sendable, Equatable {
     /// The Slurm job training this run (`--executor slurm`), and Slurm's last word on it (`PENDING (Resources)`).
     public var slurmJobID: Int64? = nil
     public var slurmState: String? = nil
+    /// For a run that several variants share (one trajectory, the union of their weight sets):
+    /// which of its weight sets each variant reads, in the experiment's variant order. Empty for
+    /// a run of one variant, whose weight sets are its variant's under the same names.
+    public var shares: [WeightShare] = []
+
+    /// The variants this run answers for: those of its shares, else its own `variant`.
+    public var variants: [String] {
+        guard !shares.isEmpty else { return variant.map { [$0] } ?? [] }
+        var seen: Set<String> = []
+        return shares.map(\.variant).filter { seen.insert($0).inserted }
+    }
+}
+
+/// One weight set of a shared run as one variant sees it: `weights` is the variant's own name for
+/// it (`ema@0.999`), `runWeights` the run's (`ema@0.999~ema-warmup`).
+public struct WeightShare: Sendable, Equatable {
+    public var variant: String
+    public var weights: String
+    public var runWeights: String
+
+    public init(variant: String, weights: String, runWeights: String) {
+        self.variant = variant
+        self.weights = weights
+        self.runWeights = runWeights
+    }
 }
 
 /// What creating a run needs; the store fills in id, times and defaults.
@@ -41,12 +66,15 @@ public struct NewRun: Sendable {
     public var status: RunStatus
     public var specJSON: String
     public var codeVersion: String
+    /// Set when several variants share the run (``RunRecord/shares``).
+    public var shares: [WeightShare]
 
     public init(
         experimentID: Int64? = nil, experiment: String? = nil, variant: String? = nil, seed: Int64 = 0,
         name: String? = nil, tags: [String] = [], strategies: [String] = [], external: Bool = false,
-        status: RunStatus = .queued, specJSON: String, codeVersion: String
+        status: RunStatus = .queued, specJSON: String, codeVersion: String, shares: [WeightShare] = []
     ) {
+        self.shares = shares
         self.experimentID = experimentID
         self.experiment = experiment
         self.variant = variant
@@ -177,14 +205,17 @@ public struct RunFilter: Sendable {
     public var status: RunStatus?
     public var strategy: String?
     public var tag: String?
+    /// Runs that answer for this variant: their own, or one they share (``RunRecord/variants``).
+    public var variant: String?
     /// Runs with an id below this (the cursor: lists go newest first).
     public var before: Int64?
     public var limit: Int
 
     public init(
         experiment: String? = nil, experimentID: Int64? = nil, status: RunStatus? = nil,
-        strategy: String? = nil, tag: String? = nil, before: Int64? = nil, limit: Int = 100
+        strategy: String? = nil, tag: String? = nil, variant: String? = nil, before: Int64? = nil, limit: Int = 100
     ) {
+        self.variant = variant
         self.experiment = experiment
         self.experimentID = experimentID
         self.status = status

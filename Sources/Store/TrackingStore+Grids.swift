@@ -55,15 +55,18 @@ extension TrackingStore {
     }
 
     /// The grid cells of an experiment's completed runs, with each run's variant and seed.
+    /// A shared run's cells come once per variant that reads the set, under the variant's name.
     public func experimentGrid(_ experiment: Int64) throws -> [ExperimentGridCell] {
-        try read {
+        let shared = Self.sharedSetsJoin(weights: "g.weights")
+        return try read {
             try $0.fetchAll(
                 ExperimentGridCell.self,
                 """
-                SELECT r.variant, r.seed, g.weights, g.stage, g.train_size, g.resize, g.crop, g.top1, g.top5, g.loss
-                FROM grid_cells g JOIN runs r ON r.id = g.run_id
-                WHERE r.experiment_id = ? AND r.status = 'completed'
-                ORDER BY r.id, g.weights, g.stage, g.train_size, g.resize, g.crop
+                SELECT COALESCE(s.variant, r.variant) AS variant, r.seed, COALESCE(s.weights, g.weights) AS weights,
+                       g.stage, g.train_size, g.resize, g.crop, g.top1, g.top5, g.loss
+                FROM grid_cells g JOIN runs r ON r.id = g.run_id \(shared.join)
+                WHERE r.experiment_id = ? AND r.status = 'completed' AND \(shared.condition)
+                ORDER BY r.id, g.weights, s.position, g.stage, g.train_size, g.resize, g.crop
                 """, [.int(experiment)])
         }
     }

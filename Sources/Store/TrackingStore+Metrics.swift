@@ -205,33 +205,41 @@ extension TrackingStore {
     }
 
     /// Each completed run's final value of `key` for every weight set, over an experiment's runs.
+    /// A shared run gives one value per variant that reads each of its sets, under the variant's name.
     public func finalValues(experiment: Int64, key: String) throws -> [FinalValue] {
-        try read {
+        let shared = Self.sharedSetsJoin(weights: "m.weights")
+        return try read {
             try $0.fetchAll(
                 FinalValue.self,
                 """
-                SELECT r.id AS run_id, r.variant, r.seed, m.weights, m.last_value, m.last_nan
-                FROM runs r JOIN metric_series m ON m.run_id = r.id
+                SELECT r.id AS run_id, COALESCE(s.variant, r.variant) AS variant, r.seed,
+                       COALESCE(s.weights, m.weights) AS weights, m.last_value, m.last_nan
+                FROM runs r JOIN metric_series m ON m.run_id = r.id \(shared.join)
                 WHERE r.experiment_id = ? AND r.status = 'completed' AND m.key = ? AND m.last_step IS NOT NULL
-                ORDER BY r.id, m.weights
+                  AND \(shared.condition)
+                ORDER BY r.id, m.weights, s.position
                 """, [.int(experiment), .text(key)])
         }
     }
 
     /// Calls `body(runID, variant, weights, step, epoch, value)` for every point of `key` over an
     /// experiment's runs (any status, so curves fill in while runs train), run by run in step order.
-    /// One query: the experiment page draws 1 000 runs' curves from it.
+    /// One query: the experiment page draws 1 000 runs' curves from it. A shared run's points come
+    /// once per variant that reads the set, under the variant's name.
     public func forEachExperimentPoint(
         experiment: Int64, key: String, _ body: (Int64, String, String, Int64, Int64?, Double) throws -> Void
     ) throws {
+        let shared = Self.sharedSetsJoin(weights: "m.weights")
         try read { db in
             var columns: (run: Int32, variant: Int32, weights: Int32, step: Int32, epoch: Int32, value: Int32)?
             try db.forEach(
                 """
-                SELECT r.id AS run_id, r.variant, m.weights, p.step, p.epoch, p.value
-                FROM runs r JOIN metric_series m ON m.run_id = r.id JOIN metric_points p ON p.series_id = m.id
-                WHERE r.experiment_id = ? AND m.key = ?
-                ORDER BY r.id, m.weights, p.step
+                SELECT r.id AS run_id, COALESCE(s.variant, r.variant) AS variant, COALESCE(s.weights, m.weights) AS weights,
+                       p.step, p.epoch, p.value
+                FROM runs r JOIN metric_series m ON m.run_id = r.id \(shared.join)
+                JOIN metric_points p ON p.series_id = m.id
+                WHERE r.experiment_id = ? AND m.key = ? AND \(shared.condition)
+                ORDER BY r.id, m.weights, s.position, p.step
                 """, [.int(experiment), .text(key)], table: "runs ⋈ metric_series ⋈ metric_points"
             ) { row in
                 // A measured page path: names resolved once, then positional reads per point.

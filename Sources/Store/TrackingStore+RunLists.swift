@@ -20,7 +20,7 @@ extension TrackingStore {
         }
     }
 
-    /// Fills in the tags and strategies of `runs`: one query per list for the whole page of runs.
+    /// Fills in the tags, strategies and shares of `runs`: one query per list for the whole page of runs.
     func attachLists(_ db: Connection, to runs: inout [RunRecord]) throws {
         guard !runs.isEmpty else { return }
         var index: [Int64: Int] = [:]
@@ -41,5 +41,6 @@ extension TrackingStore {
                 runs[i][keyPath: list.keyPath].append(try row.text("item"))
             }
         }
+        try attachShares(db, to: &runs, ids: ids, index: index)
     }
 }

@@ -55,12 +55,13 @@ extension TrackingStore {
         let id = db.lastInsertRowID
         try saveList(db, .tags, run: id, run.tags)
         try saveList(db, .strategies, run: id, run.strategies)
+        try saveShares(db, run: id, run.shares)
         return RunRecord(
             id: id, experimentID: run.experimentID, experiment: run.experiment, variant: run.variant, seed: run.seed,
             name: run.name, notes: "", tags: run.tags, strategies: run.strategies, external: run.external,
             status: run.status, specJSON: run.specJSON, codeVersion: run.codeVersion, createdAt: now,
             startedAt: run.status == .running ? now : nil, endedAt: nil, error: nil, progressJSON: nil,
-            summaryJSON: nil, warningsJSON: "[]")
+            summaryJSON: nil, warningsJSON: "[]", shares: run.shares)
     }
 
     public func run(_ id: Int64) throws -> RunRecord? {
@@ -88,6 +89,10 @@ extension TrackingStore {
             }
         }
         if let t = filter.tag { clauses.append("id IN (SELECT run_id FROM run_tags WHERE tag = ?)"); args.append(.text(t)) }
+        if let v = filter.variant {
+            clauses.append("(variant = ? OR id IN (SELECT run_id FROM run_weight_shares WHERE variant = ?))")
+            args += [.text(v), .text(v)]
+        }
         args.append(.int(Int64(filter.limit)))
         let order = filter.experimentID != nil ? "id ASC" : "id DESC"
         return try read { db in

@@ -14,9 +14,10 @@ final class AddSeedsTests: XCTestCase {
         // Nothing starts: the runs stay queued and the answer is about storing, not training.
         let app = try buildApplication(options(folder, maxConcurrent: 0))
         try await app.test(.live) { client in
+            // ema-fast's own learning rate keeps it apart from none (SharedRunsTests adds seeds to shared runs).
             let created = try await client.json(
                 .post, "/api/experiments",
-                #"{"name": "more", "variants": ["none", {"name": "ema-fast", "preset": "ema", "spec": {"averaging": {"kind": "ema", "decays": [0.99]}}}], "seeds": [0, 4], "base": {"optim": {"epochs": 2}}}"#,
+                #"{"name": "more", "variants": ["none", {"name": "ema-fast", "preset": "ema", "spec": {"averaging": {"kind": "ema", "decays": [0.99]}, "optim": {"lr": 0.05}}}], "seeds": [0, 4], "base": {"optim": {"epochs": 2}}}"#,
                 expect: .created)
             let id = try XCTUnwrap(created["id"]?.intValue)
 

@@ -49,11 +49,13 @@ final class CrashTests: XCTestCase {
         var server = try startServe(exe, folder, port: port, logLevel: "error")
         defer { if server.isRunning { server.terminate() } }
         try await http.waitUntilUp()
-        // 2 variants × 2 seeds, 3 epochs of 3 steps, a checkpoint at each epoch's end; one grid cell.
+        // 2 runs × 2 seeds (none and ema share one, swa trains apart), 3 epochs of 3 steps, a checkpoint
+        // at each epoch's end; one grid cell.
         let base =
             #"{"data": {"train_limit": 192, "test_limit": 100}, "model": {"width": 4}, "optim": {"epochs": 3, "batch_size": 64}, "resolution": {"test_grid": {"resize": [28], "crop": [28]}}}"#
         let created = try await http.json(
-            "POST", "/api/experiments", #"{"name": "faults", "base": \#(base), "variants": ["none", "ema"], "seeds": [0, 1]}"#)
+            "POST", "/api/experiments",
+            #"{"name": "faults", "base": \#(base), "variants": ["none", "ema", "swa"], "seeds": [0, 1]}"#)
         let id = try XCTUnwrap(created["id"]?.intValue)
 
         func statuses() async throws -> [String] {

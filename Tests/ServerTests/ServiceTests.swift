@@ -19,7 +19,7 @@ final class ServiceTests: XCTestCase {
         try await app.test(.live) { client in
             let created = try await client.json(
                 .post, "/api/experiments",
-                #"{"name": "again", "variants": ["none", "ema"], "seeds": [0, 4], "base": {"optim": {"epochs": 2}}}"#,
+                #"{"name": "again", "variants": ["none", "swa"], "seeds": [0, 4], "base": {"optim": {"epochs": 2}}}"#,
                 expect: .created)
             let experimentID = try XCTUnwrap(created["id"]?.intValue)
             let runs = try XCTUnwrap(
@@ -27,7 +27,8 @@ final class ServiceTests: XCTestCase {
                     if case .array(let items) = v { return items }
                     return nil
                 })
-            let emaSeed0 = try XCTUnwrap(runs.first { $0["variant"]?.stringValue == "ema" && $0["seed"]?.intValue == 0 })
+            // swa trains apart (ema would share none's run: SharedRunsTests reruns such a run).
+            let emaSeed0 = try XCTUnwrap(runs.first { $0["variant"]?.stringValue == "swa" && $0["seed"]?.intValue == 0 })
             let sourceID = try XCTUnwrap(emaSeed0["id"]?.intValue)
 
             let response = try await client.call(.post, "/api/runs/\(sourceID)/rerun")
@@ -36,8 +37,8 @@ final class ServiceTests: XCTestCase {
             let newID = try XCTUnwrap(rerun["id"]?.intValue)
             XCTAssertNotEqual(newID, sourceID)
             XCTAssertEqual(rerun["seed"]?.intValue, 5, "one past the experiment's largest seed (4)")
-            XCTAssertEqual(rerun["name"]?.stringValue, "ema-seed5")
-            XCTAssertEqual(rerun["variant"]?.stringValue, "ema")
+            XCTAssertEqual(rerun["name"]?.stringValue, "swa-seed5")
+            XCTAssertEqual(rerun["variant"]?.stringValue, "swa")
             XCTAssertEqual(rerun["experiment_id"]?.intValue, experimentID)
             XCTAssertEqual(rerun["status"]?.stringValue, "queued")
             XCTAssertEqual(rerun["spec"]?["seed"]?.intValue, 5)

@@ -149,7 +149,8 @@ struct ExperimentPage {
             let fraction = r.status == .completed ? 1 : fractions[r.id] ?? 0
             let top1 = final[r.id]
             return RunRow(
-                id: r.id, variant: r.variant ?? "—", seed: r.seed, status: r.status.rawValue,
+                id: r.id, variant: r.shares.isEmpty ? r.variant ?? "—" : r.variants.joined(separator: ", ") + " (shared)",
+                seed: r.seed, status: r.status.rawValue,
                 percent: String(format: "%.0f %%", 100 * fraction), fraction: fraction,
                 top1: top1.map { Format.metric($0, key: "test/top1") } ?? "—", top1Value: top1.map { String($0) } ?? "")
         }

@@ -98,7 +98,8 @@ struct PagesController: Sendable {
             let fraction = r.status == .completed ? 1 : progress.map { Double($0.value) / Double(max($0.max, 1)) } ?? 0
             return HomePage.RunRow(
                 id: r.id, name: r.name ?? "run \(r.id)", experiment: r.experiment, experimentID: r.experimentID,
-                variant: r.variant ?? "—", seed: r.seed, status: r.status.rawValue,
+                variant: r.shares.isEmpty ? r.variant ?? "—" : r.variants.joined(separator: ", "), seed: r.seed,
+                status: r.status.rawValue,
                 progress: r.status == .running || r.status == .interrupted ? progress : nil, fraction: fraction, eta: eta ?? "",
                 top1: top1.map { Format.metric($0, key: "test/top1") } ?? "—", top1Value: top1.map { String($0) } ?? "")
         }

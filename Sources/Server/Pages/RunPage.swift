@@ -23,6 +23,8 @@ struct RunPage {
     var experiment: String?
     var experimentID: Int64?
     var variant: String?
+    /// A shared run: which of its weight sets each variant reads ("ema-warmup: ema@0.999 = ema@0.999~ema-warmup").
+    var serves: String?
     var seed: Int64
     var strategies: String
     var created: String
@@ -55,6 +57,18 @@ struct RunPage {
     var slurm: String? = nil
     /// Where a completed run's time went; nil without a measured split.
     var timing: RunTiming?
+
+    /// "none: raw; ema: ema@0.99, ema@0.999; ema-warmup: ema@0.999 = ema@0.999~ema-warmup", nil unless shared.
+    static func serves(_ shares: [WeightShare]) -> String? {
+        guard !shares.isEmpty else { return nil }
+        var variants: [String] = []
+        var sets: [String: [String]] = [:]
+        for s in shares {
+            if sets[s.variant] == nil { variants.append(s.variant) }
+            sets[s.variant, default: []].append(s.weights == s.runWeights ? s.weights : "\(s.weights) = \(s.runWeights)")
+        }
+        return variants.map { "\($0): " + sets[$0]!.joined(separator: ", ") }.joined(separator: "; ")
+    }
 
     /// "epoch 3 · step 1500 of 4680 · 32.1 % · 5400 images/s · ETA 1 min 15 s" from a progress line.
     static func progress(_ json: String?, status: RunStatus) -> (HomePage.Progress?, String, String?) {
@@ -116,7 +130,9 @@ struct RunPage {
         var page = RunPage(
             id: r.id, name: r.name ?? "run \(r.id)", status: r.status.rawValue, experiment: r.experiment,
             experimentID: r.experimentID,
-            variant: r.variant, seed: r.seed, strategies: r.strategies.isEmpty ? "none" : r.strategies.joined(separator: ", "),
+            variant: r.shares.isEmpty ? r.variant : r.variants.joined(separator: ", ") + " (one shared run)",
+            serves: serves(r.shares), seed: r.seed,
+            strategies: r.strategies.isEmpty ? "none" : r.strategies.joined(separator: ", "),
             created: Format.time(r.createdAt), createdISO: Format.iso(r.createdAt),
             duration: r.startedAt.flatMap { s in endOrNow.flatMap { Format.duration($0 - s) } },
             durationLabel: r.endedAt == nil ? "running for" : "took", external: r.external,

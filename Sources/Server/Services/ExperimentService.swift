@@ -88,18 +88,33 @@ struct ExperimentService: Sendable {
     }
 
     /// The queued runs of a request's variants × seeds (of `onlySeeds` when given), each spec
-    /// checked by the server (paths, the teacher run; call inside ``Blocking``).
+    /// checked by the server (paths, the teacher run; call inside ``Blocking``); variants that
+    /// train the same trajectory share a run per seed (``TrajectoryPlanner``).
     private func queuedRuns(_ request: ExperimentRequest, onlySeeds: Set<UInt64>? = nil) throws -> [NewRun] {
         let (paths, runChecks) = (context.specPaths, runService)
         let specs = try request.runSpecs(presets: context.options.presets) { spec in
             try runChecks.checkTeacher(spec, field: "base.distillation.teacher_run")
             try paths.check(spec)
         }
-        return specs.filter { onlySeeds?.contains($0.spec.seed) ?? true }.map { v, spec in
+        // One seed's variants at a time: those that train the same trajectory share one run.
+        var seeds: [UInt64] = []
+        var bySeed: [UInt64: [TrajectoryPlanner.Member]] = [:]
+        for (v, spec) in specs where onlySeeds?.contains(spec.seed) ?? true {
+            if bySeed[spec.seed] == nil { seeds.append(spec.seed) }
+            bySeed[spec.seed, default: []].append(TrajectoryPlanner.Member(variant: v.name, spec: spec))
+        }
+        // Queued variant by variant as before (a shared run where its first variant is), seed by seed.
+        let position = Dictionary(request.variants.enumerated().map { ($1.name, $0) }, uniquingKeysWith: { a, _ in a })
+        let planned = seeds.enumerated().flatMap { s, seed in
+            TrajectoryPlanner.plan(bySeed[seed]!, baseline: request.baseline).map { run in
+                (variant: run.variants.compactMap { position[$0] }.min() ?? 0, seed: s, run: run)
+            }
+        }
+        return planned.sorted { ($0.variant, $0.seed) < ($1.variant, $1.seed) }.map { _, _, run in
             NewRun(
-                experiment: request.name, variant: v.name, seed: Int64(spec.seed), name: spec.name,
-                strategies: RunService.strategyKinds(spec), status: .queued, specJSON: spec.json().text(),
-                codeVersion: context.options.version)
+                experiment: request.name, variant: run.owner, seed: Int64(run.spec.seed), name: run.spec.name,
+                strategies: RunService.strategyKinds(run.spec), status: .queued, specJSON: run.spec.json().text(),
+                codeVersion: context.options.version, shares: run.shares)
         }
     }
 

@@ -75,7 +75,8 @@ struct RunService: Sendable {
             let siblings = try r.experimentID.map { try store.runs(RunFilter(experimentID: $0, limit: 1_000_000)) } ?? [r]
             let seed = (siblings.map(\.seed).max() ?? r.seed) + 1
             let stem = r.variant ?? r.name.map { $0.replacingOccurrences(of: "-seed\(r.seed)", with: "") } ?? "run"
-            let name = stem + "-seed\(seed)"
+            // A shared run is run again shared: the same variants read the same sets.
+            let name = r.shares.isEmpty ? stem + "-seed\(seed)" : TrajectoryPlanner.runName(r.variants, seed: UInt64(seed))
             let spec: RunSpec
             do {
                 let stored = try JSONValue.parse(r.specJSON)
@@ -88,7 +89,7 @@ struct RunService: Sendable {
                 NewRun(
                     experimentID: r.experimentID, experiment: r.experiment, variant: r.variant, seed: seed, name: name,
                     tags: r.tags, strategies: r.strategies, status: .queued, specJSON: spec.json().text(),
-                    codeVersion: context.options.version))
+                    codeVersion: context.options.version, shares: r.shares))
         }
         context.runner.schedule()
         return created

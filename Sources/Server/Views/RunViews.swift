@@ -30,7 +30,8 @@ struct RunView: ResponseEncodable {
     }
 
     enum Keys: String, CodingKey {
-        case id, name, experiment, experimentID = "experiment_id", variant, seed, status, external, notes, tags, strategies
+        case id, name, experiment, experimentID = "experiment_id", variant, variants, shares, seed, status, external, notes, tags
+        case strategies
         case codeVersion = "code_version", createdAt = "created_at", startedAt = "started_at", endedAt = "ended_at", error
         case progress, spec, summary, warnings, timing, latest
         case slurmJobID = "slurm_job_id", slurmState = "slurm_state"
@@ -44,6 +45,12 @@ struct RunView: ResponseEncodable {
         try c.encodeIfPresent(r.experiment, forKey: .experiment)
         try c.encodeIfPresent(r.experimentID, forKey: .experimentID)
         try c.encodeIfPresent(r.variant, forKey: .variant)
+        // Additions, on a run that several variants share only (others read exactly as before):
+        // the variants it answers for, and which of its weight sets each reads.
+        if !r.shares.isEmpty {
+            try c.encode(r.variants, forKey: .variants)
+            try c.encode(r.shares.map(ShareView.init), forKey: .shares)
+        }
         try c.encode(r.seed, forKey: .seed)
         try c.encode(r.status.rawValue, forKey: .status)
         try c.encode(r.external, forKey: .external)
@@ -93,6 +100,15 @@ struct RunView: ResponseEncodable {
         }
         return w
     }
+}
+
+/// One weight set of a shared run as one variant reads it.
+struct ShareView: Encodable {
+    var variant, weights, runWeights: String
+
+    enum CodingKeys: String, CodingKey { case variant, weights, runWeights = "run_weights" }
+
+    init(_ s: WeightShare) { (variant, weights, runWeights) = (s.variant, s.weights, s.runWeights) }
 }
 
 /// `GET /api/runs`: a page of runs and the cursor of the next page.
