@@ -217,7 +217,8 @@ public enum TrainerEvent: Equatable, Sendable {
 
                 /// `total_s`.
                 public var totalSeconds: Double {
-                    evalSeconds + gridSeconds + averagingSeconds + batchNormSeconds + fixResSeconds + exportSeconds + postHocSeconds
+                    evalSeconds + gridSeconds + averagingSeconds + batchNormSeconds + fixResSeconds + exportSeconds
+                        + postHocSeconds
                 }
             }
         }

@@ -189,6 +189,14 @@ public struct FinalValue: Sendable, Equatable {
     public var seed: Int64
     public var weights: String
     public var value: Double
+    /// The run's own name for the set: differs from `weights` in a shared run that relabelled it
+    /// (`ema@0.996~ema-warmup`); what the run's costs and files are keyed by.
+    public var runWeights: String
+
+    public init(runID: Int64, variant: String, seed: Int64, weights: String, value: Double, runWeights: String? = nil) {
+        (self.runID, self.variant, self.seed, self.weights, self.value) = (runID, variant, seed, weights, value)
+        self.runWeights = runWeights ?? weights
+    }
 }
 
 /// A grid cell with the run's variant and seed, for aggregation over seeds.

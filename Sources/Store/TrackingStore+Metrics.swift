@@ -213,7 +213,7 @@ extension TrackingStore {
                 FinalValue.self,
                 """
                 SELECT r.id AS run_id, COALESCE(s.variant, r.variant) AS variant, r.seed,
-                       COALESCE(s.weights, m.weights) AS weights, m.last_value, m.last_nan
+                       COALESCE(s.weights, m.weights) AS weights, m.weights AS run_weights, m.last_value, m.last_nan
                 FROM runs r JOIN metric_series m ON m.run_id = r.id \(shared.join)
                 WHERE r.experiment_id = ? AND r.status = 'completed' AND m.key = ? AND m.last_step IS NOT NULL
                   AND \(shared.condition)
@@ -279,6 +279,6 @@ extension FinalValue: RowDecodable {
     init(row: Row) throws {
         self.init(
             runID: try row.int("run_id"), variant: try row.optionalText("variant") ?? "", seed: try row.int("seed"),
-            weights: try row.text("weights"), value: try TrackingStore.lastValue(row))
+            weights: try row.text("weights"), value: try TrackingStore.lastValue(row), runWeights: try row.text("run_weights"))
     }
 }

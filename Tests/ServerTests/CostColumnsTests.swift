@@ -73,6 +73,27 @@ final class CostColumnsTests: XCTestCase {
         XCTAssertNil(noBaseline.gainPerExtraMinute)
     }
 
+    /// A shared run (one per seed for none, ema and ema-warmup): each variant's set is looked up
+    /// under the run's own name (`ema@0.9~ema-warmup`), and the extra of `ema` is its set's own part.
+    func testASharedRunsRelabelledSetCostsItsOwnPart() throws {
+        let shared = [
+            FinalValue(runID: 7, variant: "none", seed: 0, weights: "raw", value: 0.90),
+            FinalValue(runID: 7, variant: "ema", seed: 0, weights: "ema@0.9", value: 0.91),
+            FinalValue(
+                runID: 7, variant: "ema-warmup", seed: 0, weights: "ema@0.9", value: 0.92, runWeights: "ema@0.9~ema-warmup"),
+        ]
+        let runCosts = [
+            RunCost(runID: 7, weights: "", seconds: 600), RunCost(runID: 7, weights: "raw", seconds: 30),
+            RunCost(runID: 7, weights: "ema@0.9", seconds: 6), RunCost(runID: 7, weights: "ema@0.9~ema-warmup", seconds: 12),
+        ]
+        var rows = Comparison.compare(shared, baseline: "none", variants: ["none", "ema", "ema-warmup"], metric: "test/top1")
+        CostColumns.annotate(&rows, values: shared, costs: runCosts, baseline: "none")
+        let byName = Dictionary(uniqueKeysWithValues: rows.map { ("\($0.variant) \($0.weights)", $0.cost) })
+        XCTAssertEqual(byName["none raw"]?.minutes, 10.5)
+        XCTAssertEqual(try XCTUnwrap(byName["ema ema@0.9"]?.extraMinutes), 0.1, accuracy: 1e-12)
+        XCTAssertEqual(try XCTUnwrap(byName["ema-warmup ema@0.9"]?.extraMinutes), 0.2, accuracy: 1e-12)
+    }
+
     func testGainNeedsAPositiveExtraAndAFiniteDelta() {
         XCTAssertEqual(CostColumns.gain(deltaMean: -0.01, extraMinutes: 0.5), -0.02)
         XCTAssertNil(CostColumns.gain(deltaMean: 0.01, extraMinutes: 0))

@@ -1,7 +1,7 @@
-import Store
 import XCTest
 
 @testable import Server
+@testable import Store
 
 /// The EMA-length sweep's statistics against hand-checked numbers (t(0.975, 2) = 4.3027).
 final class PostHocSweepStatsTests: XCTestCase {
@@ -82,5 +82,43 @@ final class PostHocSweepStatsTests: XCTestCase {
         XCTAssertEqual(marks.map(\.weights), ["ema@0.99", "ema@0.999"])
         XCTAssertEqual(marks[0].sigmaRel, 0.0994987, accuracy: 1e-6)
         XCTAssertEqual(marks[1].sigmaRel, 2 * 0.999.squareRoot() / 0.001 / 1000, accuracy: 1e-9)
+    }
+}
+
+/// Which runs stand for which variant once variants share runs.
+final class PostHocSweepMembersTests: XCTestCase {
+    func run(_ id: Int64, seed: Int64, variant: String, shares: [WeightShare] = []) -> RunRecord {
+        var r = RunRecord(
+            id: id, experimentID: 1, experiment: "e", variant: variant, seed: seed, name: nil, notes: "", tags: [],
+            strategies: [], external: false, status: .completed, specJSON: "{}", codeVersion: "v", createdAt: 0, startedAt: nil,
+            endedAt: nil, error: nil, progressJSON: nil, summaryJSON: nil, warningsJSON: "[]")
+        r.shares = shares
+        return r
+    }
+
+    /// A shared none + ema + ph run: every variant it serves may pair on its raw weights, but its
+    /// sweep is only `ph`'s (the variant that reads a `phema@` set); a separate run is its variant's.
+    func testASharedRunsSweepBelongsToTheVariantThatAskedForIt() {
+        let shared = run(
+            7, seed: 0, variant: "none",
+            shares: [
+                .init(variant: "none", weights: "raw", runWeights: "raw"),
+                .init(variant: "ema", weights: "ema@0.99", runWeights: "ema@0.99"),
+                .init(variant: "ph", weights: "phema@0.05", runWeights: "phema@0.05"),
+            ])
+        let members = PostHocSweepStats.members([shared, run(8, seed: 0, variant: "swa")])
+        XCTAssertEqual(members["none"], [.init(run: 7, seed: 0, ownsSweep: false)])
+        XCTAssertEqual(members["ema"], [.init(run: 7, seed: 0, ownsSweep: false)])
+        XCTAssertEqual(members["ph"], [.init(run: 7, seed: 0, ownsSweep: true)])
+        XCTAssertEqual(members["swa"], [.init(run: 8, seed: 0)])
+        let points = [
+            PostHocPoint(
+                runID: 7, sigmaRel: 0.05, batchNorm: "precise", decay: 0.99, weights: "phema@0.05", step: 10, top1: 0.9,
+                top5: nil, loss: nil)
+        ]
+        let series = PostHocSweepStats.sweep(
+            points, members: members, rawTop1: [7: 0.85], baseline: "none", variants: ["none", "ema", "ph", "swa"])
+        XCTAssertEqual(series.map(\.variant), ["ph"])
+        XCTAssertEqual(series[0].points[0].delta?.mean ?? .nan, 0.05, accuracy: 1e-12)
     }
 }

@@ -47,7 +47,8 @@ enum CostColumns {
         var own: [Int64: Double] = [:]  // seed → seconds
         var reference: [Int64: Double] = [:]
         for v in values {
-            if v.variant == variant && v.weights == weights, let s = costs[v.runID].flatMap({ seconds(of: weights, in: $0) }) {
+            if v.variant == variant && v.weights == weights, let s = costs[v.runID].flatMap({ seconds(of: v.runWeights, in: $0) })
+            {
                 own[v.seed] = s
             }
             if v.variant == baseline && v.weights == "raw", let s = costs[v.runID].flatMap({ seconds(of: "raw", in: $0) }) {

@@ -11,14 +11,26 @@ enum PostHocSweepStats {
     struct Member: Equatable {
         var run: Int64
         var seed: Int64
+        /// Whether the run's sweep is this variant's: false for a variant that shares the run's
+        /// trajectory without asking for post-hoc EMA (its raw weights may still be the reference).
+        var ownsSweep = true
     }
 
-    /// Which runs stand for each variant: today each completed run of the experiment for its own
-    /// variant (a run outside any variant as ""). The one place to change when variants take their
-    /// weight sets from shared runs.
+    /// Which runs stand for each variant: each completed run of the experiment for its own variant
+    /// (a run outside any variant as ""); a shared run for every variant it serves, its sweep
+    /// only for those that read one of its `phema@…` sets.
     static func members(_ runs: [RunRecord]) -> [String: [Member]] {
         var out: [String: [Member]] = [:]
-        for r in runs where r.status == .completed { out[r.variant ?? "", default: []].append(Member(run: r.id, seed: r.seed)) }
+        for r in runs where r.status == .completed {
+            guard !r.shares.isEmpty else {
+                out[r.variant ?? "", default: []].append(Member(run: r.id, seed: r.seed))
+                continue
+            }
+            for variant in r.variants {
+                let owns = r.shares.contains { $0.variant == variant && $0.weights.hasPrefix("phema@") }
+                out[variant, default: []].append(Member(run: r.id, seed: r.seed, ownsSweep: owns))
+            }
+        }
         return out
     }
 
@@ -59,7 +71,7 @@ enum PostHocSweepStats {
         for variant in order {
             // bn → σ_rel → (seed, top-1, decay) of each run
             var groups: [String: [Double: [(seed: Int64, top1: Double, decay: Double)]]] = [:]
-            for m in members[variant] ?? [] {
+            for m in members[variant] ?? [] where m.ownsSweep {
                 for p in byRun[m.run] ?? [] {
                     guard let top1 = p.top1 else { continue }
                     groups[p.batchNorm, default: [:]][p.sigmaRel, default: []].append((m.seed, top1, p.decay))
