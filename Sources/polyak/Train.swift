@@ -6,7 +6,7 @@ import Training
 
 struct Train: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Train one run spec; JSON lines on stdout, logs on stderr.",
+        abstract: "Train one run spec: progress and tables on a terminal; JSON lines when piped or with --json.",
         discussion: """
             Exit status: 0 completed, 1 failed or stopped while running, 2 bad spec or bad input files.
             Examples:
@@ -25,6 +25,9 @@ struct Train: ParsableCommand {
 
     @Option(help: "Override the spec's thread count.")
     var threads: Int?
+
+    @Flag(help: "JSON lines on stdout even on a terminal (piped, they always are).")
+    var json = false
 
     func validate() throws {
         if resume == nil && (spec == nil || out == nil) {
@@ -61,12 +64,16 @@ struct Train: ParsableCommand {
             fail("bad spec: \(e)")
         }
         if let threads { runSpec.threads = threads }
+        // A person at a terminal gets progress and tables; a program reading stdout, the JSON lines.
+        let console = !json && TerminalStream.standardOutput.isTerminal ? TrainConsole(spec: runSpec, directory: directory) : nil
         do {
-            let trainer = try Trainer(spec: runSpec, directory: directory, events: .standardOutput())
+            let trainer = try Trainer(spec: runSpec, directory: directory, events: console?.sink() ?? .standardOutput())
             let outcome = try trainer.run(resume: resume != nil)
-            if let reason = outcome.reason { FileHandle.standardError.write(Data("polyak: \(reason)\n".utf8)) }
+            console?.close()
+            if let reason = outcome.reason, console == nil { FileHandle.standardError.write(Data("polyak: \(reason)\n".utf8)) }
             throw ExitCode(outcome.exitCode)
         } catch let e as TrainingError {
+            console?.close()
             switch e {
             case .badInput(let m): fail(m)
             case .failed(let m): fail(m, code: 1)
