@@ -33,7 +33,8 @@ let package = Package(
                 .linkedLibrary("xsmm"), .linkedLibrary("xsmmnoblas"),
                 .linkedLibrary("dl"), .linkedLibrary("pthread"), .linkedLibrary("m"),
             ]),
-        // prctl(PR_SET_PDEATHSIG) for trainers that must die with their server (C-variadic too).
+        // prctl(PR_SET_PDEATHSIG) for trainers that must die with their server (C-variadic too), and the
+        // pseudo-terminal the CLI tests run `polyak` on (posix_openpt is not in the Glibc module).
         .target(name: "CProcess"),
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         .target(name: "Kernels", dependencies: ["CXSMM"], swiftSettings: fastMath),
@@ -96,7 +97,7 @@ let package = Package(
         .testTarget(name: "DatasetsTests", dependencies: ["Datasets", "CZlib"], swiftSettings: swiftSettings),
         .testTarget(name: "ExperimentsTests", dependencies: ["Experiments"], swiftSettings: swiftSettings),
         .testTarget(name: "StoreTests", dependencies: ["Store", "Experiments"], swiftSettings: swiftSettings),
-        .testTarget(name: "CLITests", dependencies: ["PolyakTestSupport"], swiftSettings: swiftSettings),
+        .testTarget(name: "CLITests", dependencies: ["PolyakTestSupport", "CProcess"], swiftSettings: swiftSettings),
         .testTarget(name: "ChartsTests", dependencies: ["Charts", "PolyakTestSupport"], swiftSettings: swiftSettings),
         .testTarget(
             name: "ServerTests",

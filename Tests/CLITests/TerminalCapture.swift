@@ -1,3 +1,4 @@
+import CProcess
 import Foundation
 
 #if canImport(Glibc)
@@ -49,15 +50,12 @@ func runOnTerminal(
     _ executable: String, _ arguments: [String], stdin: String? = nil, environment: [String: String],
     pipeStandardError: Bool = false
 ) throws -> TerminalCapture {
-    let master = posix_openpt(O_RDWR | O_NOCTTY)
-    guard master >= 0, grantpt(master) == 0, unlockpt(master) == 0 else {
+    var master: Int32 = -1
+    var slave: Int32 = -1
+    guard cprocess_open_pseudo_terminal(&master, &slave) == 0 else {
         throw NSError(domain: "pty", code: Int(errno), userInfo: [NSLocalizedDescriptionKey: "no pseudo-terminal"])
     }
     defer { close(master) }
-    var name = [CChar](repeating: 0, count: 256)
-    guard ptsname_r(master, &name, name.count) == 0 else { throw NSError(domain: "pty", code: Int(errno)) }
-    let slave = open(String(cString: name), O_RDWR | O_NOCTTY)
-    guard slave >= 0 else { throw NSError(domain: "pty", code: Int(errno)) }
     let p = Process()
     p.executableURL = URL(fileURLWithPath: executable)
     p.arguments = arguments

@@ -5,9 +5,18 @@ import XCTest
 /// `polyak train` and `polyak eval` at a terminal (a real pseudo-terminal): a live line redrawn in
 /// place, tables a person reads, colour only where allowed; piped or with `--json`, the JSON lines.
 final class TerminalOutputTests: XCTestCase {
+    /// One tiny epoch, no averaging: for what is not about the tables' content.
+    static let small =
+        #"{"data": {"train_limit": 128, "test_limit": 100}, "model": {"width": 4}, "optim": {"epochs": 1, "batch_size": 64}}"#
+
+    /// The best row and cell marks sit where the numbers put them: checked, then taken out of a golden text.
+    func unmarked(_ screen: String) -> String {
+        screen.replacingOccurrences(of: "  ★ best", with: "").replacingOccurrences(of: "% *", with: "%  ")
+    }
+
     /// Two tiny epochs with an EMA set and a 2 × 2 grid: every part of the terminal view shows.
     static let spec = """
-        {"data": {"train_limit": 256, "test_limit": 200}, "model": {"width": 4}, "optim": {"epochs": 2, "batch_size": 64},
+        {"data": {"train_limit": 128, "test_limit": 100}, "model": {"width": 4}, "optim": {"epochs": 2, "batch_size": 64},
          "averaging": [{"kind": "ema", "decays": [0.9]}], "resolution": {"test_grid": {"resize": [28, 32], "crop": [24, 28]}}}
         """
 
@@ -35,13 +44,14 @@ final class TerminalOutputTests: XCTestCase {
         XCTAssertTrue(t.bytes.contains("\r\u{1B}[Kepoch 1/2"), t.bytes)
         XCTAssertFalse(t.bytes.contains("\u{1B}[1m"), "NO_COLOR is set, yet there is colour")
         XCTAssertFalse(t.bytes.contains("{\"type\""), "JSON lines on a terminal")
-        let screen = maskNumbers(t.screen).replacingOccurrences(of: maskNumbers(dir), with: "DIR")
+        let screen = maskNumbers(unmarked(t.screen)).replacingOccurrences(of: maskNumbers(dir), with: "DIR")
         XCTAssertEqual(
             screen,
             """
+            warning: ema@#: Horizon longer than the run: after # updates the first weights still carry # % of ema@# (d^(n-#) > # %); use a smaller decay or a warmup.
             epoch train loss top-# raw top-# ema@# lr time
-            #/# # # % # % # # s
-            #/# # # % # % # # s
+             #/# # # % # % # # s
+             #/# # # % # % # # s
 
             weights top-# top-# loss file
             raw # % # % # final.safetensors
@@ -62,8 +72,9 @@ final class TerminalOutputTests: XCTestCase {
             completed: # steps in # s, # images/s; weights exported to DIR/
 
             """, t.screen)
-        XCTAssertTrue(t.screen.contains("★ best"), t.screen)
-        XCTAssertTrue(t.screen.contains(" *"), t.screen)
+        // Ties are common on 100 test images: at least one best row, at least one best cell a grid.
+        XCTAssertGreaterThanOrEqual(t.screen.components(separatedBy: "★ best").count, 2, t.screen)
+        XCTAssertGreaterThanOrEqual(t.screen.components(separatedBy: "% *").count, 3, t.screen)
     }
 
     func testColourOnATerminalAndNoEscapesOnAPipedStandardError() throws {
@@ -83,27 +94,30 @@ final class TerminalOutputTests: XCTestCase {
         XCTAssertTrue(piped.screen.contains("completed"), piped.screen)
     }
 
-    /// Piped, and with `--json` on a terminal, stdout is the JSON lines: the same lines either way,
-    /// only the clock's fields differing.
+    /// Piped, and with `--json` on a terminal, stdout is the JSON lines: compact, keys sorted, the
+    /// same lines either way but for the clock's fields (and how many `progress` lines a second brings).
     func testJSONLinesArePipedUnchangedAndWithJSONOnATerminal() throws {
-        let spec =
-            #"{"data": {"train_limit": 256, "test_limit": 200}, "model": {"width": 4}, "optim": {"epochs": 1, "batch_size": 64}}"#
-        let piped = try runProcess(try polyakExecutable(), ["train", "--spec", "-", "--out", temporaryFolder()], stdin: spec)
+        let piped = try runProcess(
+            try polyakExecutable(), ["train", "--spec", "-", "--out", temporaryFolder()], stdin: Self.small)
         XCTAssertEqual(piped.status, 0, piped.err)
         let json = try runOnTerminal(
-            try polyakExecutable(), ["train", "--json", "--spec", "-", "--out", temporaryFolder()], stdin: spec,
+            try polyakExecutable(), ["train", "--json", "--spec", "-", "--out", temporaryFolder()], stdin: Self.small,
             environment: environment, pipeStandardError: true)
         XCTAssertEqual(json.status, 0, json.err)
         XCTAssertEqual(json.err, "")
-        func clockless(_ s: String) -> String {
-            s.replacingOccurrences(
-                of: #""(time|wall_s|images_per_sec|eta_s|train_s|swa_bn_s|raw)":[-0-9.e]+"#, with: "\"$1\":#",
-                options: .regularExpression)
+        func clockless(_ s: String) -> [String] {
+            s.split(separator: "\n").map(String.init).filter { !$0.contains(#""type":"progress""#) }.map {
+                $0.replacingOccurrences(
+                    of: #""(time|wall_s|images_per_sec|eta_s|train_s|swa_bn_s|raw)":[-0-9.e]+"#, with: "\"$1\":#",
+                    options: .regularExpression)
+            }
         }
-        let lines = piped.out.split(separator: "\n").map(String.init)
-        XCTAssertEqual(lines.first.map { String($0.prefix(17)) }, #"{"epoch":1,"key":"#, "keys sorted, compact: \(lines[0])")
-        XCTAssertEqual(clockless(json.bytes.replacingOccurrences(of: "\r\n", with: "\n")), clockless(piped.out))
+        let lines = clockless(piped.out)
+        XCTAssertEqual(lines.count, 8, piped.out)  // train ×3, test ×3, checkpoint, summary
+        XCTAssertTrue(lines[0].hasPrefix(#"{"epoch":1,"key":"train/loss","step":2,"time":#"#), lines[0])
+        XCTAssertEqual(clockless(json.bytes.replacingOccurrences(of: "\r\n", with: "\n")), lines)
         XCTAssertTrue(lines.last!.hasPrefix(#"{"exports":{"raw":"final.safetensors"},"final":{"raw":{"test/loss":"#), lines.last!)
+        XCTAssertFalse(piped.out.contains("\u{1B}"))
     }
 
     func testEvalOnATerminalPrintsASentenceOrAGridTable() throws {
@@ -124,8 +138,9 @@ final class TerminalOutputTests: XCTestCase {
             ["eval", "--weights", dir + "/final.safetensors", "--test-limit", "200", "--grid", "28,32:24,28,32"], environment: env
         )
         XCTAssertEqual(grid.status, 0, grid.bytes)
+        XCTAssertGreaterThanOrEqual(grid.screen.components(separatedBy: "% *").count, 2, grid.screen)
         XCTAssertEqual(
-            maskNumbers(grid.screen).replacingOccurrences(of: maskNumbers(dir), with: "DIR"),
+            maskNumbers(unmarked(grid.screen)).replacingOccurrences(of: maskNumbers(dir), with: "DIR"),
             """
             raw (DIR/final.safetensors) on # test images
             resize \\ crop # # #

@@ -74,9 +74,11 @@ struct RunsCommand: AsyncParsableCommand {
             let counts = e["status_counts"]?.fields ?? [:]
             let statuses = counts.keys.sorted().map { "\(counts[$0]?.int ?? 0) \($0)" }.joined(separator: ", ")
             out.line(out.paint("experiment \(experiment) “\(e["name"]?.stringValue ?? "")”", .bold) + ": \(statuses)")
+            // The experiment's variant order, then seeds, as on its page.
+            let order = variantNames(e["variants"])
+            func rank(_ r: JSONValue) -> Int { order.firstIndex(of: r["variant"]?.stringValue ?? "") ?? order.count }
             let runs = (e["runs"]?.items ?? []).sorted {
-                ($0["variant"]?.stringValue ?? "", $0["seed"]?.int ?? 0, $0["id"]?.int ?? 0)
-                    < ($1["variant"]?.stringValue ?? "", $1["seed"]?.int ?? 0, $1["id"]?.int ?? 0)
+                (rank($0), $0["seed"]?.int ?? 0, $0["id"]?.int ?? 0) < (rank($1), $1["seed"]?.int ?? 0, $1["id"]?.int ?? 0)
             }
             out.write(RunTable.render(runs, showExperiment: false, on: out))
             out.line(out.paint("page: \(client.url("/experiments/\(experiment)"))", .dim))
