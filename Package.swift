@@ -23,6 +23,9 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/hummingbird-project/swift-mustache", from: "2.1.1"),
         .package(url: "https://github.com/apple/swift-crypto", from: "4.5.2"),
+        // The client commands' HTTP (already in the graph through HummingbirdTesting); URLSession on
+        // Linux spins a core while it holds an event stream open.
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
     ],
     targets: [
         // A few lines of C over libxsmm: its JIT kernel pointers are C-variadic, which Swift cannot call.
@@ -83,6 +86,7 @@ let package = Package(
             dependencies: [
                 "Training", "Experiments", "Datasets", "PolyakNetwork", "Kernels", "CProcess", "Store", "Server",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ],
             swiftSettings: swiftSettings),
         // Writes EmbeddedAssets / EmbeddedMigrations into the build folder: text files as string

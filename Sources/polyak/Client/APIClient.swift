@@ -1,10 +1,8 @@
 import ArgumentParser
+import AsyncHTTPClient
 import Experiments
 import Foundation
-
-#if canImport(FoundationNetworking)
-    import FoundationNetworking
-#endif
+import NIOCore
 
 /// Where the client commands find the server, and the token they show it.
 struct ServerConnection: ParsableArguments {
@@ -42,38 +40,45 @@ struct ClientError: Error, CustomStringConvertible {
     init(_ description: String) { self.description = description }
 }
 
-/// The server's REST API over URLSession (FoundationNetworking, i.e. libcurl, on Linux).
+/// The server's REST API over AsyncHTTPClient (one event loop, no busy waiting).
 struct APIClient: Sendable {
     let base: String
     let token: String?
 
+    /// A refused connection fails at once (the default retries until the deadline): a command
+    /// run with no server says so instead of waiting a minute.
+    static let http: HTTPClient = {
+        var configuration = HTTPClient.Configuration()
+        configuration.connectionPool.retryConnectionEstablishment = false
+        configuration.timeout.connect = .seconds(10)
+        return HTTPClient(configuration: configuration)
+    }()
+
     func url(_ path: String) -> String { base + path }
 
-    func request(_ method: String, _ path: String, body: Data? = nil, accept: String = "application/json") throws -> URLRequest {
-        guard let url = URL(string: base + path) else { throw ClientError("\(base + path) is not a URL") }
-        var r = URLRequest(url: url)
-        r.httpMethod = method
-        r.setValue(accept, forHTTPHeaderField: "Accept")
-        if let token { r.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization") }
+    func request(_ method: String, _ path: String, body: Data? = nil, accept: String = "application/json") -> HTTPClientRequest {
+        var r = HTTPClientRequest(url: base + path)
+        r.method = .RAW(value: method)
+        r.headers.add(name: "Accept", value: accept)
+        if let token { r.headers.add(name: "Authorization", value: "Bearer \(token)") }
         if let body {
-            r.httpBody = body
-            r.setValue("application/json", forHTTPHeaderField: "Content-Type")
+            r.body = .bytes(ByteBuffer(bytes: body))
+            r.headers.add(name: "Content-Type", value: "application/json")
         }
-        r.timeoutInterval = 60
         return r
     }
 
     /// The answer's body; an error status becomes the server's own sentence naming the field.
     func send(_ method: String, _ path: String, body: Data? = nil, accept: String = "application/json") async throws -> Data {
-        let (data, response): (Data, URLResponse)
+        let data: Data
+        let status: Int
         do {
-            (data, response) = try await URLSession.shared.data(for: try request(method, path, body: body, accept: accept))
-        } catch let e as ClientError {
-            throw e
+            let response = try await Self.http.execute(request(method, path, body: body, accept: accept), timeout: .seconds(60))
+            status = Int(response.status.code)
+            data = Data(buffer: try await response.body.collect(upTo: 256 << 20))
         } catch {
             throw unreachable(error)
         }
-        let status = (response as? HTTPURLResponse)?.statusCode ?? 0
         guard (200..<300).contains(status) else { throw Self.refusal(status: status, body: data, method: method, path: path) }
         return data
     }
@@ -91,8 +96,18 @@ struct APIClient: Sendable {
 
     func unreachable(_ error: Error) -> ClientError {
         ClientError(
-            "cannot reach a Polyak server at \(base) (\(error.localizedDescription)); start one with `polyak serve` or name it with --server"
+            "cannot reach a Polyak server at \(base) (\(Self.reason(error))); start one with `polyak serve` or name it with --server"
         )
+    }
+
+    /// NIO's words for the common failures, shortened ("connection refused" rather than the errno dump).
+    static func reason(_ error: Error) -> String {
+        let text = "\(error)"
+        for known in ["Connection refused", "No route to host", "Network is unreachable"] where text.contains(known) {
+            return known.lowercased()
+        }
+        if let e = error as? HTTPClientError { return e.shortDescription }
+        return text
     }
 
     /// `{"error": {"status", "message", "field"}}` as one sentence; the status alone when the body says nothing.

@@ -32,7 +32,7 @@ struct RunWatcher {
         var reconnects = 0
         while true {
             var lastStatus = ""
-            for try await event in try client.events("/api/runs/\(target.id)/events") {
+            for try await event in client.events("/api/runs/\(target.id)/events") {
                 let data = (try? JSONValue.parse(event.data)) ?? .null
                 switch event.name {
                 case "status":

@@ -35,7 +35,7 @@ final class TrainConsole: @unchecked Sendable {
         epochTable = TextTable(
             [TextTable.Column("epoch", minimumWidth: 5), TextTable.Column("train loss", minimumWidth: 10)]
                 + weightSets.map { TextTable.Column("top-1 \($0)", minimumWidth: 7) }
-                + [TextTable.Column("lr", minimumWidth: 7), TextTable.Column("time", minimumWidth: 8)])
+                + [TextTable.Column("lr", minimumWidth: 8), TextTable.Column("time", minimumWidth: 8)])
         epochWidths = epochTable.widths
     }
 
