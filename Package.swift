@@ -23,6 +23,9 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/hummingbird-project/swift-mustache", from: "2.1.1"),
         .package(url: "https://github.com/apple/swift-crypto", from: "4.5.2"),
+        // The client commands' HTTP (already in the graph through HummingbirdTesting); URLSession on
+        // Linux spins a core while it holds an event stream open.
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
     ],
     targets: [
         // A few lines of C over libxsmm: its JIT kernel pointers are C-variadic, which Swift cannot call.
@@ -33,7 +36,8 @@ let package = Package(
                 .linkedLibrary("xsmm"), .linkedLibrary("xsmmnoblas"),
                 .linkedLibrary("dl"), .linkedLibrary("pthread"), .linkedLibrary("m"),
             ]),
-        // prctl(PR_SET_PDEATHSIG) for trainers that must die with their server (C-variadic too).
+        // prctl(PR_SET_PDEATHSIG) for trainers that must die with their server (C-variadic too), and the
+        // pseudo-terminal the CLI tests run `polyak` on (posix_openpt is not in the Glibc module).
         .target(name: "CProcess"),
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         .target(name: "Kernels", dependencies: ["CXSMM"], swiftSettings: fastMath),
@@ -82,6 +86,7 @@ let package = Package(
             dependencies: [
                 "Training", "Experiments", "Datasets", "PolyakNetwork", "Kernels", "CProcess", "Store", "Server",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ],
             swiftSettings: swiftSettings),
         // Writes EmbeddedAssets / EmbeddedMigrations into the build folder: text files as string
@@ -96,7 +101,7 @@ let package = Package(
         .testTarget(name: "DatasetsTests", dependencies: ["Datasets", "CZlib"], swiftSettings: swiftSettings),
         .testTarget(name: "ExperimentsTests", dependencies: ["Experiments"], swiftSettings: swiftSettings),
         .testTarget(name: "StoreTests", dependencies: ["Store", "Experiments"], swiftSettings: swiftSettings),
-        .testTarget(name: "CLITests", dependencies: ["PolyakTestSupport"], swiftSettings: swiftSettings),
+        .testTarget(name: "CLITests", dependencies: ["PolyakTestSupport", "CProcess"], swiftSettings: swiftSettings),
         .testTarget(name: "ChartsTests", dependencies: ["Charts", "PolyakTestSupport"], swiftSettings: swiftSettings),
         .testTarget(
             name: "ServerTests",

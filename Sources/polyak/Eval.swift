@@ -8,7 +8,7 @@ import Training
 
 struct Eval: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Evaluate a weights file on the test set; one grid-shaped JSON line per (resize, crop).",
+        abstract: "Evaluate a weights file on the test set: a table on a terminal, one grid JSON line per cell otherwise.",
         discussion: """
             Examples:
               polyak eval --weights runs/r1/final.safetensors                    # resize 28, crop 28
@@ -39,6 +39,9 @@ struct Eval: ParsableCommand {
 
     @Option(help: "Worker threads.")
     var threads: Int = 2
+
+    @Flag(help: "JSON lines on stdout even on a terminal (piped, they always are).")
+    var json = false
 
     func parseGrid() throws -> [(resize: Int, crop: Int)] {
         guard let grid else { return [(resize, crop)] }
@@ -84,16 +87,19 @@ struct Eval: ParsableCommand {
             fail("\(error)")
         }
         let evaluator = Evaluator(images: test, model: model, batch: batch, workers: Workers(threads))
+        // A person at a terminal gets a sentence or a table; a program reading stdout, the JSON lines.
+        let console = !json && TerminalStream.standardOutput.isTerminal ? EvalConsole() : nil
         let events = EventSink.standardOutput()
         let trainSize = file.metadata["spec"].flatMap { try? RunSpec.decode(Data($0.utf8)) }?.resolution.trainSize
-        for cell in cells {
+        for (index, cell) in cells.enumerated() {
+            console?.starting(resize: cell.resize, crop: cell.crop, index: index, count: cells.count)
             let e = evaluator.evaluate(state, resize: cell.resize, crop: cell.crop, keep: false)
-            events.emit(
-                .grid(
-                    .init(
-                        weights: file.metadata["weights"] ?? "raw", stage: .base, trainSize: trainSize, resize: cell.resize,
-                        crop: cell.crop,
-                        top1: e.top1, top5: e.top5, loss: e.loss, images: e.count)))
+            let event = TrainerEvent.GridEvaluation(
+                weights: file.metadata["weights"] ?? "raw", stage: .base, trainSize: trainSize, resize: cell.resize,
+                crop: cell.crop,
+                top1: e.top1, top5: e.top5, loss: e.loss, images: e.count)
+            if let console { console.show(event) } else { events.emit(.grid(event)) }
         }
+        console?.finish(weights: weights)
     }
 }

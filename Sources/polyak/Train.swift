@@ -6,7 +6,7 @@ import Training
 
 struct Train: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Train one run spec; JSON lines on stdout, logs on stderr.",
+        abstract: "Train one run spec: progress and tables on a terminal; JSON lines when piped or with --json.",
         discussion: """
             Exit status: 0 completed, 1 failed or stopped while running, 2 bad spec or bad input files.
             Examples:
@@ -37,6 +37,9 @@ struct Train: ParsableCommand {
 
     @Option(help: "With --report: seconds to wait at the end for an unreachable server before leaving the rest in the spool.")
     var reportWait: Double = 120
+
+    @Flag(help: "JSON lines on stdout even on a terminal (piped, they always are).")
+    var json = false
 
     func validate() throws {
         if resume == nil && (spec == nil || out == nil) {
@@ -81,20 +84,24 @@ struct Train: ParsableCommand {
         }
         if let threads { runSpec.threads = threads }
         let reporter = startReport(directory)
+        // A person at a terminal gets progress and tables; a program reading stdout, the JSON lines.
+        let console = !json && TerminalStream.standardOutput.isTerminal ? TrainConsole(spec: runSpec, directory: directory) : nil
         do {
-            let events =
-                reporter.map { r in
-                    EventSink { line in
-                        FileHandle.standardOutput.write(Data((line + "\n").utf8))
-                        r.record(line)
-                    }
-                } ?? .standardOutput()
+            let show: (String) -> Void =
+                console.map { c in { line in if let e = try? TrainerEvent.decode(line: line) { c.show(e) } } }
+                ?? { line in FileHandle.standardOutput.write(Data((line + "\n").utf8)) }
+            let events = EventSink { line in
+                show(line)
+                reporter?.record(line)
+            }
             let trainer = try Trainer(spec: runSpec, directory: directory, events: events)
             let outcome = try trainer.run(resume: resume != nil)
+            console?.close()
             finishReport(reporter)
-            if let reason = outcome.reason { FileHandle.standardError.write(Data("polyak: \(reason)\n".utf8)) }
+            if let reason = outcome.reason, console == nil { FileHandle.standardError.write(Data("polyak: \(reason)\n".utf8)) }
             throw ExitCode(outcome.exitCode)
         } catch let e as TrainingError {
+            console?.close()
             finishReport(reporter)
             switch e {
             case .badInput(let m): fail(m)

@@ -10,4 +10,11 @@
  */
 int cprocess_set_parent_death_signal(int signal, int expected_parent);
 
+/**
+ * Opens a new pseudo-terminal pair (posix_openpt, grantpt, unlockpt, then the replica by name; the
+ * Swift Glibc module does not export the first three). Returns 0 with both descriptors set, or -1.
+ * The tests run `polyak` on the replica to see what a person at a terminal sees.
+ */
+int cprocess_open_pseudo_terminal(int *primary, int *replica);
+
 #endif

@@ -2,18 +2,18 @@ import Charts
 import Foundation
 
 /// How numbers, times and sizes read on the pages (the API keeps raw values).
-enum Format {
+public enum Format {
     /// Accuracies are fractions in [0, 1] on the wire and percentages on a page.
-    static func isFraction(_ key: String) -> Bool {
+    public static func isFraction(_ key: String) -> Bool {
         key.hasSuffix("top1") || key.hasSuffix("top5") || key.hasSuffix("acc") || key.hasSuffix("accuracy")
     }
 
     /// Lower is better for losses; higher for everything else we compare.
-    static func lowerIsBetter(_ key: String) -> Bool { key.hasSuffix("loss") }
+    public static func lowerIsBetter(_ key: String) -> Bool { key.hasSuffix("loss") }
 
     /// A metric value as a reader wants it: "92.14 %" for accuracies, "0.2871" otherwise; a
     /// non-finite value spelled out (the cell is marked by the caller).
-    static func metric(_ x: Double?, key: String, digits: Int = 2) -> String {
+    public static func metric(_ x: Double?, key: String, digits: Int = 2) -> String {
         guard let x else { return "—" }
         guard x.isFinite else { return nonFinite(x) }
         if isFraction(key) && isPercentable(x) { return String(format: "%.\(digits)f %%", 100 * x) }
@@ -21,14 +21,14 @@ enum Format {
     }
 
     /// A spread (std, half-width) in the metric's unit without the sign: "0.17" (percentage points) or "0.0021".
-    static func spread(_ x: Double?, key: String) -> String? {
+    public static func spread(_ x: Double?, key: String) -> String? {
         guard let x else { return nil }
         guard x.isFinite else { return nonFinite(x) }
         return isFraction(key) && isPercentable(x) ? String(format: "%.2f", 100 * x) : number(x, significant: 3)
     }
 
     /// A signed difference: "+0.12 pp" for accuracies, "−0.0031" otherwise.
-    static func delta(_ x: Double?, key: String) -> String {
+    public static func delta(_ x: Double?, key: String) -> String {
         guard let x else { return "—" }
         guard x.isFinite else { return nonFinite(x) }
         let text =
@@ -37,7 +37,7 @@ enum Format {
     }
 
     /// An interval: "[91.72, 92.56] %" or "[−0.19, +0.07] pp".
-    static func interval(_ ci: (low: Double, high: Double)?, key: String, signed: Bool = false) -> String {
+    public static func interval(_ ci: (low: Double, high: Double)?, key: String, signed: Bool = false) -> String {
         guard let ci else { return "—" }
         func one(_ x: Double) -> String {
             guard x.isFinite else { return nonFinite(x) }
@@ -56,20 +56,20 @@ enum Format {
         return (sorted, Dictionary(uniqueKeysWithValues: sorted.enumerated().map { ($1, $0) }))
     }
 
-    static func nonFinite(_ x: Double) -> String { x.isNaN ? "NaN" : x > 0 ? "Inf" : "−Inf" }
+    public static func nonFinite(_ x: Double) -> String { x.isNaN ? "NaN" : x > 0 ? "Inf" : "−Inf" }
 
     /// A "fraction" that reads as a percentage in fixed notation; a stored 1e300 would print 300
     /// digits, so such a value is written as a plain number instead.
-    static func isPercentable(_ x: Double) -> Bool { abs(x) < 1e6 }
+    public static func isPercentable(_ x: Double) -> Bool { abs(x) < 1e6 }
 
     /// A stored number as an integer for display, clamped (a garbage 1e300 must not trap).
-    static func whole(_ x: Double) -> Int64 {
+    public static func whole(_ x: Double) -> Int64 {
         guard !x.isNaN else { return 0 }
         return Int64(max(-9e18, min(9e18, x.rounded(.towardZero))))
     }
 
     /// `significant` digits, without trailing zeros beyond what the magnitude needs.
-    static func number(_ x: Double, significant: Int) -> String {
+    public static func number(_ x: Double, significant: Int) -> String {
         guard x.isFinite else { return nonFinite(x) }
         if x == 0 { return "0" }
         let magnitude = Int(floor(log10(abs(x))))
@@ -82,7 +82,7 @@ enum Format {
     }
 
     /// "12 s", "3 min 20 s", "1 h 02 min".
-    static func duration(_ seconds: Double?) -> String? {
+    public static func duration(_ seconds: Double?) -> String? {
         guard let seconds, seconds.isFinite, seconds >= 0, seconds < 1e15 else { return nil }
         let s = Int(seconds.rounded())
         if s < 60 { return "\(s) s" }
@@ -91,7 +91,7 @@ enum Format {
     }
 
     /// "1.2 MB", "840 kB", "512 B".
-    static func bytes(_ n: Int64?) -> String {
+    public static func bytes(_ n: Int64?) -> String {
         guard let n else { return "size unknown" }
         let x = Double(n)
         if x >= 1e9 { return String(format: "%.2f GB", x / 1e9) }
@@ -101,7 +101,7 @@ enum Format {
     }
 
     /// "2026-11-29 15:38 UTC": the server's clock, unambiguous in every time zone.
-    static func time(_ unix: Double) -> String {
+    public static func time(_ unix: Double) -> String {
         guard let t = utc(unix) else { return "—" }
         return String(
             format: "%04d-%02d-%02d %02d:%02d UTC", t.tm_year + 1900, t.tm_mon + 1, t.tm_mday, t.tm_hour, t.tm_min)

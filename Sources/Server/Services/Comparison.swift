@@ -5,10 +5,10 @@ import Store
 /// the table out (``compare(_:baseline:variants:metric:)``), and the seeds' resize × crop cells in,
 /// the averaged grid out (``grid(_:variants:)``). No store, no HTTP: the API, the CSV and the page
 /// all read these rows.
-enum Comparison {
+public enum Comparison {
     /// `raw` first, then EMA weight sets, then `swa`, then post-hoc EMA's profiles, then anything
     /// else by name (the order a run spec lists its weight sets in).
-    static func weightOrder(_ a: String, _ b: String) -> Bool {
+    public static func weightOrder(_ a: String, _ b: String) -> Bool {
         func rank(_ w: String) -> Int {
             w == "raw" ? 0 : w.hasPrefix("ema@") ? 1 : w == "swa" ? 2 : w.hasPrefix("phema@") ? 3 : 4
         }

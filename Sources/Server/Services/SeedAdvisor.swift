@@ -5,7 +5,7 @@ import Foundation
 /// and the seeds needed to detect a given effect. Uses the usual approximation
 /// `δ = (t(1 − α/2, n − 1) + t(power, n − 1)) · s_Δ / √n` (the noncentral t's exact power differs
 /// by well under a seed at these sizes), with `s_Δ` the sample standard deviation of the paired Δ.
-enum SeedAdvisor {
+public enum SeedAdvisor {
     static let alpha = 0.05
     static let power = 0.80
     /// The effect people ask about by default: 0.2 points of top-1.
@@ -39,14 +39,20 @@ enum SeedAdvisor {
     }
 
     /// Whether `metric` is an accuracy, whose differences are counted in points (top-1, top-5).
-    static func countsPoints(_ metric: String) -> Bool { metric.contains("top") }
+    public static func countsPoints(_ metric: String) -> Bool { metric.contains("top") }
 
     /// The advice in words for a row: "with 3 seeds, differences under 0.6 pt cannot be told from
     /// noise; 8 seeds would resolve 0.2 pt".
     static func sentence(n: Int, spread: Double?) -> String? {
         guard let spread, let mde = minimumDetectableEffect(spread: spread, n: n), let needed = seedsNeeded(spread: spread)
         else { return nil }
-        if spread == 0 { return "the \(n) seeds give exactly the same Δ: there is no seed-to-seed noise to resolve" }
+        return sentence(n: n, minimumDetectable: mde, seedsNeeded: needed)
+    }
+
+    /// The same sentence from what a compare row carries (`min_detectable_delta`, `seeds_needed`),
+    /// so `polyak compare` says what the page says; a zero detectable Δ means no spread at all.
+    public static func sentence(n: Int, minimumDetectable mde: Double, seedsNeeded needed: Int) -> String {
+        if mde == 0 { return "the \(n) seeds give exactly the same Δ: there is no seed-to-seed noise to resolve" }
         let points = String(format: "%.1f", mde * 100)
         let target = String(format: "%.1f", targetEffect * 100)
         let seeds = needed > maximumSeeds ? "more than \(maximumSeeds) seeds" : "\(needed) seeds"
