@@ -111,7 +111,10 @@ final class MLflowClientTests: XCTestCase {
         // The pages: the experiment's table and curves name the weight sets; a run page its params and files.
         let (_, page) = try await http.request("GET", "/experiments/\(experiment)")
         let html = String(decoding: page, as: UTF8.self)
-        for text in ["ema@0.998", "none", "ema-seed2"] { XCTAssertTrue(html.contains(text), "experiment page lacks \(text)") }
+        let links = runs.map { "href=\"/runs/\($0["run_id"]!.stringValue!)\"" }
+        for text in ["ema@0.998", "<td>none</td>", "<td>ema</td>"] + links {
+            XCTAssertTrue(html.contains(text), "experiment page lacks \(text)")
+        }
         let (_, runPage) = try await http.request("GET", "/runs/\(runs[0]["run_id"]!.stringValue!)")
         let runHTML = String(decoding: runPage, as: UTF8.self)
         for text in ["notes-none-0.txt", "&quot;lr&quot;", "none-seed0"] {
