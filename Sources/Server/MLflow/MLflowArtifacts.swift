@@ -17,8 +17,9 @@ struct MLflowArtifacts: Sendable {
     /// The run and the file path inside its `artifacts/` folder that `path` (`<run>/artifacts/<file>`) names.
     func locate(_ path: String, allowRoot: Bool) throws -> (run: MLflowRunRecord, folder: String, relative: [String]) {
         let parts = path.split(separator: "/", omittingEmptySubsequences: false).map(String.init)
-        for p in parts where p == ".." || p == "." || p.contains("\0") || p.contains("\\") {
-            throw MLflowError.invalid("Invalid artifact path: '\(path)' (no '.', '..', NUL or backslash parts)")
+        for (i, p) in parts.enumerated()
+        where p == ".." || p == "." || p.contains("\0") || p.contains("\\") || (p.isEmpty && i < parts.count - 1) {
+            throw MLflowError.invalid("Invalid artifact path: '\(path)' (no '.', '..', empty, NUL or backslash parts)")
         }
         let trimmed = parts.last == "" ? Array(parts.dropLast()) : parts
         guard trimmed.count >= 2, trimmed[1] == "artifacts", !trimmed.contains(""), let id = Int64(trimmed[0]), id > 0 else {
