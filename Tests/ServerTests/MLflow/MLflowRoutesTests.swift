@@ -120,6 +120,15 @@ final class MLflowRoutesTests: XCTestCase {
             XCTAssertFalse(FileManager.default.fileExists(atPath: folder.url.path + "/new.txt"))
             try assertMLflowError(
                 try await client.call(.get, "\(files)/999/artifacts/a.txt"), .notFound, "RESOURCE_DOES_NOT_EXIST")
+            // MLflow's default experiment (no variants yet) and the run render; the run page links the upload.
+            let experiment = try XCTUnwrap(run["run"]?["info"]?["experiment_id"]?.stringValue)
+            let byAjax = try await client.json(.get, "/ajax-api/2.0/mlflow/experiments/get?experiment_id=0")
+            XCTAssertEqual(byAjax["experiment"]?["experiment_id"]?.stringValue, experiment)
+            XCTAssertEqual(byAjax["experiment"]?["name"]?.stringValue, "Default")
+            let experimentPage = try await client.call(.get, "/experiments/\(experiment)")
+            XCTAssertEqual(experimentPage.status, .ok)
+            let page = try await client.call(.get, "/runs/\(id)")
+            XCTAssertTrue(String(buffer: page.body).contains("\(files)/\(id)/artifacts/sub/a.txt"), String(buffer: page.body))
         }
     }
 }
