@@ -81,6 +81,19 @@ final class MLflowRoutesTests: XCTestCase {
             try assertMLflowError(
                 try await client.call(.post, "\(api)/runs/search", #"{"experiment_ids": ["\#(experiment)"], "page_token": "x"}"#),
                 .badRequest, "INVALID_PARAMETER_VALUE", "page token")
+            // Soft delete of an experiment: it takes no new runs, and comes back on restore.
+            _ = try await client.json(.post, "\(api)/experiments/delete", #"{"experiment_id": "\#(experiment)"}"#)
+            let deleted = try await client.json(.get, "\(api)/experiments/get?experiment_id=\(experiment)")
+            XCTAssertEqual(deleted["experiment"]?["lifecycle_stage"]?.stringValue, "deleted")
+            try assertMLflowError(
+                try await client.call(.post, "\(api)/runs/create", #"{"experiment_id": "\#(experiment)"}"#), .badRequest,
+                "INVALID_PARAMETER_VALUE", "'active' state")
+            _ = try await client.json(.post, "\(api)/experiments/restore", #"{"experiment_id": "\#(experiment)"}"#)
+            _ = try await client.json(
+                .post, "\(api)/experiments/update", #"{"experiment_id": "\#(experiment)", "new_name": "f"}"#)
+            let renamed = try await client.json(.get, "\(api)/experiments/get-by-name?experiment_name=f")
+            XCTAssertEqual(renamed["experiment"]?["lifecycle_stage"]?.stringValue, "active")
+            XCTAssertEqual(renamed["experiment"]?["experiment_id"]?.stringValue, experiment)
             // The run is placed: its experiment lists the variant and takes it as the baseline.
             let e = try await client.json(.get, "/api/experiments/\(experiment)")
             XCTAssertEqual(e["baseline"]?.stringValue, "a")
