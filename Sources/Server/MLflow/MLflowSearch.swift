@@ -53,9 +53,11 @@ enum MLflowSearch {
         let kept = all.filter { r in view.keeps(deleted: r.deleted) && filter.allSatisfy { matches(r, $0) } }
         // MLflow's default order: newest start first, then run id; missing values sort last either way.
         let items = order + [.init(entity: .attribute, key: "start_time", ascending: false)]
-        return kept.sorted { a, b in
-            for item in items {
-                let (x, y) = (sortValue(a, item), sortValue(b, item))
+        // Each run's sort values once, not once per comparison (a metric's is a key split and a scan).
+        let values = kept.map { r in items.map { sortValue(r, $0) } }
+        let sorted = kept.indices.sorted { a, b in
+            for (k, item) in items.enumerated() {
+                let (x, y) = (values[a][k], values[b][k])
                 switch (x, y) {
                 case (nil, nil): continue
                 case (nil, _): return false
@@ -65,8 +67,9 @@ enum MLflowSearch {
                     return item.ascending ? x < y : y < x
                 }
             }
-            return a.run.id < b.run.id
+            return kept[a].run.id < kept[b].run.id
         }
+        return sorted.map { kept[$0] }
     }
 
     static func matches(_ r: MLflowRunRecord, _ c: MLflowFilter.Clause) -> Bool {
