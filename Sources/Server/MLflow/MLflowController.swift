@@ -48,7 +48,9 @@ struct MLflowController: Sendable {
                     RouterPath(path), method: method,
                     use: { [service] request, context in
                         let args = try await MLflowArgs.read(request, context: context)
-                        return try Reply.view(try await handler(service, args))
+                        let answer = try await handler(service, args)
+                        if let json = answer as? MLflowJSON { return Reply.bytes(json.bytes) }
+                        return try Reply.view(answer)
                     })
             }
         }

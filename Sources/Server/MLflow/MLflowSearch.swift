@@ -178,7 +178,7 @@ enum MLflowSearch {
 }
 
 extension MLflowService {
-    func searchRuns(_ a: MLflowArgs) async throws -> MLflowPage<MLflowRunView> {
+    func searchRuns(_ a: MLflowArgs) async throws -> MLflowJSON {
         let view = try Self.viewType(a, "run_view_type")
         let limit = try Self.maxResults(a, default: 1000)
         let offset = try MLflowSearch.offset(try a.string("page_token"))
@@ -195,8 +195,9 @@ extension MLflowService {
         }
         let found = MLflowSearch.runs(all, filter: filter, order: order, view: view)
         let page = Array(found.dropFirst(offset).prefix(limit))
-        return MLflowPage(
-            name: "runs", items: page.map(MLflowRunView.init),
-            nextPageToken: offset + page.count < found.count ? MLflowSearch.token(offset + page.count) : nil)
+        return MLflowJSON(
+            bytes: MLflowRunsJSON.page(
+                page.map(MLflowRunView.init),
+                nextPageToken: offset + page.count < found.count ? MLflowSearch.token(offset + page.count) : nil))
     }
 }
