@@ -19,6 +19,7 @@ run-train: build
 	$(RELEASE_BIN) train --spec examples/quick.json --out runs/quick
 
 test: setup
+	scripts/mlflow-client.sh > /dev/null
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build --disable-swift-testing
 

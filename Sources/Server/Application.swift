@@ -109,6 +109,7 @@ func buildRouter(_ context: ServiceContext, listening: ListeningPort) -> Router<
     RunsController(service: runs, hub: context.hub).addRoutes(to: router)
     ExperimentsController(service: experiments).addRoutes(to: router)
     PostHocController(service: PostHocService(context: context)).addRoutes(to: router)
+    MLflowController(context: context).addRoutes(to: router)
     pages.addRoutes(to: router)
     SignIn(policy: access, renderer: renderer, queue: { pages.queueText() }).addRoutes(to: router)
     return router

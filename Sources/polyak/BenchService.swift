@@ -11,12 +11,18 @@ extension Bench {
         static let configuration = CommandConfiguration(
             commandName: "service",
             abstract:
-                "Metric ingestion (1 and 8 clients), a 100 000-point history, compare and the experiment page over 1 000 runs; one JSON object each."
+                "Metric ingestion (1 and 8 clients), a 100 000-point history, compare and the experiment page over 1 000 runs, MLflow's log-batch and runs/search; one JSON object each."
         )
 
         @Option(help: "Repetitions after a warm-up (the median is reported).") var reps: Int = 3
         @Option(help: "1000-point batches per ingestion repetition (split over the clients).") var batches: Int = 200
         @Option(help: "Folder for the benchmark's database (a temporary one by default).") var dir: String?
+        @Option(help: "1000-metric MLflow log-batch requests per repetition (split over the clients).") var mlflowBatches: Int =
+            80
+        @Option(help: "Only these benchmarks (comma-separated: ingest, history, compare, page, mlflow); all by default.")
+        var only: String?
+
+        func wants(_ name: String) -> Bool { only.map { $0.split(separator: ",").contains(Substring(name)) } ?? true }
 
         func run() async throws {
             let folder = dir ?? NSTemporaryDirectory() + "polyak-bench-\(getpid())"
@@ -34,18 +40,26 @@ extension Bench {
             let client = try await Self.connect(port: port)
             let idleRSS = Self.residentMB()
 
-            for clients in [1, 8] {
+            if let unknown = only?.split(separator: ",").first(where: { !Self.names.contains(String($0)) }) {
+                throw ValidationError("unknown benchmark '\(unknown)'; choose from \(Self.names.joined(separator: ", "))")
+            }
+            for clients in [1, 8] where wants("ingest") {
                 try ingestion(clients: clients, port: port, client: client, store: store)
             }
-            try history(client: client, store: store)
-            let experiment = try compare(client: client, store: store)
-            try experimentPage(experiment, client: client, store: store)
+            if wants("history") { try history(client: client, store: store) }
+            if wants("compare") || wants("page") {
+                let experiment = try compare(client: client, store: store)
+                if wants("page") { try experimentPage(experiment, client: client, store: store) }
+            }
+            if wants("mlflow") { try mlflow(port: port, client: client, store: store) }
             Self.emit([
                 "benchmark": "resident_memory", "idle_mb": .number(idleRSS), "after_mb": .number(Self.residentMB()),
                 "bar_idle_mb": 64, "pass": .bool(idleRSS <= 64),
                 "note": "whole bench process (server + clients + setup data), not a lone `polyak serve`",
             ])
         }
+
+        static let names = ["ingest", "history", "compare", "page", "mlflow"]
 
         // MARK: Benchmarks
 

@@ -163,7 +163,8 @@ struct PagesController: Sendable {
 
     func runHTML(_ r: RunRecord) throws -> String {
         let id = r.id
-        let page = try RunPage.build(r, store: store)
+        var page = try RunPage.build(r, store: store)
+        page.artifacts += MLflowArtifacts.pageLinks(run: id, folder: runs.context.runner.runDirectory(id))
         var crumbs: [PageRenderer.Crumb] = []
         if let eid = r.experimentID, let name = r.experiment { crumbs.append(.init(label: name, href: "/experiments/\(eid)")) }
         crumbs.append(.init(label: page.name, href: "/runs/\(id)"))

@@ -43,7 +43,9 @@ struct RequestGuard<Context: RequestContext>: RouterMiddleware {
         try checkHost(request)
         let write = request.method.isWrite
         if write { try checkOrigin(request) }
-        if write && request.uri.path.hasPrefix("/api/") { try checkJSONContentType(request) }
+        // An MLflow artifact upload is a file in its own type; PUT needs a preflight cross-site, so no form can send it.
+        let upload = request.method == .put && request.uri.path.hasPrefix(MLflowArtifacts.prefix + "/")
+        if write && request.uri.path.hasPrefix("/api/") && !upload { try checkJSONContentType(request) }
         let guardedRead = policy.privateReads && request.method != .options  // a preflight carries no credentials
         if policy.token != nil && (write || guardedRead) && !openPaths.contains(request.uri.path) {
             switch credentials(request) {
