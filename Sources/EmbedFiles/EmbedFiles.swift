@@ -49,26 +49,21 @@ enum EmbedFiles {
         return out + "    ]\n}\n"
     }
 
-    /// `EmbeddedMigrations.all`: every `NNNN_name.sql`, numbered upward without repeats. A gap is
-    /// allowed: numbers are handed to branches developed side by side, and one branch alone lacks
-    /// the others' (the migrator applies every number above the database's).
+    /// `EmbeddedMigrations.all`: every `NNNN_name.sql`, numbered 1, 2, … without gaps.
     static func migrations(folder: String) throws -> String {
         let names = try files(in: folder, recursive: false).filter { $0.hasSuffix(".sql") }
         var out = header("migrations/*.sql")
         out += "enum EmbeddedMigrations {\n"
         out += "    static let all: [Migration] = [\n"
-        var previous = 0
-        for name in names {
+        for (index, name) in names.enumerated() {
             let digits = name.prefix(4)
             guard digits.allSatisfy({ $0.isASCII && $0.isNumber }), name.dropFirst(4).first == "_", let version = Int(digits)
             else {
                 throw EmbedError("\(folder)/\(name): a migration is named NNNN_what.sql (four digits, then _)")
             }
-            guard version > previous else {
-                throw EmbedError(
-                    "\(folder)/\(name): migrations are numbered upward from 0001, each number once; \(version) repeats")
+            guard version == index + 1 else {
+                throw EmbedError("\(folder)/\(name): migrations are numbered 0001, 0002, … without gaps; expected \(index + 1)")
             }
-            previous = version
             out += "        Migration(version: \(version), name: \(literal(name)), sql: \(literal(try text(folder, name)))),\n"
         }
         return out + "    ]\n}\n"
