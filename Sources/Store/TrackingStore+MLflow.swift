@@ -314,7 +314,9 @@ extension TrackingStore {
             try db.transaction {
                 try db.execute("DELETE FROM mlflow_run_tags WHERE run_id = ? AND key = ?", [.int(id), .text(key)])
                 guard db.changes > 0 else { return false }
-                try place(db, run: id)
+                // Only the placement tags move a run (an external run made through Polyak's own API
+                // keeps its variant and seed when an unrelated tag goes).
+                if key == Self.variantTag || key == Self.seedTag { try place(db, run: id) }
                 try refreshSpec(db, run: id)
                 return true
             }
@@ -407,7 +409,9 @@ extension TrackingStore {
             ])
     }
 
-    /// An MLflow run's "spec" (what its page shows) is its params and tags, rewritten on each change.
+    /// An MLflow run's "spec" (what its page shows) is its params and tags under `mlflow`, rewritten
+    /// on each change; the rest of the stored spec (an external run made through Polyak's own API
+    /// has one) is kept.
     private func refreshSpec(_ db: Connection, run id: Int64) throws {
         var sections: [String: JSONValue] = [:]
         for (name, table) in [("params", "mlflow_params"), ("tags", "mlflow_run_tags")] {
@@ -417,9 +421,14 @@ extension TrackingStore {
             }
             sections[name] = .object(members)
         }
+        let stored = try db.fetchAll("SELECT spec_json FROM runs WHERE id = ?", [.int(id)], table: "runs") {
+            try $0.text("spec_json")
+        }.first
+        var spec: [String: JSONValue] = [:]
+        if let stored, case .object(let members)? = try? JSONValue.parse(stored) { spec = members }
+        spec["mlflow"] = .object(sections)
         try db.execute(
-            "UPDATE runs SET spec_json = ? WHERE id = ? AND external = 1",
-            [.text(JSONValue.object(["mlflow": .object(sections)]).text()), .int(id)])
+            "UPDATE runs SET spec_json = ? WHERE id = ? AND external = 1", [.text(JSONValue.object(spec).text()), .int(id)])
     }
 
     static func nowMS() -> Int64 { Int64((Date().timeIntervalSince1970 * 1000).rounded()) }

@@ -141,9 +141,16 @@ final class TrajectoryPlannerTests: XCTestCase {
             {"name": "d", "base": \#(base), "variants": ["none",
               {"name": "p1", "spec": {"averaging": {"kind": "posthoc", "sigma_rels": [0.05]}}},
               {"name": "p2", "spec": {"averaging": {"kind": "posthoc", "sigma_rels": [0.1, 0.05]}}},
-              {"name": "p3", "spec": {"averaging": {"kind": "posthoc", "snapshots": 10}}}]}
+              {"name": "p3", "spec": {"averaging": {"kind": "posthoc", "snapshots": 10}}},
+              {"name": "p4", "spec": {"averaging": {"kind": "posthoc", "sweep": []}}},
+              {"name": "p5", "spec": {"averaging": {"kind": "posthoc", "sweep": [], "sigma_rels": [0.2]}}},
+              {"name": "p6", "spec": {"averaging": {"kind": "posthoc", "sweep_bn": "synthesized"}}}]}
             """#)
-        XCTAssertEqual(runs.map(\.variants), [["none", "p1", "p2"], ["p3"]])
+        // The sweep is the shared run's, done once: a member with other widths or BN mode trains apart.
+        XCTAssertEqual(runs.map(\.variants), [["none", "p1", "p2"], ["p3"], ["p4", "p5"], ["p6"]])
+        XCTAssertEqual(runs[2].spec.postHocSpec?.sweep, [])
+        XCTAssertEqual(runs[2].spec.postHocSpec?.sigmaRels, [0.05, 0.1, 0.2])
+        XCTAssertEqual(runs[3].spec.postHocSpec?.sweepBatchNorm, .synthesized)
         XCTAssertEqual(runs[0].spec.postHocSpec, PostHocSpec(sigmaRels: [0.05, 0.1], snapshots: 100))
         XCTAssertEqual(reads(runs[0])["p2"], [["phema@0.05", "phema@0.05"], ["phema@0.1", "phema@0.1"]])
     }

@@ -5,22 +5,29 @@ import Store
 
 /// More widths of a completed run's EMA-length sweep: `polyak posthoc` as a child of the server,
 /// its `posthoc` lines stored like a trainer's (`TrainerOutput`), while the HTTP request waits.
-/// One at a time per run; a sweep does not take a training slot (it is short: one test-set
-/// evaluation per width, plus the precise-BN batches when asked for).
+/// One at a time in the whole server: a sweep does not take a training slot (it is short: one
+/// test-set evaluation per width, plus the precise-BN batches when asked for), so several at once
+/// would starve the training runs and hold the request threads.
 final class PostHocJob: @unchecked Sendable {
     private let lock = NSLock()
-    private var busy: Set<Int64> = []
+    private var busy: Int64?
 
-    /// Runs the child for `run` over its folder `directory`; throws a 409 while another sweep of
-    /// the same run is going, and an error naming the child's complaint when it fails.
+    /// Runs the child for `run` over its folder `directory`; throws a 409 while another sweep is
+    /// going, and an error naming the child's complaint when it fails.
     func run(
         _ run: Int64, directory: String, sigmaRels: [Double], preciseBatches: Int?, store: TrackingStore, hub: EventHub,
         options: JobRunner.Options, logger: Logger
     ) throws {
-        guard lock.withLock({ busy.insert(run).inserted }) else {
-            throw APIError.conflict("run \(run) is being swept already; ask again when that sweep has answered")
+        let other: Int64? = lock.withLock {
+            if let busy { return busy }
+            busy = run
+            return nil
         }
-        defer { _ = lock.withLock { busy.remove(run) } }
+        if let other {
+            throw APIError.conflict(
+                "run \(other) is being swept (one sweep at a time); ask again for run \(run) when that sweep has answered")
+        }
+        defer { lock.withLock { busy = nil } }
         var arguments = [
             "posthoc", "--run", directory, "--sigma-rel", sigmaRels.map { JSONValue.number($0).text() }.joined(separator: ","),
         ]

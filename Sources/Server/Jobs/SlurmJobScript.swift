@@ -44,11 +44,13 @@ struct SlurmJobScript {
     }
 
     /// `sbatch`'s options: name, output files in the run folder (stdout: the event lines; stderr: logs),
-    /// requeue allowed, the spec's threads as CPUs, then the partition and the user's own options (the last one wins).
+    /// `--no-requeue` (a preempted or failed node ends the job, and the executor submits the run again from
+    /// its last checkpoint: Slurm's own requeue as well would put two jobs on one run folder), the spec's
+    /// threads as CPUs, then the partition and the user's own options (the last one wins).
     func sbatchArguments(partition: String?, extra: [String]) -> [String] {
         var out = [
             "--job-name=polyak-run-\(runID)", "--output=\(directory)/slurm-%j.out", "--error=\(directory)/slurm-%j.err",
-            "--open-mode=append", "--chdir=\(directory)", "--requeue", "--cpus-per-task=\(threads)",
+            "--open-mode=append", "--chdir=\(directory)", "--no-requeue", "--cpus-per-task=\(threads)",
         ]
         if let partition { out.append("--partition=\(partition)") }
         return out + extra

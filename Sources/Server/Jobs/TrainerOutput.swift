@@ -164,12 +164,18 @@ struct TrainerOutput {
                 if let timing = summary.timing, let shared = timing.sharedSeconds, let split = timing.split {
                     try store.saveCosts(run: runID, shared: shared, perWeights: split.perWeights.mapValues(\.totalSeconds))
                 }
-                for (weights, file) in summary.exports.sorted(by: { $0.key < $1.key }) {
+                for (weights, file) in summary.exports.sorted(by: { $0.key < $1.key }) where Self.isRunFolderPath(file) {
                     let path = directory + "/" + file
-                    let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? NSNumber)?.int64Value
+                    // Only a regular file is measured and hashed: a summary reported over HTTP names
+                    // its own paths, and a FIFO or a device would hold this thread.
+                    let attributes = try? FileManager.default.attributesOfItem(atPath: path)
+                    let regular = attributes?[.type] as? FileAttributeType == .typeRegular
+                    let size = regular ? (attributes?[.size] as? NSNumber)?.int64Value : nil
                     try store.saveArtifact(
                         run: runID,
-                        Artifact(name: weights, kind: .export, path: file, bytes: size, sha256: SHA256.hex(ofFile: path)))
+                        Artifact(
+                            name: weights, kind: .export, path: file, bytes: size,
+                            sha256: regular ? SHA256.hex(ofFile: path) : nil))
                 }
                 hub.publish(run: runID, "summary", text)
             case .posthoc(let p):
@@ -181,4 +187,11 @@ struct TrainerOutput {
             logger.error("run \(runID): cannot store a trainer line: \(error)")
         }
     }
+
+    /// Whether `file`, as an event names it, stays inside the run folder: relative, without a `..`
+    /// component or a NUL (a trainer writes `checkpoints/epoch-003.safetensors`, `ema@0.998.safetensors`).
+    static func isRunFolderPath(_ file: String) -> Bool {
+        !file.isEmpty && !file.hasPrefix("/") && !file.contains("\0") && !file.split(separator: "/").contains("..")
+    }
+
 }

@@ -45,12 +45,14 @@ struct RequestGuard<Context: RequestContext>: RouterMiddleware {
         if write { try checkOrigin(request) }
         // An MLflow artifact upload is a file in its own type; PUT needs a preflight cross-site, so no form can send it.
         let upload = request.method == .put && request.uri.path.hasPrefix(MLflowArtifacts.prefix + "/")
-        if write && request.uri.path.hasPrefix("/api/") && !upload { try checkJSONContentType(request) }
+        // MLflow's routes answer under /ajax-api/ too (its web UI's prefix): the same API.
+        let api = request.uri.path.hasPrefix("/api/") || request.uri.path.hasPrefix("/ajax-api/")
+        if write && api && !upload { try checkJSONContentType(request) }
         let guardedRead = policy.privateReads && request.method != .options  // a preflight carries no credentials
         if policy.token != nil && (write || guardedRead) && !openPaths.contains(request.uri.path) {
             switch credentials(request) {
             case .valid: break
-            case .none where !write && !request.uri.path.hasPrefix("/api/"):
+            case .none where !write && !api:
                 // A person opening a page of a private server: to the form, and back afterwards.
                 let next = request.uri.path + (request.uri.query.map { "?" + $0 } ?? "")
                 return Response(status: .seeOther, headers: [.location: "/sign-in?next=" + Self.queryEscaped(next)])

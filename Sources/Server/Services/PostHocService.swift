@@ -44,7 +44,8 @@ struct PostHocService: Sendable {
         for r in runs where r.status == .completed {
             guard let spec = try? RunSpec.decode(Data(r.specJSON.utf8)) else { continue }
             for ema in spec.emaSpecs {
-                emas += ema.decays.map { ($0, ema.every, EMASpec.weightSetName(decay: $0)) }
+                // The run's own names: a shared run's relabelled sets (`ema@0.996~ema-warmup`) stay apart.
+                emas += zip(ema.decays, ema.weightSetNames).map { ($0, ema.every, $1) }
             }
         }
         let steps = Int(points.map(\.step).max() ?? 0)

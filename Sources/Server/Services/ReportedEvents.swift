@@ -7,7 +7,7 @@ import Store
 /// Slurm node or a user's machine) sends the events it printed besides its metric points:
 /// `{"events": [{"type": "progress", …}, {"type": "summary", …}]}`, each one line of the trainer's
 /// vocabulary (`TrainerEvent`). They are stored as a local trainer's lines are (`TrainerOutput`):
-/// progress, warnings (each once), checkpoints, grid cells, the summary. Sending a batch again
+/// progress, warnings (each once), checkpoints, grid cells, the EMA-length sweep, the summary. Sending a batch again
 /// changes nothing. An external run's summary also ends the run with the summary's status.
 extension RunService {
     static let maxEvents = 1000
@@ -44,11 +44,20 @@ extension RunService {
             switch event {
             case .metric:
                 throw APIError.badRequest("\(field): metric points go to POST /api/runs/\(id)/metrics", field: field)
-            case .status, .posthoc:
-                throw APIError.badRequest("\(field): a \(item["type"]?.stringValue ?? "") event is not a trainer's", field: field)
+            case .status:
+                throw APIError.badRequest("\(field): a status event is not a trainer's", field: field)
             case .summary(let s):
+                for (weights, file) in s.exports where !TrainerOutput.isRunFolderPath(file) {
+                    throw APIError.badRequest(
+                        "\(field).exports.\(weights) must be a path inside the run folder (relative, no ..), got \(file)",
+                        field: "\(field).exports.\(weights)")
+                }
                 summary = s
-            case .progress, .warning, .checkpoint, .grid:
+            case .checkpoint(let c) where !TrainerOutput.isRunFolderPath(c.file):
+                throw APIError.badRequest(
+                    "\(field).file must be a path inside the run folder (relative, no ..), got \(c.file)", field: "\(field).file")
+            case .progress, .warning, .checkpoint, .grid, .posthoc:
+                // A post-hoc line is the EMA-length sweep's, sent just before the summary.
                 break
             }
             lines.append(event.line)

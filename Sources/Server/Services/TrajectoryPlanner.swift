@@ -67,10 +67,15 @@ enum TrajectoryPlanner {
         }
     }
 
-    /// A run holds one post-hoc entry: a member joins only if its own agrees on `snapshots`.
+    /// A run holds one post-hoc entry: a member joins only if its own agrees on `snapshots` and on
+    /// the sweep (its widths and BN mode), which the shared run does once for every member.
     static func postHocFits(_ spec: RunSpec, _ bucket: [Member]) -> Bool {
         guard let mine = spec.postHocSpec else { return true }
-        return bucket.allSatisfy { $0.spec.postHocSpec.map { $0.snapshots == mine.snapshots } ?? true }
+        return bucket.allSatisfy { other in
+            other.spec.postHocSpec.map {
+                $0.snapshots == mine.snapshots && $0.sweep == mine.sweep && $0.sweepBatchNorm == mine.sweepBatchNorm
+            } ?? true
+        }
     }
 
     /// The label a variant's renamed EMA sets take: its name when that is a valid label, else
@@ -135,7 +140,8 @@ enum TrajectoryPlanner {
             }
             if m.spec.swaSpec != nil { own.append(("swa", "swa")) }
             if let p = m.spec.postHocSpec {
-                var merged = postHoc ?? PostHocSpec(sigmaRels: [], snapshots: p.snapshots)
+                // The first member's entry (snapshots and sweep agree, `postHocFits`), widths united.
+                var merged = postHoc ?? p
                 merged.sigmaRels += p.sigmaRels.filter { !merged.sigmaRels.contains($0) }
                 postHoc = merged
                 own += p.weightSetNames.map { ($0, $0) }
