@@ -62,10 +62,12 @@ final class ClientCommandTests: XCTestCase {
         let launched = try polyak(["launch", "-", "--watch"], server, stdin: Self.experiment)
         XCTAssertEqual(launched.status, 0, launched.err)
         XCTAssertTrue(
-            launched.out.hasPrefix("experiment 1 “cli check”: 4 runs queued\n\(server.url)/experiments/1\n"), launched.out)
-        XCTAssertEqual(launched.out.components(separatedBy: ": completed, top-1 raw ").count, 5, launched.out)
+            launched.out.hasPrefix("experiment 1 “cli check”: 2 runs queued\n\(server.url)/experiments/1\n"), launched.out)
+        // none and ema share one run per seed (shared trajectories), named by both variants.
+        XCTAssertEqual(launched.out.components(separatedBy: ": completed, top-1 raw ").count, 3, launched.out)
+        XCTAssertTrue(launched.out.contains("run 1 (none+ema, seed 0): completed"), launched.out)
         XCTAssertTrue(
-            launched.out.contains("all 4 runs ended: 4 completed\ncompare them: polyak compare 1 --server"), launched.out)
+            launched.out.contains("all 2 runs ended: 2 completed\ncompare them: polyak compare 1 --server"), launched.out)
         XCTAssertFalse(launched.err.contains("\u{1B}"), "stderr is a pipe here: \(launched.err)")
 
         // The comparison table says what the page says: each row's mean ± std, CI, Δ and advice.
@@ -74,7 +76,7 @@ final class ClientCommandTests: XCTestCase {
         let html = try await page(server, "/experiments/1")
         let answer = try JSONValue.parse(try await page(server, "/api/experiments/1/compare"))
         let rows = (0..<answer["rows"]!.count).map { answer["rows"]![$0]! }
-        XCTAssertGreaterThanOrEqual(rows.count, 3)
+        XCTAssertEqual(rows.count, 2, "none · raw and ema · ema@0.5; no copy ema · raw")
         for row in rows {
             let mean = Format.metric(row["mean"]!.doubleValue, key: "test/top1")
             let std = Format.spread(row["std"]!.doubleValue, key: "test/top1")!
@@ -117,10 +119,10 @@ final class ClientCommandTests: XCTestCase {
 
         let runs = try polyak(["runs", "1"], server)
         XCTAssertEqual(runs.status, 0, runs.err)
-        XCTAssertTrue(runs.out.hasPrefix("experiment 1 “cli check”: 4 completed\n"), runs.out)
+        XCTAssertTrue(runs.out.hasPrefix("experiment 1 “cli check”: 2 completed\n"), runs.out)
         let runLines = runs.out.split(separator: "\n").filter { $0.contains("completed") && $0.hasSuffix("100 %") }
-        XCTAssertEqual(runLines.count, 4, runs.out)
-        XCTAssertTrue(runLines[0].contains("none") && runLines[3].contains("ema"), "the experiment's variant order: \(runs.out)")
+        XCTAssertEqual(runLines.count, 2, runs.out)
+        XCTAssertTrue(runLines.allSatisfy { $0.contains("none+ema") }, "a shared run names its variants: \(runs.out)")
 
         let logs = try polyak(["logs", "1"], server)
         XCTAssertEqual(logs.status, 0, logs.err)
@@ -148,7 +150,8 @@ final class ClientCommandTests: XCTestCase {
 
         XCTAssertEqual(try polyak(["launch", "-"], server, stdin: Self.experiment).status, 0)
         let all = try polyak(["cancel", "--experiment", "1"], server)
-        XCTAssertEqual(all.out, "experiment 1: 4 runs cancelled\n", all.err)
+        // none and ema share one run per seed (shared trajectories): 2 seeds, 2 runs.
+        XCTAssertEqual(all.out, "experiment 1: 2 runs cancelled\n", all.err)
 
         let bad = try polyak(["launch", "-"], server, stdin: #"{"optim": {"lr": -1}}"#)
         XCTAssertEqual(bad.status, 1)

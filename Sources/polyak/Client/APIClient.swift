@@ -134,6 +134,11 @@ extension JSONValue {
         if case .object(let o) = self { return o }
         return [:]
     }
+    /// A run's variants: those a shared run serves (`variants`), else its one `variant`.
+    var runVariants: String? {
+        let shared = self["variants"]?.items.compactMap(\.stringValue) ?? []
+        return shared.isEmpty ? self["variant"]?.stringValue : shared.joined(separator: "+")
+    }
 }
 
 /// Runs a client command's body, printing its error as `polyak: …` with exit status 1.

@@ -52,7 +52,7 @@ struct LaunchCommand: AsyncParsableCommand {
                 targets = runs.map { r in
                     RunWatcher.Target(
                         id: r["id"]?.int ?? 0,
-                        label: "(\(r["variant"]?.stringValue ?? "?"), seed \(r["seed"]?.int ?? 0))")
+                        label: "(\(r.runVariants ?? "?"), seed \(r["seed"]?.int ?? 0))")
                 }
                 if watch {
                     let ended = try await RunWatcher(client: client).follow(targets)

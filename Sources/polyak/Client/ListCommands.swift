@@ -110,7 +110,7 @@ enum RunTable {
             var row = ["\(r["id"]?.int ?? 0)"]
             if showExperiment { row.append(r["experiment"]?.stringValue ?? r["experiment_id"]?.int.map { "#\($0)" } ?? "—") }
             row += [
-                r["variant"]?.stringValue ?? "—", "\(r["seed"]?.int ?? 0)", paint(status, on: out), progress,
+                r.runVariants ?? "—", "\(r["seed"]?.int ?? 0)", paint(status, on: out), progress,
                 r["error"]?.stringValue ?? "",
             ]
             table.add(row)
