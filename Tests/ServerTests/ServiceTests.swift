@@ -54,7 +54,7 @@ final class ServiceTests: XCTestCase {
                 [
                     "id", "name", "experiment", "experiment_id", "variant", "seed", "status", "external", "notes", "tags",
                     "strategies", "code_version", "created_at", "started_at", "ended_at", "error", "progress", "spec", "summary",
-                    "warnings", "timing", "latest",
+                    "warnings", "timing", "latest", "slurm_job_id", "slurm_state",
                 ])
             let listed = try await client.json(.get, "/api/experiments/\(experimentID)")
             XCTAssertEqual(listed["runs"]?.count, 5, "the new run belongs to the experiment")

@@ -71,7 +71,7 @@ struct RunView: ResponseEncodable {
             try c.encode(Self.timing(r.summaryJSON), forKey: .timing)
         }
         if let latest { try c.encode(latest, forKey: .latest) }
-        // Additions for `--executor slurm`, only on runs it submitted.
+        // Additions for `--executor slurm`: null on runs it did not submit.
         try c.encodeIfPresent(r.slurmJobID, forKey: .slurmJobID)
         try c.encodeIfPresent(r.slurmState, forKey: .slurmState)
     }
