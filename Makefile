@@ -10,7 +10,7 @@ setup:
 build: setup
 	$(SWIFT) build -c release --product polyak
 
-# The server with its defaults: 127.0.0.1:8080, ./polyak.sqlite, ./polyak-data, one training child.
+# The server with its defaults: 127.0.0.1:8080, ./polyak.sqlite, ./polyak-data, training children side by side while their threads fit the cores.
 run: build
 	$(RELEASE_BIN) serve
 

@@ -115,6 +115,38 @@ extension TrackingStore {
         }
     }
 
+    /// A run waiting for a trainer, with the threads its spec asks for (what the scheduler's core
+    /// budget counts).
+    public struct WaitingRun: Sendable, Equatable {
+        public var id: Int64
+        public var threads: Int
+
+        public init(id: Int64, threads: Int) {
+            self.id = id
+            self.threads = threads
+        }
+    }
+
+    /// Runs in `statuses` with their specs' threads, oldest first (the queue order). A spec that does
+    /// not name its threads counts the spec's default.
+    public func waitingRuns(status statuses: [RunStatus]) throws -> [WaitingRun] {
+        let marks = statuses.map { _ in "?" }.joined(separator: ",")
+        let fallback = RunSpec().threads
+        return try read { db in
+            try db.fetchAll(
+                """
+                SELECT id, CASE WHEN json_valid(spec_json) THEN json_extract(spec_json, '$.threads') END AS threads
+                FROM runs WHERE status IN (\(marks)) AND external = 0 ORDER BY id
+                """,
+                statuses.map { .text($0.rawValue) },
+                table: "runs"
+            ) { row in
+                let threads = (try? row.optionalInt("threads")).flatMap { $0 }.map { Int(clamping: $0) } ?? fallback
+                return WaitingRun(id: try row.int("id"), threads: max(1, threads))
+            }
+        }
+    }
+
     /// How many runs are in `status`.
     public func count(status: RunStatus) throws -> Int {
         try read { Int(try $0.scalar("SELECT COUNT(*) FROM runs WHERE status = ?", [.text(status.rawValue)])) }

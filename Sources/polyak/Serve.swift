@@ -10,9 +10,10 @@ struct Serve: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Run the tracking service: REST API, job runner, SQLite store.",
         discussion: """
-            Listens on 127.0.0.1 unless --host says otherwise. Trainings run as `polyak train` children,
-            --max-concurrent at a time, at nice 10. SIGTERM stops them gracefully; their runs resume on
-            the next start.
+            Listens on 127.0.0.1 unless --host says otherwise. Trainings run as `polyak train` children at
+            nice 10, side by side while the threads their specs ask for fit in --cpus (all cores by
+            default) and at most --max-concurrent at once. SIGTERM stops them gracefully; their runs
+            resume on the next start.
             Example: polyak serve --port 8080 --db ./polyak.sqlite --data-dir ./polyak-data
             """)
 
@@ -28,8 +29,18 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Folder for run folders (runs/<id>/: spec, checkpoints, exported weights).")
     var dataDir: String = "./polyak-data"
 
-    @Option(help: "Trainings run at once (each uses the spec's threads); 0 queues runs without starting any.")
-    var maxConcurrent: Int = 1
+    @Option(
+        help: ArgumentHelp(
+            "Trainings run at once, at most (default: --cpus; with --executor slurm, 1); 0 queues runs without starting any.",
+            valueName: "n"))
+    var maxConcurrent: Int?
+
+    @Option(
+        help: ArgumentHelp(
+            "Cores the local trainings may use together: a run starts while its spec's threads and those of the runs "
+                + "training fit (default: this machine's cores). The launch form proposes --cpus ÷ --max-concurrent threads a run.",
+            valueName: "n"))
+    var cpus: Int?
 
     @Option(help: "Seconds between SIGTERM and SIGKILL when a run is cancelled or the server stops.")
     var cancelGrace: Double = 10
@@ -66,7 +77,8 @@ struct Serve: AsyncParsableCommand {
 
     func validate() throws {
         if !(0...65535).contains(port) { throw ValidationError("--port must be in 0...65535") }
-        if !(0...64).contains(maxConcurrent) { throw ValidationError("--max-concurrent must be in 0...64") }
+        if let maxConcurrent, !(0...64).contains(maxConcurrent) { throw ValidationError("--max-concurrent must be in 0...64") }
+        if let cpus, !(1...1024).contains(cpus) { throw ValidationError("--cpus must be in 1...1024") }
         if !(stallTimeout > 0) { throw ValidationError("--stall-timeout must be > 0 seconds") }
         if cancelGrace < 0 { throw ValidationError("--cancel-grace must be ≥ 0") }
         if Logger.Level(rawValue: logLevel) == nil { throw ValidationError("--log-level: unknown level \(logLevel)") }
@@ -117,10 +129,13 @@ struct Serve: AsyncParsableCommand {
             fail(error.description)
         }
         var options = ServerOptions(
-            host: host, port: port, databasePath: db, dataDirectory: dataDir, maxConcurrent: maxConcurrent,
+            host: host, port: port, databasePath: db, dataDirectory: dataDir, maxConcurrent: 1,
             executable: Self.ownExecutable(), presets: Self.presets, cancelGrace: cancelGrace,
             version: PolyakVersion.current, logLevel: logger.logLevel, stallTimeout: stallTimeout, access: access)
         options.slurm = slurm.settings(host: host, port: port, tokenFile: tokenFile, ownExecutable: Self.ownExecutable())
+        let cores = cpus ?? ProcessInfo.processInfo.activeProcessorCount
+        options.cpus = cores
+        options.maxConcurrent = maxConcurrent ?? (options.slurm == nil ? min(64, cores) : 1)
         if let s = options.slurm {
             // Run folders live where the nodes see them.
             options.dataDirectory = s.sharedDirectory

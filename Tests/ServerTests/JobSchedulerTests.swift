@@ -42,12 +42,14 @@ final class JobSchedulerTests: XCTestCase {
         return text.split(separator: "\n")
     }
 
-    func runner(_ folder: TempFolder, _ store: TrackingStore, seconds: Double, maxConcurrent: Int) throws -> JobRunner {
+    func runner(
+        _ folder: TempFolder, _ store: TrackingStore, seconds: Double, maxConcurrent: Int, cpus: Int? = nil
+    ) throws -> JobRunner {
         JobRunner(
             store: store, hub: EventHub(),
             options: .init(
                 executable: try Self.trainer(in: folder, seconds: seconds), dataDirectory: folder.data,
-                maxConcurrent: maxConcurrent, cancelGrace: 2),
+                maxConcurrent: maxConcurrent, cpus: cpus, cancelGrace: 2),
             logger: Logger(label: "test"))
     }
 
@@ -93,6 +95,40 @@ final class JobSchedulerTests: XCTestCase {
         XCTAssertEqual(Self.log(folder).count, 16)
         XCTAssertEqual(most, 2, "trainers at once, as they saw it: \(Self.log(folder))")
         XCTAssertEqual(try store.points(run: ids[7]).map(\.value), [0.5])
+    }
+
+    /// A core budget of 2 with room for 4 runs: 1-thread runs train in pairs, a 2-thread run alone,
+    /// a 3-thread run (more than the budget) alone too, and no run overtakes one waiting for room.
+    func testRunsTrainSideBySideWhileTheirThreadsFitTheCores() async throws {
+        let folder = try TempFolder()
+        let store = try TrackingStore(path: folder.db)
+        let runner = try runner(folder, store, seconds: 0.3, maxConcurrent: 4, cpus: 2)
+        let threads = [1, 1, 2, 1, 3, 1, 1]
+        let ids = try threads.enumerated().map { i, t in
+            try store.createRun(
+                NewRun(name: "job-\(i)", specJSON: #"{"name": "job-\#(i)", "threads": \#(t)}"#, codeVersion: "test")
+            ).id
+        }
+        let service = Task { try await runner.run() }
+        defer { service.cancel() }
+        try await waitUntil { try allFinished(store, ids) }
+        XCTAssertEqual(try ids.map { try store.run($0)?.status }, Array(repeating: .completed, count: threads.count))
+        // The busy spells (from an idle machine back to idle) and which runs each one trained.
+        var training: Set<Int> = []
+        var spells: [Set<Int>] = []
+        for line in Self.log(folder) {
+            let job = Int(line.split(separator: "-").last!)!
+            if line.hasPrefix("start ") {
+                if training.isEmpty { spells.append([]) }
+                training.insert(job)
+                spells[spells.count - 1].insert(job)
+                XCTAssertLessThanOrEqual(
+                    training.count == 1 ? 0 : training.map { threads[$0] }.reduce(0, +), 2, "over budget: \(training)")
+            } else {
+                training.remove(job)
+            }
+        }
+        XCTAssertEqual(spells, [[0, 1], [2], [3], [4], [5, 6]], "log: \(Self.log(folder))")
     }
 
     /// Cancels from several threads while runs start and end: a run whose cancel found it waiting

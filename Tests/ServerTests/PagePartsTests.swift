@@ -22,6 +22,23 @@ final class PagePartsTests: XCTestCase {
         XCTAssertEqual(Format.iso(1_764_000_000), "2025-11-24T16:00:00Z")
     }
 
+    /// The form proposes the cores shared by the runs trained at once; Slurm's jobs and a server
+    /// without a budget keep the spec's default.
+    func testTheLaunchFormProposesTheCoresPerTrainingSlot() {
+        var o = ServerOptions(maxConcurrent: 2, executable: "/bin/false")
+        XCTAssertEqual(o.launchFormThreads, 2, "no budget: the spec's default")
+        o.cpus = 2
+        XCTAssertEqual(o.launchFormThreads, 1)
+        XCTAssertEqual(o.trainingSlots(threads: 1), 2)
+        XCTAssertEqual(o.trainingSlots(threads: 2), 1)
+        XCTAssertEqual(o.trainingSlots(threads: 8), 1, "a run wider than the budget still trains, alone")
+        o.cpus = 8
+        o.maxConcurrent = 1
+        XCTAssertEqual(o.launchFormThreads, 8)
+        o.maxConcurrent = 0
+        XCTAssertEqual(o.launchFormThreads, 2, "nothing trains: the spec's default")
+    }
+
     func testFormBodyDecodesRepeatsSpacesAndEscapes() {
         let f = FormBody("name=my+exp%21&presets=none&presets=ema&empty=&seeds=%200%2C%201%20&bad=%zz")
         XCTAssertEqual(f.first("name"), "my exp!")

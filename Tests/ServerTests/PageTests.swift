@@ -129,13 +129,14 @@ final class PageTests: XCTestCase {
             let headers: HTTPFields = [.contentType: "application/x-www-form-urlencoded"]
             let bad = form([
                 ("name", "my <test>"), ("presets", "none"), ("presets", "kd"), ("baseline", "swa"), ("seeds", "1, x"),
-                ("epochs", "0"), ("width", "16"), ("train_limit", ""),
+                ("epochs", "0"), ("width", "16"), ("train_limit", ""), ("threads", "0"),
             ])
             let r = try await client.call(.post, "/experiments", bad, headers: headers)
             let html = String(buffer: r.body)
             XCTAssertEqual(r.status, .badRequest)
             XCTAssertTrue(html.contains("<p class=\"field-error\" id=\"seeds-error\">x is not a whole number ≥ 0.</p>"), html)
             XCTAssertTrue(html.contains("id=\"epochs-error\">Must be between 1 and 1000, got 0.</p>"))
+            XCTAssertTrue(html.contains("id=\"threads-error\">Must be between 1 and 64, got 0.</p>"))
             XCTAssertTrue(html.contains("id=\"teacher-error\">kd distils from an earlier run"))
             XCTAssertTrue(html.contains("id=\"baseline-error\">The baseline swa is not among the ticked strategies"))
             XCTAssertTrue(html.contains("value=\"my &lt;test&gt;\""), "the name is kept, escaped")
@@ -180,6 +181,7 @@ final class PageTests: XCTestCase {
             let good = form([
                 ("name", "from the form"), ("presets", "none"), ("presets", "ema"), ("presets", "kd"), ("baseline", "none"),
                 ("teacher_run", String(teacher)), ("seeds", "4 5"), ("epochs", "2"), ("width", "8"), ("train_limit", "512"),
+                ("threads", "1"),
             ])
             let ok = try await client.call(.post, "/experiments", good, headers: headers)
             XCTAssertEqual(ok.status, .seeOther, String(buffer: ok.body))
@@ -194,6 +196,7 @@ final class PageTests: XCTestCase {
             XCTAssertEqual(full["spec"]?["optim"]?["epochs"]?.intValue, 2)
             XCTAssertEqual(full["spec"]?["model"]?["width"]?.intValue, 8)
             XCTAssertEqual(full["spec"]?["data"]?["train_limit"]?.intValue, 512)
+            XCTAssertEqual(full["spec"]?["threads"]?.intValue, 1)
             XCTAssertEqual(full["spec"]?["distillation"]?["teacher_run"]?.intValue, Int(teacher))
             _ = try await page(client, location)
         }

@@ -5,7 +5,9 @@ import ServiceLifecycle
 import Store
 
 /// The job scheduler: starts queued runs on a `RunExecutor` (by default `LocalExecutor`, `polyak
-/// train` children), at most `maxConcurrent` at once, and owns the runs' status while they train.
+/// train` children), at most `maxConcurrent` at once and, with a core budget (`cpus`), only while
+/// the threads of the runs training plus the next one's fit in it, and owns the runs' status while
+/// they train. The queue is strict FIFO: a run that does not fit waits, and nothing overtakes it.
 ///
 /// As a `Service`, `run()` first recovers runs left `running` by a dead server (the executor
 /// re-attaches those it still can; the rest become `interrupted`), resumes interrupted runs before
@@ -25,6 +27,9 @@ public final class JobRunner: Service, @unchecked Sendable {
         /// Folder holding `runs/<id>/`.
         public var dataDirectory: String
         public var maxConcurrent: Int
+        /// Cores the trainers may use together (the sum of their specs' `threads`); nil: no budget
+        /// (Slurm places its jobs itself). A run asking for more than the budget starts alone.
+        public var cpus: Int?
         /// Seconds between SIGTERM and SIGKILL when cancelling or stopping.
         public var cancelGrace: Double
         /// CPU priority of the trainers (`nice` value), so pages stay quick while training.
@@ -33,12 +38,13 @@ public final class JobRunner: Service, @unchecked Sendable {
         public var stallTimeout: Double
 
         public init(
-            executable: String, dataDirectory: String, maxConcurrent: Int = 1, cancelGrace: Double = 10, niceness: Int = 10,
-            stallTimeout: Double = 600
+            executable: String, dataDirectory: String, maxConcurrent: Int = 1, cpus: Int? = nil, cancelGrace: Double = 10,
+            niceness: Int = 10, stallTimeout: Double = 600
         ) {
             self.executable = executable
             self.dataDirectory = dataDirectory
             self.maxConcurrent = maxConcurrent
+            self.cpus = cpus
             self.cancelGrace = cancelGrace
             self.niceness = niceness
             self.stallTimeout = stallTimeout
@@ -47,9 +53,13 @@ public final class JobRunner: Service, @unchecked Sendable {
 
     /// A run the scheduler has let go: handed to the executor (`started`) or about to be.
     private final class Slot {
+        /// The threads its spec asks for (0 for a re-attached run: its spec is not read again).
+        let threads: Int
         var started = false
         /// A stop asked for before the executor had the run; passed on once it has.
         var pendingStop: StopReason?
+
+        init(threads: Int) { self.threads = threads }
     }
 
     let store: TrackingStore
@@ -102,7 +112,7 @@ public final class JobRunner: Service, @unchecked Sendable {
         // Slots first: a re-attached run may report its end at once.
         lock.withLock {
             for id in left {
-                let slot = Slot()
+                let slot = Slot(threads: 0)
                 slot.started = true
                 slots[id] = slot
             }
@@ -131,22 +141,23 @@ public final class JobRunner: Service, @unchecked Sendable {
     /// Starts queued (and interrupted) runs while there is room.
     public func schedule() {
         while lock.withLock({ mayStart() }) {
-            let interrupted: [Int64], queued: [Int64]
+            let interrupted: [TrackingStore.WaitingRun], queued: [TrackingStore.WaitingRun]
             do {
                 // Interrupted runs first: they were started before anything still queued.
-                interrupted = try store.runIDs(status: [.interrupted])
-                queued = try store.runIDs(status: [.queued])
+                interrupted = try store.waitingRuns(status: [.interrupted])
+                queued = try store.waitingRuns(status: [.queued])
             } catch {
                 logger.error("cannot read the queue: \(error)")
                 return
             }
             let picked: (id: Int64, slot: Slot)? = lock.withLock {
                 guard mayStart(),
-                    let next = (interrupted + queued).first(where: { slots[$0] == nil && !cancelling.contains($0) })
+                    let next = (interrupted + queued).first(where: { slots[$0.id] == nil && !cancelling.contains($0.id) }),
+                    fitsTheCores(next.threads)
                 else { return nil }
-                let slot = Slot()
-                slots[next] = slot
-                return (next, slot)
+                let slot = Slot(threads: next.threads)
+                slots[next.id] = slot
+                return (next.id, slot)
             }
             guard let (id, slot) = picked else { return }
             let moved: Bool
@@ -164,7 +175,8 @@ public final class JobRunner: Service, @unchecked Sendable {
             }
             publishStatus(id)
             executor.start(
-                RunLaunch(runID: id, resume: interrupted.contains(id), directory: runDirectory(id)), reporter: reporter(id))
+                RunLaunch(runID: id, resume: interrupted.contains { $0.id == id }, directory: runDirectory(id)),
+                reporter: reporter(id))
             let stop: StopReason? = lock.withLock {
                 guard slots[id] === slot else { return nil }  // it has ended already
                 slot.started = true
@@ -182,6 +194,13 @@ public final class JobRunner: Service, @unchecked Sendable {
             return false
         }
         return true
+    }
+
+    /// Whether a run on `threads` fits beside the runs training now; called under `lock`. Alone, any
+    /// run fits (else one asking for more than the budget would never start).
+    private func fitsTheCores(_ threads: Int) -> Bool {
+        guard let cpus = options.cpus, !slots.isEmpty else { return true }
+        return slots.values.reduce(0) { $0 + $1.threads } + threads <= cpus
     }
 
     private func release(_ id: Int64, _ slot: Slot) {

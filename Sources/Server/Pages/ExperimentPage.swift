@@ -114,7 +114,9 @@ struct ExperimentPage {
         let queued = runs.filter { $0.status == .queued || $0.status == .interrupted }.count
         var eta: String?
         if !durations.isEmpty && (queued > 0 || remaining > 0) {
-            let slots = Double(max(1, service.context.options.maxConcurrent))
+            let waiting = runs.first { $0.status == .queued || $0.status == .interrupted }
+            let threads = waiting.flatMap { (try? JSONValue.parse($0.specJSON))?["threads"]?.doubleValue }.map { Int($0) }
+            let slots = Double(service.context.options.trainingSlots(threads: threads ?? RunSpec().threads))
             eta = Format.duration((remaining + Double(queued) * durations.reduce(0, +) / Double(durations.count)) / slots)
         }
 

@@ -69,8 +69,11 @@ struct LaunchForm {
         var epochs: String?
         var width: String?
         var trainLimit: String?
+        var threads: String?
 
-        var isEmpty: Bool { [name, presets, baseline, teacher, seeds, epochs, width, trainLimit].allSatisfy { $0 == nil } }
+        var isEmpty: Bool {
+            [name, presets, baseline, teacher, seeds, epochs, width, trainLimit, threads].allSatisfy { $0 == nil }
+        }
     }
 
     var name = "fmnist-averaging"
@@ -78,6 +81,8 @@ struct LaunchForm {
     var epochs = "10"
     var width = "16"
     var trainLimit = ""
+    /// Threads per run: the server's proposal (its cores shared by the runs it trains at once).
+    var threads = "2"
     var teacherRun = ""
     var baseline = "none"
     var ticked: [String] = ["none", "ema", "swa"]
@@ -93,12 +98,13 @@ struct LaunchForm {
         epochs = form.first("epochs") ?? ""
         width = form.first("width") ?? ""
         trainLimit = form.first("train_limit") ?? ""
+        threads = form.first("threads") ?? ""
         teacherRun = form.first("teacher_run") ?? ""
         ticked = form.all("presets")
         baseline = form.first("baseline") ?? ticked.first ?? ""
     }
 
-    init() {}
+    init(threads: Int) { self.threads = String(threads) }
 
     /// Fills the choices for rendering: the server's presets and the completed runs that can teach.
     mutating func prepare(presets: [PresetEntry], teachers runs: [RunRecord], top1: [Int64: Double]) {
@@ -170,19 +176,26 @@ struct LaunchForm {
             limit = l
             errors.trainLimit = e
         }
+        var threadCount: Int?
+        if !threads.isEmpty {  // empty: the spec's default
+            let (t, e) = integer(threads, 1...64, "threads per run")
+            threadCount = t
+            errors.threads = e
+        }
         guard errors.isEmpty, let epochCount, let widthValue else { return (nil, errors) }
         var data: [String: JSONValue] = [:]
         if let limit { data["train_limit"] = .number(Double(limit)) }
-        let base: JSONValue = .object([
+        var base: [String: JSONValue] = [
             "optim": ["epochs": .number(Double(epochCount))], "model": ["width": .number(Double(widthValue))],
             "data": .object(data),
-        ])
+        ]
+        if let threadCount { base["threads"] = .number(Double(threadCount)) }
         let variants: [JSONValue] = ticked.map { p in
             guard p == "kd", let teacher else { return .string(p) }
             return ["name": "kd", "preset": "kd", "spec": ["distillation": ["teacher_run": .number(Double(teacher))]]]
         }
         let document: JSONValue = [
-            "name": .string(name), "base": base, "variants": .array(variants), "seeds": .array(seedList),
+            "name": .string(name), "base": .object(base), "variants": .array(variants), "seeds": .array(seedList),
             "baseline": .string(baseline),
         ]
         return (document, errors)
@@ -199,6 +212,7 @@ struct LaunchForm {
         case field.hasSuffix("optim.epochs"): errors.epochs = error.message
         case field.hasSuffix("model.width"): errors.width = error.message
         case field.hasSuffix("data.train_limit"): errors.trainLimit = error.message
+        case field.hasSuffix("threads"): errors.threads = error.message
         case field.hasPrefix("variants"): errors.presets = error.message
         default: generalError = error.message
         }

@@ -103,7 +103,7 @@ struct PagesController: Sendable {
                 progress: r.status == .running || r.status == .interrupted ? progress : nil, fraction: fraction, eta: eta ?? "",
                 top1: top1.map { Format.metric($0, key: "test/top1") } ?? "—", top1Value: top1.map { String($0) } ?? "")
         }
-        var form = form ?? LaunchForm()
+        var form = form ?? LaunchForm(threads: options.launchFormThreads)
         let teachers = try store.runs(RunFilter(status: .completed, limit: 50)).filter { !$0.external }
         form.prepare(
             presets: options.presets, teachers: teachers,

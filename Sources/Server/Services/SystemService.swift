@@ -23,11 +23,12 @@ struct SystemService: Sendable {
         return context.options.presets.map { ($0, $0.overlay(base)) }
     }
 
-    /// "1 running · 4 queued · 1 training slot", in every page's header.
+    /// "1 running · 4 queued · 2 training slots on 2 cores", in every page's header.
     func queueText() -> String {
         let running = (try? context.store.count(status: .running)) ?? 0
         let queued = (try? context.store.count(status: .queued)) ?? 0
         let slots = context.options.maxConcurrent
-        return "\(running) running · \(queued) queued · \(slots) training slot\(slots == 1 ? "" : "s")"
+        let cores = context.options.slurm == nil ? context.options.cpus.map { " on \($0) core\($0 == 1 ? "" : "s")" } ?? "" : ""
+        return "\(running) running · \(queued) queued · \(slots) training slot\(slots == 1 ? "" : "s")\(cores)"
     }
 }
