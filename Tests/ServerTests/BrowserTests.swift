@@ -132,9 +132,10 @@ final class BrowserTests: XCTestCase {
         let folder = try TempFolder()
         let app = try buildApplication(options(folder, executable: exe))
         try await app.test(.live) { client in
-            // 30 steps of a debug-built trainer: several seconds, a progress line every second.
+            // 200 steps of the trainer (its numeric modules built with -O even in debug): a few seconds,
+            // a progress line every second.
             let spec =
-                #"{"data": {"train_limit": 1920, "test_limit": 100}, "model": {"width": 4}, "optim": {"epochs": 1, "batch_size": 64}}"#
+                #"{"data": {"train_limit": 12800, "test_limit": 100}, "model": {"width": 4}, "optim": {"epochs": 1, "batch_size": 64}}"#
             let run = try await client.json(.post, "/api/runs", spec, expect: .created)
             let id = try XCTUnwrap(run["id"]?.intValue)
             for _ in 0..<600 where try await client.json(.get, "/api/runs/\(id)")["status"]?.stringValue == "queued" {

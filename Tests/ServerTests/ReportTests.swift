@@ -37,10 +37,11 @@ final class ReportTests: XCTestCase {
         trainer.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: out))
         trainer.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: err))
         try trainer.run()
-        // Lines wait in the spool while the server is down.
+        // Lines wait in the spool while the server is down, and a post has failed (the trainer retries).
         let spool = ReportSpool(runDirectory: runFolder)
         let waited = Date().addingTimeInterval(60)
-        while spool.pending().count < 10 && trainer.isRunning && Date() < waited {
+        func retrying() -> Bool { ((try? String(contentsOfFile: err, encoding: .utf8)) ?? "").contains("retrying") }
+        while (spool.pending().count < 10 || !retrying()) && trainer.isRunning && Date() < waited {
             try await Task.sleep(nanoseconds: 100_000_000)
         }
         XCTAssertGreaterThanOrEqual(spool.pending().count, 10, "lines wait in the spool while the server is down")

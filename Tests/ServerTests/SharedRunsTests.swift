@@ -15,30 +15,46 @@ final class SharedRunsTests: XCTestCase {
         #"{"data": {"train_limit": 256, "test_limit": 200}, "model": {"width": 4}, "optim": {"epochs": 1, "batch_size": 64}, "resolution": {"test_grid": {"resize": [28], "crop": [28]}}}"#
     static let defaultVariants = #"["none", "ema", "ema-warmup", "swa"]"#
 
-    /// Every metric line of `polyak train`: weights → "key@step" → value.
-    func train(_ exe: String, _ spec: RunSpec, in folder: TempFolder, as name: String) throws -> [String: [String: Double]] {
+    /// What `polyak train` printed: every metric line (weights → "key@step" → value) and every line of
+    /// the EMA-length sweep (weights → the line without its clock reading, `seconds`).
+    struct Trained {
+        var metrics: [String: [String: Double]] = [:]
+        var sweep: [String: String] = [:]
+    }
+
+    func train(_ exe: String, _ spec: RunSpec, in folder: TempFolder, as name: String) throws -> Trained {
         let file = folder.url.appendingPathComponent("\(name).json")
         try spec.jsonData().write(to: file)
         let out = try runProcess(exe, ["train", "--spec", file.path, "--out", folder.url.appendingPathComponent(name).path])
         XCTAssertEqual(out.status, 0, out.err)
-        var metrics: [String: [String: Double]] = [:]
+        var trained = Trained()
         for line in out.out.split(separator: "\n") {
             let event = try JSONValue.parse(String(line))
-            guard event["type"]?.stringValue == "metric" else { continue }
-            let key = "\(event["key"]!.stringValue!)@\(event["step"]!.intValue!)"
-            metrics[event["weights"]!.stringValue!, default: [:]][key] = event["value"]!.doubleValue!
+            switch event["type"]?.stringValue {
+            case "metric":
+                let key = "\(event["key"]!.stringValue!)@\(event["step"]!.intValue!)"
+                trained.metrics[event["weights"]!.stringValue!, default: [:]][key] = event["value"]!.doubleValue!
+            case "posthoc":
+                guard case .object(var fields) = event else { continue }
+                fields["seconds"] = nil
+                trained.sweep[event["weights"]!.stringValue!] = JSONValue.object(fields).text()
+            default: continue
+            }
         }
-        return metrics
+        return trained
     }
 
     /// The shared run and each variant's own run, through the real trainer: every point of every
-    /// weight set a variant reads is the same Double, bit for bit (raw included: the copy it replaces).
+    /// weight set a variant reads is the same Double, bit for bit (raw included: the copy it replaces),
+    /// and so is every point of the post-hoc variant's EMA-length sweep, which the shared run does once.
+    /// Two widths, not the default 16 or more: each costs 50 precise-BN batches and an evaluation, in
+    /// both runs (the default list is PostHocSweepPlanTests').
     func testASharedRunTrainsWhatSeparateRunsTrain() throws {
         let exe = try polyakExecutable()
         let folder = try TempFolder()
         let body = #"""
             {"name": "same", "base": \#(Self.tiny), "variants": ["none", "ema", "ema-warmup",
-              {"name": "ph", "spec": {"averaging": {"kind": "posthoc", "snapshots": 2}}}], "seeds": [7]}
+              {"name": "ph", "spec": {"averaging": {"kind": "posthoc", "snapshots": 2, "sweep": [0.07, 0.2]}}}], "seeds": [7]}
             """#
         let request = try ExperimentRequest(try JSONValue.parse(body), presets: realPresets)
         let members = try request.runSpecs(presets: realPresets) { _ in }.map {
@@ -48,12 +64,14 @@ final class SharedRunsTests: XCTestCase {
         XCTAssertEqual(runs.count, 1)
         let shared = try train(exe, runs[0].spec, in: folder, as: "shared")
         XCTAssertTrue(runs[0].spec.weightSetNames.contains { $0.hasSuffix("~ema-warmup") }, "a renamed set is covered")
+        XCTAssertEqual(Set(shared.sweep.keys), ["phema@0.07", "phema@0.2"])
         for m in members {
             let alone = try train(exe, m.spec, in: folder, as: m.variant)
-            XCTAssertEqual(Set(alone.keys), Set(m.spec.weightSetNames))
+            XCTAssertEqual(Set(alone.metrics.keys), Set(m.spec.weightSetNames))
+            XCTAssertEqual(alone.sweep, m.spec.postHocSpec == nil ? [:] : shared.sweep, m.variant)
             for weights in m.spec.weightSetNames {
                 let runWeights = runs[0].shares.first { $0.variant == m.variant && $0.weights == weights }?.runWeights ?? weights
-                let (a, s) = (alone[weights] ?? [:], shared[runWeights] ?? [:])
+                let (a, s) = (alone.metrics[weights] ?? [:], shared.metrics[runWeights] ?? [:])
                 XCTAssertGreaterThan(a.count, 2, "\(m.variant) · \(weights)")
                 XCTAssertEqual(Set(a.keys), Set(s.keys), "\(m.variant) · \(weights)")
                 for (key, value) in a {
