@@ -221,6 +221,11 @@ extension TrackingStore {
                     ))
             }
             try attachLists(db, to: &records)
+            // A shared run answers for several variants; the MLflow views name them all.
+            var byID: [Int64: Int] = [:]
+            for (i, r) in records.enumerated() { byID[r.id] = i }
+            let runIDs = "[" + records.map { String($0.id) }.joined(separator: ",") + "]"
+            try attachShares(db, to: &records, ids: runIDs, index: byID)
             var out = records.enumerated().map { i, r in
                 let e = extra[i]
                 return MLflowRunRecord(

@@ -117,7 +117,7 @@ struct MLflowService: Sendable {
 
     func existingRun(_ text: String) throws -> MLflowRunRecord {
         guard let id = Int64(text), id > 0, let r = try store.mlflowRun(id) else { throw MLflowError.noRun(text) }
-        return r
+        return r.withPlacementTags()
     }
 
     /// A run that takes writes: active and external (Polyak's own trainer is the only writer of its runs).
