@@ -2,7 +2,7 @@
 """MLflow's runs/log-batch ingestion and runs/search, the reference for `polyak bench service`
 (performance.md; `--only mlflow` there sends the same requests to Polyak's MLflow routes).
 
-Usage: /work/venv-mlflow/bin/python scripts/bench_mlflow.py [--port 5055] [--batches 80] [--reps 3]
+Usage: /work/venv-mlflow/bin/python scripts/bench_mlflow.py [--port 5055] [--batches 80] [--reps 3] [--only log-batch|search]
 Needs `pip install 'mlflow>=3,<4'` in that python; starts `mlflow server` on SQLite in a temporary
 folder, on loopback, sends 1000-metric batches from 1 and 8 clients, then searches 1 000 runs
 (3 params, 5 metrics of 20 steps each) with a metric filter and an order on it, prints one JSON
@@ -70,6 +70,7 @@ def main():
     ap.add_argument("--port", type=int, default=5055)
     ap.add_argument("--batches", type=int, default=80, help="1000-metric batches per repetition, split over the clients")
     ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--only", choices=("log-batch", "search"), help="one of the two benchmarks (both by default)")
     args = ap.parse_args()
     folder = tempfile.mkdtemp(prefix="mlflow-bench-")
     mlflow = os.path.join(os.path.dirname(sys.executable), "mlflow")
@@ -84,7 +85,7 @@ def main():
             except Exception:
                 time.sleep(0.2)
         exp = call(args.port, "experiments/create", {"name": f"bench-{time.time()}"})["experiment_id"]
-        for clients in (1, 8):
+        for clients in (1, 8) if args.only != "search" else ():
             per = max(1, args.batches // clients)
             rates, dropped = [], 0
             for rep in range(args.reps + 1):
@@ -122,7 +123,8 @@ def main():
             print(json.dumps({"benchmark": "mlflow_log_batch", "server": f"mlflow {version()}", "clients": clients,
                               "batch_points": 1000, "requests": clients * per, "points_per_s": round(rates[len(rates) // 2]),
                               "reps_points_per_s": [round(r) for r in rates], "resent_requests": dropped, "loadavg": os.getloadavg()[0]}), flush=True)
-        search(args)
+        if args.only != "log-batch":
+            search(args)
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)

@@ -187,6 +187,16 @@ extension TrackingStore {
         try mlflowRuns(where: "r.id = ?", [.int(id)]).first
     }
 
+    /// What a write needs to know of a run, without its lists: nil when there is no run `id`.
+    public func mlflowRunWriteState(_ id: Int64) throws -> (deleted: Bool, external: Bool)? {
+        try read { db in
+            try db.fetchAll(
+                "SELECT r.external, m.lifecycle_stage FROM runs r LEFT JOIN mlflow_runs m ON m.run_id = r.id WHERE r.id = ?",
+                [.int(id)], table: "runs ⋈ mlflow_runs"
+            ) { row in (try row.optionalText("lifecycle_stage") == "deleted", try row.bool("external")) }.first
+        }
+    }
+
     /// The runs of these experiments, newest first.
     public func mlflowRuns(experiments: [Int64]) throws -> [MLflowRunRecord] {
         let ids = "[" + experiments.map(String.init).joined(separator: ",") + "]"
@@ -211,6 +221,11 @@ extension TrackingStore {
                     ))
             }
             try attachLists(db, to: &records)
+            // A shared run answers for several variants; the MLflow views name them all.
+            var byID: [Int64: Int] = [:]
+            for (i, r) in records.enumerated() { byID[r.id] = i }
+            let runIDs = "[" + records.map { String($0.id) }.joined(separator: ",") + "]"
+            try attachShares(db, to: &records, ids: runIDs, index: byID)
             var out = records.enumerated().map { i, r in
                 let e = extra[i]
                 return MLflowRunRecord(

@@ -8,8 +8,6 @@ import Hummingbird
 struct MLflowArgs {
     private var body: [String: JSONValue]
     private var query: [String: String]
-    /// The body's size in bytes (log-batch's cap).
-    var bytes = 0
 
     init(json: [String: JSONValue]) {
         body = json
@@ -28,24 +26,25 @@ struct MLflowArgs {
             for (k, v) in request.uri.queryParameters { q[String(k)] = String(v) }
             return MLflowArgs(query: q)
         }
-        let buffer: ByteBuffer
-        do {
-            buffer = try await request.body.collect(upTo: Limits.bodyBytes)
-        } catch let e as HTTPResponseError where e.status == .contentTooLarge {
-            throw Limits.bodyTooLarge()
-        } catch {
-            throw MLflowError.invalid("the request body could not be read completely")
-        }
-        let data = Data(buffer.readableBytesView)
+        let data = Data(try await body(request).readableBytesView)
         if data.isEmpty { return MLflowArgs(json: [:]) }
         let value: JSONValue
         do { value = try JSONValue.parse(data) } catch let e as SpecError {
             throw MLflowError(.badRequest, "Malformed JSON body: \(e.message)")
         }
         guard case .object(let members) = value else { throw MLflowError(.badRequest, "The request body must be a JSON object") }
-        var args = MLflowArgs(json: members)
-        args.bytes = data.count
-        return args
+        return MLflowArgs(json: members)
+    }
+
+    /// The request's body, up to the cap (413 past it).
+    static func body(_ request: Request) async throws -> ByteBuffer {
+        do {
+            return try await request.body.collect(upTo: Limits.bodyBytes)
+        } catch let e as HTTPResponseError where e.status == .contentTooLarge {
+            throw Limits.bodyTooLarge()
+        } catch {
+            throw MLflowError.invalid("the request body could not be read completely")
+        }
     }
 
     private func raw(_ name: String) -> JSONValue? {
@@ -127,16 +126,6 @@ struct MLflowArgs {
         guard let v = raw(name) else { throw MLflowError.missing(path) }
         guard let s = v.stringValue else { throw MLflowError.invalid(Self.invalidValue(path, v, "must be a string")) }
         return s
-    }
-
-    /// The object items of `name` as argument sets (log-batch's metrics).
-    func objects(_ name: String) throws -> [MLflowArgs] {
-        try array(name).enumerated().map { i, item in
-            guard case .object(let m) = item else {
-                throw MLflowError.invalid(Self.invalidValue("\(name)[\(i)]", item, "must be an object"))
-            }
-            return MLflowArgs(json: m)
-        }
     }
 
     /// MLflow's sentence for a bad value: `Invalid value "x" for parameter 'name' supplied: …`.

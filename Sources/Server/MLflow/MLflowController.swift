@@ -14,6 +14,9 @@ struct MLflowController: Sendable {
         artifacts = MLflowArtifacts(context: context)
     }
 
+    /// `{}`: what MLflow answers a write with.
+    static let emptyObject = Array("{}".utf8)
+
     typealias Handler = @Sendable (MLflowService, MLflowArgs) async throws -> any Encodable
 
     /// Method, path under the prefix, handler.
@@ -36,7 +39,6 @@ struct MLflowController: Sendable {
         (.post, "runs/log-parameter", { try await $0.logParameter($1) }),
         (.post, "runs/set-tag", { try await $0.setTag($1) }),
         (.post, "runs/delete-tag", { try await $0.deleteTag($1) }),
-        (.post, "runs/log-batch", { try await $0.logBatch($1) }),
         (.get, "metrics/get-history", { try await $0.metricHistory($1) }),
     ]
 
@@ -52,6 +54,13 @@ struct MLflowController: Sendable {
                         if let json = answer as? MLflowJSON { return Reply.bytes(json.bytes) }
                         return try Reply.view(answer)
                     })
+            }
+            // log-batch, the ingestion hot path, reads its body from bytes without a JSONValue tree.
+            group.post(RouterPath("runs/log-batch")) { [service] request, _ in
+                let body = try await MLflowArgs.body(request)
+                let batch = try body.withUnsafeReadableBytes { try MLflowBatchReader.read($0) }
+                _ = try await service.logBatch(batch)
+                return Reply.bytes(Self.emptyObject)
             }
         }
         let files = router.group(RouterPath(MLflowArtifacts.prefix)).add(middleware: MLflowErrorMiddleware())

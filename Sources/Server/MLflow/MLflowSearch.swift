@@ -191,7 +191,7 @@ extension MLflowService {
         let texts = try a.strings("experiment_ids")
         let all = try await Blocking.run {
             let ids = try texts.map { try experimentID($0) }
-            return try store.mlflowRuns(experiments: ids)
+            return try store.mlflowRuns(experiments: ids).map { $0.withPlacementTags() }
         }
         let found = MLflowSearch.runs(all, filter: filter, order: order, view: view)
         let page = Array(found.dropFirst(offset).prefix(limit))

@@ -39,29 +39,19 @@ extension MLflowService {
         return MLflowEmpty()
     }
 
-    /// Metrics, params and tags of one run; refused whole past MLflow's caps (with its wording), on
-    /// a changed param or a conflicting metric value: params are checked before any point is stored.
-    func logBatch(_ a: MLflowArgs) async throws -> MLflowEmpty {
-        if a.bytes > Self.maxBatchBytes {
-            throw MLflowError.invalid(
-                "Batched logging API requests must be at most \(Self.maxBatchBytes) bytes, got a request of size \(a.bytes).")
-        }
-        let metricArgs = try a.objects("metrics")
-        let params = try a.keyValues("params")
-        let tags = try a.keyValues("tags")
-        try Self.checkBatchLimit("metrics", Self.maxMetricsPerBatch, metricArgs.count)
-        try Self.checkBatchLimit("params", Self.maxParamsTagsPerBatch, params.count)
-        try Self.checkBatchLimit("tags", Self.maxParamsTagsPerBatch, tags.count)
-        try Self.checkBatchLimit(
-            "metrics, params, and tags", Self.maxEntitiesPerBatch, metricArgs.count + params.count + tags.count)
-        let points = try metricArgs.enumerated().map { i, m in try Self.point(m, path: "metrics[\(i)].") }
-        try Self.checkParams(params)
-        try Self.checkTags(tags)
-        let r = try await writableRun(a)
-        if let changed = try await Blocking.run({ try store.mlflowChangedParam(run: r.run.id, params: params) }) { throw changed }
-        try await save(points: points, run: r.run.id)
-        if !params.isEmpty || !tags.isEmpty {
-            try await Blocking.run { try store.mlflowLogParamsAndTags(run: r.run.id, params: params, tags: tags) }
+    /// Metrics, params and tags of one run, as ``MLflowBatchReader`` read and checked them (MLflow's
+    /// caps and wording); refused whole on a changed param or a conflicting metric value: params are
+    /// checked before any point is stored. One trip to the blocking pool for the whole request.
+    func logBatch(_ batch: MLflowBatch) async throws -> MLflowEmpty {
+        try await Blocking.run {
+            let id = try writableRunID(batch.runID)
+            if !batch.params.isEmpty, let changed = try store.mlflowChangedParam(run: id, params: batch.params) {
+                throw changed
+            }
+            try storePoints(batch.points, run: id)
+            if !batch.params.isEmpty || !batch.tags.isEmpty {
+                try store.mlflowLogParamsAndTags(run: id, params: batch.params, tags: batch.tags)
+            }
         }
         return MLflowEmpty()
     }
@@ -103,10 +93,12 @@ extension MLflowService {
 
     /// Stores points through the one write path; a conflicting value refuses the whole call.
     private func save(points: [MetricPoint], run id: Int64) async throws {
+        try await Blocking.run { try storePoints(points, run: id) }
+    }
+
+    private func storePoints(_ points: [MetricPoint], run id: Int64) throws {
         do {
-            try await Blocking.run { [store] in
-                try store.logBatch(run: id, points, policy: .refuse, maxSeries: Limits.seriesPerRun)
-            }
+            try store.logBatch(run: id, points, policy: .refuse, maxSeries: Limits.seriesPerRun)
         } catch let e as CapReached {
             throw MLflowError(.resourceConflict, e.description)
         }

@@ -117,20 +117,28 @@ struct MLflowService: Sendable {
 
     func existingRun(_ text: String) throws -> MLflowRunRecord {
         guard let id = Int64(text), id > 0, let r = try store.mlflowRun(id) else { throw MLflowError.noRun(text) }
-        return r
+        return r.withPlacementTags()
     }
 
     /// A run that takes writes: active and external (Polyak's own trainer is the only writer of its runs).
     func writableRun(_ a: MLflowArgs) async throws -> MLflowRunRecord {
         let r = try await run(a)
-        if r.deleted {
-            throw MLflowError.invalid("The run \(r.run.id) must be in the 'active' state. Current state is deleted.")
-        }
-        if !r.run.external {
-            throw MLflowError.invalid(
-                "run \(r.run.id) is trained by Polyak itself; only runs created through the API take writes")
-        }
+        try Self.checkWritable(r.run.id, deleted: r.deleted, external: r.run.external)
         return r
+    }
+
+    /// The id of the run `text` names when it takes writes, read without the run's lists (log-batch's path).
+    func writableRunID(_ text: String) throws -> Int64 {
+        guard let id = Int64(text), id > 0, let state = try store.mlflowRunWriteState(id) else { throw MLflowError.noRun(text) }
+        try Self.checkWritable(id, deleted: state.deleted, external: state.external)
+        return id
+    }
+
+    static func checkWritable(_ id: Int64, deleted: Bool, external: Bool) throws {
+        if deleted { throw MLflowError.invalid("The run \(id) must be in the 'active' state. Current state is deleted.") }
+        if !external {
+            throw MLflowError.invalid("run \(id) is trained by Polyak itself; only runs created through the API take writes")
+        }
     }
 
     func createRun(_ a: MLflowArgs) async throws -> MLflowRunReply {

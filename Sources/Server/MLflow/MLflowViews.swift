@@ -188,3 +188,18 @@ enum MLflowMetricKey {
         return ms.isFinite && abs(ms) < 9e18 ? Int64(ms) : 0
     }
 }
+
+extension MLflowRunRecord {
+    /// The run with the tags a user filters on where it sits: a run Polyak trains has no MLflow tags
+    /// (it takes no writes), so its placement is shown as `polyak.variant` and `polyak.seed`, made up
+    /// on every read and never stored. A shared run answers for several variants: its `polyak.variant`
+    /// names them all joined by `+` (`none+ema`), as the client commands do.
+    func withPlacementTags() -> MLflowRunRecord {
+        guard !run.external else { return self }
+        var placement: [(key: String, value: String)] = [(TrackingStore.seedTag, String(run.seed))]
+        if !run.variants.isEmpty { placement.append((TrackingStore.variantTag, run.variants.joined(separator: "+"))) }
+        var r = self
+        r.tags = (tags.filter { t in !placement.contains { $0.key == t.key } } + placement).sorted { $0.key < $1.key }
+        return r
+    }
+}
