@@ -29,8 +29,9 @@ struct SlurmServeOptions: ParsableArguments {
     var slurmPoll: Double = 2
 
     @Option(
-        help: "With --executor slurm: how often a run whose job was preempted or lost its node is submitted again "
-            + "(resuming from its last checkpoint) before it fails.")
+        help: ArgumentHelp(
+            "With --executor slurm: how often a run whose job was preempted or lost its node is submitted again "
+                + "(resuming from its last checkpoint) before it fails."))
     var slurmMaxResubmissions: Int = 3
 
     func validate() throws {

@@ -27,6 +27,9 @@ struct SlurmJobScript {
             # A requeued job continues from the newest checkpoint in its run folder.
             unset POLYAK_PARENT_PID
             cd \(d) || exit 1
+            # The trainer of an interrupted job may still be stopping (its node was set down, it was
+            # preempted): wait up to 2 minutes for it to let go of the folder's lock.
+            flock -w 120 \(Self.quote(directory + "/train.lock")) true 2>/dev/null || true
             if [ -f \(Self.quote(directory + "/spec.json")) ]; then
                 exec \(binary) train --resume \(d) \(report)
             else
