@@ -121,6 +121,12 @@ final class SlurmCluster: @unchecked Sendable {
         XCTAssertEqual(r.status, 0, "scontrol update state=\(state): \(r.err)")
     }
 
+    /// Brings `node` back if it is still down (it usually registers again by itself: `ReturnToService=2`).
+    func resumeNode(_ node: String) {
+        let state = (try? runProcess("/usr/bin/sinfo", ["-h", "-n", node, "-o", "%t"], environment: environment))?.out ?? ""
+        if state.contains("down") || state.contains("drain") { try? setNode(node, state: "resume") }
+    }
+
     func scancel(_ jobID: Int) throws {
         let r = try runProcess("/usr/bin/scancel", [String(jobID)], environment: environment)
         XCTAssertEqual(r.status, 0, r.err)

@@ -6,9 +6,9 @@ import XCTest
 /// What a Slurm-executing server does when things go wrong on the cluster's side, against the real
 /// single-node cluster: a node that fails under a job, and a server killed right after `sbatch`.
 final class SlurmRecoveryTests: SlurmTestCase {
-    /// 4 epochs of 16 steps: long enough after its first checkpoint for the node to be taken down.
+    /// 3 epochs of 16 steps: long enough after its first checkpoint for the node to be taken down.
     static let resumableSpec =
-        #"{"threads": 1, "data": {"train_limit": 1024, "test_limit": 200}, "model": {"width": 4}, "optim": {"epochs": 4, "batch_size": 64}, "resolution": {"test_grid": {"resize": [28], "crop": [28]}}}"#
+        #"{"threads": 1, "data": {"train_limit": 1024, "test_limit": 100}, "model": {"width": 4}, "optim": {"epochs": 3, "batch_size": 64}, "resolution": {"test_grid": {"resize": [28], "crop": [28]}}}"#
 
     func testANodeFailureResubmitsTheRunWhichResumesFromItsLastCheckpoint() async throws {
         let s = try await serve()
@@ -16,15 +16,20 @@ final class SlurmRecoveryTests: SlurmTestCase {
         let node = try cluster.nodeName()
         let id = try await s.http.json("POST", "/api/runs", Self.resumableSpec)["id"]?.intValue ?? -1
         let runFolder = s.folder.data + "/runs/\(id)"
+        // The same spec trained without Slurm and without interruption, meanwhile.
+        let created = try await s.http.json("GET", "/api/runs/\(id)")
+        let spec = try XCTUnwrap(created["spec"])
+        let exe = s.exe
+        let referenceTraining = Task.detached { try Self.reference(exe, spec: spec) }
         try await wait(60, "the first checkpoint\n\(serverLog(s.folder))") {
             FileManager.default.fileExists(atPath: runFolder + "/checkpoints/epoch-001.safetensors")
         }
         let firstJob = try await s.http.json("GET", "/api/runs/\(id)")["slurm_job_id"]?.intValue ?? -1
-        // The node goes down under the job: Slurm ends it NODE_FAIL (it may not requeue it itself).
+        // The node goes down under the job: Slurm kills its processes and ends it NODE_FAIL (`--no-requeue`:
+        // Slurm does not requeue it itself). The node registers again at once (`ReturnToService=2`).
         try cluster.setNode(node, state: "down", reason: "polyak-test")
-        var nodeUp = false
-        defer { if !nodeUp { try? cluster.setNode(node, state: "resume") } }
-        // The server submits the run again; the new job waits for a node.
+        defer { cluster.resumeNode(node) }
+        // The server submits the run again, and the new job resumes from the checkpoint.
         try await wait(30, "a second job\n\(serverLog(s.folder))") {
             let r = try await s.http.json("GET", "/api/runs/\(id)")
             return (r["slurm_job_id"]?.intValue ?? firstJob) != firstJob
@@ -32,8 +37,6 @@ final class SlurmRecoveryTests: SlurmTestCase {
         let waiting = try await s.http.json("GET", "/api/runs/\(id)")
         let secondJob = try XCTUnwrap(waiting["slurm_job_id"]?.intValue)
         XCTAssertTrue((waiting["error"]?.stringValue ?? "").contains("Slurm job \(firstJob) ended NODE_FAIL"), "\(waiting)")
-        try cluster.setNode(node, state: "resume")
-        nodeUp = true
         try await wait(120, "the run to finish\n\(serverLog(s.folder))") {
             Self.finished.contains(try await status(s.http, id))
         }
@@ -54,7 +57,8 @@ final class SlurmRecoveryTests: SlurmTestCase {
 
         // Bit for bit the points of the same spec trained without interruption: none lost, none twice.
         let stored = try await points(s.http, id)
-        let reference = try reference(s.exe, spec: run["spec"]!)
+        let reference = try await referenceTraining.value
+        XCTAssertEqual(run["spec"], spec)
         XCTAssertGreaterThan(reference.count, 10)
         XCTAssertEqual(stored.count, reference.count)
         XCTAssertEqual(stored, reference)

@@ -105,7 +105,7 @@ class SlurmTestCase: XCTestCase {
     nonisolated(unsafe) private static var references: [String: [CrashTests.Point]] = [:]
 
     /// The metric points of `spec` trained by `polyak train` without Slurm, without interruption.
-    func reference(_ exe: String, spec: JSONValue) throws -> [CrashTests.Point] {
+    static func reference(_ exe: String, spec: JSONValue) throws -> [CrashTests.Point] {
         let text = spec.text()
         if let known = Self.referenceLock.withLock({ Self.references[text] }) { return known }
         let folder = try TempFolder()

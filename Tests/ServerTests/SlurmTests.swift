@@ -178,7 +178,7 @@ final class SlurmTests: SlurmTestCase {
         let stored = try await points(http, id)
 
         // The same spec trained without interruption: the same points, bit for bit, none missing, none twice.
-        let reference = try reference(exe, spec: run["spec"]!)
+        let reference = try Self.reference(exe, spec: run["spec"]!)
         XCTAssertGreaterThan(reference.count, 10)
         XCTAssertEqual(stored, reference)
     }
