@@ -85,6 +85,8 @@ public func buildApplication(_ options: ServerOptions) throws -> some Applicatio
     try FileManager.default.createDirectory(atPath: options.dataDirectory + "/runs", withIntermediateDirectories: true)
     let databaseLock = try DatabaseLock(database: options.databasePath)
     let store = try TrackingStore(path: options.databasePath)
+    // Runs held by Slurm jobs are not this server's to train when it is not executing on Slurm.
+    if options.slurm == nil { try SlurmHeldRuns.refuseLocalExecutor(store) }
     let hub = EventHub()
     let runner = JobRunner(
         store: store, hub: hub,

@@ -11,7 +11,7 @@ extension Bench {
         static let configuration = CommandConfiguration(
             commandName: "service",
             abstract:
-                "Metric ingestion (1 and 8 clients), a 100 000-point history, compare and the experiment page over 1 000 runs, MLflow's log-batch and runs/search; one JSON object each."
+                "Metric ingestion (1 and 8 clients), a 100 000-point history, compare and the experiment page over 1 000 runs, MLflow's log-batch and runs/search, 64 jobs reporting at once, a Slurm poll over 1 000 jobs; one JSON object each."
         )
 
         @Option(help: "Repetitions after a warm-up (the median is reported).") var reps: Int = 3
@@ -19,7 +19,10 @@ extension Bench {
         @Option(help: "Folder for the benchmark's database (a temporary one by default).") var dir: String?
         @Option(help: "1000-metric MLflow log-batch requests per repetition (split over the clients).") var mlflowBatches: Int =
             80
-        @Option(help: "Only these benchmarks (comma-separated: ingest, history, compare, page, mlflow); all by default.")
+        @Option(
+            help:
+                "Only these benchmarks (comma-separated: ingest, history, compare, page, mlflow, report, slurm-poll); all by default."
+        )
         var only: String?
 
         func wants(_ name: String) -> Bool { only.map { $0.split(separator: ",").contains(Substring(name)) } ?? true }
@@ -52,6 +55,8 @@ extension Bench {
                 if wants("page") { try experimentPage(experiment, client: client, store: store) }
             }
             if wants("mlflow") { try mlflow(port: port, client: client, store: store) }
+            if wants("report") { try report(port: port, client: client, store: store) }
+            if wants("slurm-poll") { try slurmPoll(folder: folder) }
             Self.emit([
                 "benchmark": "resident_memory", "idle_mb": .number(idleRSS), "after_mb": .number(Self.residentMB()),
                 "bar_idle_mb": 64, "pass": .bool(idleRSS <= 64),
@@ -59,7 +64,7 @@ extension Bench {
             ])
         }
 
-        static let names = ["ingest", "history", "compare", "page", "mlflow"]
+        static let names = ["ingest", "history", "compare", "page", "mlflow", "report", "slurm-poll"]
 
         // MARK: Benchmarks
 

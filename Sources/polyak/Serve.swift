@@ -150,6 +150,9 @@ struct Serve: AsyncParsableCommand {
         } catch let error as DatabaseLockError {
             // A second server on one database: name the one that holds it.
             fail("\(error)")
+        } catch let error as SlurmHeldRuns {
+            // Runs still training on a Slurm cluster: name them and how to follow them.
+            fail("\(error)")
         }
     }
 

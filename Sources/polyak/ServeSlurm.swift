@@ -28,6 +28,12 @@ struct SlurmServeOptions: ParsableArguments {
     @Option(help: "With --executor slurm: seconds between two squeue polls.")
     var slurmPoll: Double = 2
 
+    @Option(
+        help: ArgumentHelp(
+            "With --executor slurm: how often a run whose job was preempted or lost its node is submitted again "
+                + "(resuming from its last checkpoint) before it fails."))
+    var slurmMaxResubmissions: Int = 3
+
     func validate() throws {
         guard executor == "local" || executor == "slurm" else {
             throw ValidationError("--executor must be local or slurm, got \(executor)")
@@ -50,6 +56,7 @@ struct SlurmServeOptions: ParsableArguments {
             }
         }
         if !(slurmPoll > 0) { throw ValidationError("--slurm-poll must be > 0 seconds") }
+        if slurmMaxResubmissions < 0 { throw ValidationError("--slurm-max-resubmissions must be ≥ 0") }
     }
 
     /// The executor's settings, or nil for the local one.
@@ -63,6 +70,6 @@ struct SlurmServeOptions: ParsableArguments {
         return SlurmOptions(
             sharedDirectory: absolute(sharedDir), partition: slurmPartition, extraOptions: slurmOption,
             publicURL: publicURL ?? "http://\(hostPart):\(port)", trainerBinary: trainerBinary ?? ownExecutable,
-            tokenFile: tokenFile.map(absolute), pollInterval: slurmPoll)
+            tokenFile: tokenFile.map(absolute), pollInterval: slurmPoll, maxResubmissions: slurmMaxResubmissions)
     }
 }

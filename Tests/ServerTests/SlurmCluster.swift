@@ -3,9 +3,10 @@ import PolyakTestSupport
 import XCTest
 
 /// A real single-node Slurm cluster (munged, slurmctld, slurmd from Debian's packages) started by
-/// `scripts/slurm-local.sh` for the Slurm tests, once per test process, and stopped when the last
-/// of them ends. Without the packages the tests skip, naming them; under CI (`CI=1`, where
-/// `.ci/run` installs them) a cluster that cannot start is a failure.
+/// `scripts/slurm-local.sh` for the Slurm tests, once per test process (every Slurm test class
+/// shares it: a start costs seconds), and stopped when the test bundle ends. Without the packages
+/// the tests skip, naming them; under CI (`CI=1`, where `.ci/run` installs them) a cluster that
+/// cannot start is a failure.
 final class SlurmCluster: @unchecked Sendable {
     let directory: String
     let port: Int
@@ -33,9 +34,17 @@ final class SlurmCluster: @unchecked Sendable {
     /// The cluster, started on first use (a failure to start is remembered: every test reports it).
     static func acquire() throws -> SlurmCluster {
         try lock.withLock {
-            if started == nil { started = Result { try start() } }
+            if started == nil {
+                started = Result { try start() }
+                XCTestObservationCenter.shared.addTestObserver(StopAtTheEnd())
+            }
             return try started!.get()
         }
+    }
+
+    /// Stops the cluster once every test has run.
+    private final class StopAtTheEnd: NSObject, XCTestObservation {
+        func testBundleDidFinish(_ testBundle: Bundle) { SlurmCluster.stop() }
     }
 
     /// Stops the cluster (its jobs cancelled, its daemons stopped) and removes its folder.
@@ -94,6 +103,28 @@ final class SlurmCluster: @unchecked Sendable {
     func jobs() throws -> [String] {
         let r = try runProcess("/usr/bin/squeue", ["-h", "-t", "all", "-o", "%i %T"], environment: environment)
         return r.out.split(separator: "\n").map(String.init)
+    }
+
+    /// The cluster's one node.
+    func nodeName() throws -> String {
+        let r = try runProcess("/usr/bin/sinfo", ["-h", "-o", "%N"], environment: environment)
+        let name = r.out.trimmingCharacters(in: .whitespacesAndNewlines)
+        if r.status != 0 || name.isEmpty { throw ClusterError("sinfo names no node: \(r.err)") }
+        return name
+    }
+
+    /// `scontrol update nodename=NODE state=…`: `down` ends the jobs on it (NODE_FAIL), `resume` brings it back.
+    func setNode(_ node: String, state: String, reason: String? = nil) throws {
+        let r = try runProcess(
+            "/usr/bin/scontrol", ["update", "nodename=\(node)", "state=\(state)"] + (reason.map { ["reason=\($0)"] } ?? []),
+            environment: environment)
+        XCTAssertEqual(r.status, 0, "scontrol update state=\(state): \(r.err)")
+    }
+
+    /// Brings `node` back if it is still down (it usually registers again by itself: `ReturnToService=2`).
+    func resumeNode(_ node: String) {
+        let state = (try? runProcess("/usr/bin/sinfo", ["-h", "-n", node, "-o", "%t"], environment: environment))?.out ?? ""
+        if state.contains("down") || state.contains("drain") { try? setNode(node, state: "resume") }
     }
 
     func scancel(_ jobID: Int) throws {

@@ -5,73 +5,7 @@ import XCTest
 
 /// `polyak serve --executor slurm` against a real single-node Slurm (`SlurmCluster`): runs become
 /// sbatch jobs whose trainers report over HTTP (`polyak train --report`).
-final class SlurmTests: XCTestCase {
-    var cluster: SlurmCluster!
-
-    override func setUpWithError() throws {
-        cluster = try SlurmCluster.acquire()
-    }
-
-    /// One cluster for the class: started by its first test, stopped after its last.
-    override class func tearDown() {
-        SlurmCluster.stop()
-    }
-
-    /// 2 epochs of 2 steps at width 4, one thread (the cluster has 4 CPUs), one grid cell.
-    static let tinyBase =
-        #"{"threads": 1, "data": {"train_limit": 128, "test_limit": 64}, "model": {"width": 4}, "optim": {"epochs": 2, "batch_size": 64}, "resolution": {"test_grid": {"resize": [28], "crop": [28]}}}"#
-
-    /// Long enough to be caught running (40 epochs of 16 steps).
-    static let longSpec =
-        #"{"threads": 1, "data": {"train_limit": 1024, "test_limit": 100}, "model": {"width": 4}, "optim": {"epochs": 40, "batch_size": 64}, "resolution": {"test_grid": {"resize": [28], "crop": [28]}}}"#
-
-    func startServer(_ exe: String, _ folder: TempFolder, port: Int, extra: [String] = []) throws -> Process {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: exe)
-        p.arguments =
-            [
-                "serve", "--port", "\(port)", "--db", folder.db, "--executor", "slurm", "--shared-dir", folder.data,
-                "--slurm-poll", "0.5", "--max-concurrent", "4", "--log-level", "info",
-            ] + extra
-        p.environment = cluster.environment
-        p.standardOutput = FileHandle.nullDevice
-        let log = folder.url.appendingPathComponent("serve.log").path
-        if !FileManager.default.fileExists(atPath: log) { _ = FileManager.default.createFile(atPath: log, contents: nil) }
-        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
-        handle.seekToEndOfFile()
-        p.standardError = handle
-        try p.run()
-        return p
-    }
-
-    func serverLog(_ folder: TempFolder) -> String {
-        (try? String(contentsOfFile: folder.url.appendingPathComponent("serve.log").path, encoding: .utf8)) ?? ""
-    }
-
-    /// Waits until `done` holds (polling), failing after `seconds`.
-    func wait(_ seconds: Double, _ what: String, _ done: () async throws -> Bool) async throws {
-        let deadline = Date().addingTimeInterval(seconds)
-        while try await !done() {
-            if Date() > deadline {
-                XCTFail("timed out after \(Int(seconds)) s waiting for \(what)")
-                throw CancellationError()
-            }
-            try await Task.sleep(nanoseconds: 200_000_000)
-        }
-    }
-
-    static let finished: Set<String> = ["completed", "failed", "cancelled"]
-
-    func runs(_ http: HTTP, experiment id: Int) async throws -> [JSONValue] {
-        let e = try await http.json("GET", "/api/experiments/\(id)")
-        return (0..<(e["runs"]?.count ?? 0)).compactMap { e["runs"]![$0] }
-    }
-
-    func points(_ http: HTTP, _ runID: Int) async throws -> [CrashTests.Point] {
-        let p = try await http.json("GET", "/api/runs/\(runID)/metrics")["points"]!
-        return (0..<p.count).map { CrashTests.Point(p[$0]!) }.sorted()
-    }
-
+final class SlurmTests: SlurmTestCase {
     func testExperimentThroughSlurmMatchesTheLocalExecutorBitForBit() async throws {
         let exe = try polyakExecutable()
         let started = Date()
@@ -220,8 +154,13 @@ final class SlurmTests: XCTestCase {
         let jobID = try await http.json("GET", "/api/runs/\(id)")["slurm_job_id"]?.intValue ?? -1
         kill(server.processIdentifier, SIGKILL)
         server.waitUntilExit()
-        // The trainer goes on meanwhile, its reports waiting in its spool.
-        try await Task.sleep(nanoseconds: 1_500_000_000)
+        // The trainer goes on meanwhile, its reports waiting in its spool. A server started without
+        // --executor slurm on this database refuses, naming the run and its job, and changes nothing.
+        let local = try runBriefly(
+            exe, ["serve", "--port", "\(try freePort())", "--db", folder.db, "--data-dir", folder.url.path + "/local"])
+        XCTAssertEqual(local.status, 2, local.err)
+        XCTAssertTrue(local.err.contains("run \(id) (job \(jobID))") && local.err.contains("--executor slurm"), local.err)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: folder.url.path + "/local/runs/\(id)"), "no local trainer")
         server = try startServer(exe, folder, port: port)
         try await http.waitUntilUp()
         try await wait(120, "the run to finish\n\(serverLog(folder))") {
@@ -239,15 +178,29 @@ final class SlurmTests: XCTestCase {
         let stored = try await points(http, id)
 
         // The same spec trained without interruption: the same points, bit for bit, none missing, none twice.
-        let specFile = folder.url.appendingPathComponent("spec.json").path
-        try run["spec"]!.data(pretty: true).write(to: URL(fileURLWithPath: specFile))
-        let trained = try runProcess(exe, ["train", "--spec", specFile, "--out", folder.url.appendingPathComponent("ref").path])
-        XCTAssertEqual(trained.status, 0, trained.err)
-        let reference = Set(
-            try trained.out.split(separator: "\n").map { try JSONValue.parse(String($0)) }
-                .filter { $0["type"]?.stringValue == "metric" }.map(CrashTests.Point.init)
-        ).sorted()
+        let reference = try Self.reference(exe, spec: run["spec"]!)
         XCTAssertGreaterThan(reference.count, 10)
         XCTAssertEqual(stored, reference)
+    }
+
+    /// Runs `exe` and expects it to end within 20 s (a server that should refuse to start but does
+    /// not is stopped, and the test fails).
+    func runBriefly(_ exe: String, _ arguments: [String]) throws -> (status: Int32, err: String) {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: exe)
+        p.arguments = arguments
+        let err = Pipe()
+        p.standardError = err
+        p.standardOutput = FileHandle.nullDevice
+        try p.run()
+        let deadline = Date().addingTimeInterval(20)
+        while p.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.05) }
+        if p.isRunning {
+            kill(p.processIdentifier, SIGKILL)
+            XCTFail("\(arguments.prefix(2).joined(separator: " ")) did not end within 20 s")
+        }
+        p.waitUntilExit()
+        let text = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        return (p.terminationStatus, text)
     }
 }

@@ -31,4 +31,21 @@ final class SlurmJobsTests: XCTestCase {
         XCTAssertEqual(try store.run(a)?.slurmJobID, 201)
         XCTAssertNil(try store.run(a)?.slurmState)
     }
+
+    func testInterruptionsAreCountedPerRun() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("store-slurm-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let store = try TrackingStore(path: folder.appendingPathComponent("polyak.sqlite").path)
+        let a = try store.createRun(NewRun(specJSON: "{}", codeVersion: "test")).id
+        let b = try store.createRun(NewRun(specJSON: "{}", codeVersion: "test")).id
+        XCTAssertEqual(try store.slurmInterruptions(a), 0)
+        XCTAssertEqual(try store.countSlurmInterruption(a), 1)
+        XCTAssertEqual(try store.countSlurmInterruption(a), 2)
+        XCTAssertEqual(try store.slurmInterruptions(a), 2)
+        XCTAssertEqual(try store.slurmInterruptions(b), 0)
+        // A new job for the run keeps the count: the cap is per run, not per job.
+        try store.setSlurmJob(a, jobID: 7)
+        XCTAssertEqual(try store.slurmInterruptions(a), 2)
+    }
 }

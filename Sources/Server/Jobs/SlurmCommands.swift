@@ -3,27 +3,29 @@ import Foundation
 /// Slurm's client commands as the Slurm executor calls them: `sbatch` to submit, one `squeue` for
 /// the state of every held job, `scancel` to cancel. Each runs to its end (at most `timeout`
 /// seconds: a controller that does not answer must not hang the poller) with this server's
-/// environment, so `SLURM_CONF` and the like apply.
-struct SlurmCommands: Sendable {
+/// environment, so `SLURM_CONF` and the like apply. Public for `polyak bench`'s poll figure.
+public struct SlurmCommands: Sendable {
     var sbatch = "sbatch"
     var squeue = "squeue"
     var scancel = "scancel"
     var timeout = 30.0
+
+    public init() {}
 
     struct Failure: Error, CustomStringConvertible {
         var description: String
     }
 
     /// One job as `squeue` lists it.
-    struct JobState: Equatable, Sendable {
+    public struct JobState: Equatable, Sendable {
         /// `PENDING`, `RUNNING`, `COMPLETED`, `FAILED`, `TIMEOUT`, `CANCELLED`, `PREEMPTED`, `NODE_FAIL`…
-        var state: String
+        public var state: String
         /// Why it waits or ended (`Resources`, `Priority`, `NonZeroExitCode`, `None`).
-        var reason: String
+        public var reason: String
     }
 
     /// `sbatch --parsable ARGS SCRIPT`: the new job's id.
-    func submit(_ arguments: [String], script: String) throws -> Int64 {
+    public func submit(_ arguments: [String], script: String) throws -> Int64 {
         let out = try run(sbatch, ["--parsable"] + arguments + [script])
         // `--parsable` prints `ID` or `ID;cluster`.
         let text = out.trimmingCharacters(in: .whitespacesAndNewlines)
@@ -34,7 +36,7 @@ struct SlurmCommands: Sendable {
     }
 
     /// The state of each of `ids` that Slurm still knows (finished jobs stay listed for its `MinJobAge`).
-    func states(_ ids: [Int64]) throws -> [Int64: JobState] {
+    public func states(_ ids: [Int64]) throws -> [Int64: JobState] {
         guard !ids.isEmpty else { return [:] }
         let out: String
         do {
@@ -43,6 +45,25 @@ struct SlurmCommands: Sendable {
             return [:]  // none of them is known any more
         }
         return Self.parse(out)
+    }
+
+    /// One job as `squeue` lists it by name.
+    struct NamedJob: Equatable, Sendable {
+        var id: Int64
+        var name: String
+        var state: String
+        var workDirectory: String
+    }
+
+    /// Every job Slurm still lists (any state, any user) named one of `names`.
+    func jobs(named names: [String]) throws -> [NamedJob] {
+        guard !names.isEmpty else { return [] }
+        let out = try run(squeue, ["-h", "-t", "all", "-o", "%i|%j|%T|%Z", "-n", names.joined(separator: ",")])
+        return out.split(separator: "\n").compactMap { line in
+            let f = line.split(separator: "|", maxSplits: 3, omittingEmptySubsequences: false).map(String.init)
+            guard f.count == 4, let id = Int64(f[0].trimmingCharacters(in: .whitespaces)) else { return nil }
+            return NamedJob(id: id, name: f[1], state: f[2], workDirectory: f[3])
+        }
     }
 
     static func parse(_ listing: String) -> [Int64: JobState] {
@@ -55,10 +76,10 @@ struct SlurmCommands: Sendable {
         return out
     }
 
-    func cancel(_ id: Int64) throws { _ = try run(scancel, [String(id)]) }
+    public func cancel(_ id: Int64) throws { _ = try run(scancel, [String(id)]) }
 
     /// Runs `program` to its end; its stdout, or a ``Failure`` naming its exit and stderr.
-    func run(_ program: String, _ arguments: [String]) throws -> String {
+    public func run(_ program: String, _ arguments: [String]) throws -> String {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: program.contains("/") ? program : "/usr/bin/env")
         p.arguments = program.contains("/") ? arguments : [program] + arguments

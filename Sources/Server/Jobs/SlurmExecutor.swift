@@ -108,19 +108,55 @@ final class SlurmExecutor: RunExecutor, @unchecked Sendable {
     }
 
     func reattach(_ runIDs: [Int64], reporter: (Int64) -> RunReporter) -> Set<Int64> {
+        let runs = runIDs.compactMap { try? store.run($0) }
+        let unrecorded = submittedButNotRecorded(runs)
         var held: Set<Int64> = []
-        for id in runIDs {
-            guard let run = try? store.run(id), let jobID = run.slurmJobID else { continue }
-            let job = Job(runID: id, reporter: reporter(id))
+        for run in runs {
+            var jobID = run.slurmJobID
+            if let found = unrecorded[run.id] {
+                // The server stopped between sbatch and storing the id: follow that job, submit none again.
+                do {
+                    try store.setSlurmJob(run.id, jobID: found)
+                } catch {
+                    logger.error("run \(run.id): cannot store its Slurm job \(found): \(error)")
+                }
+                try? Data("\(found)\n".utf8).write(
+                    to: URL(fileURLWithPath: RunFolderSetup.directory(of: run.id, in: options.sharedDirectory) + "/slurm_job_id"))
+                logger.notice("run \(run.id): found Slurm job \(found), submitted before the server stopped but not recorded")
+                jobID = found
+            }
+            guard let jobID else { continue }
+            let job = Job(runID: run.id, reporter: reporter(run.id))
             job.jobID = jobID
             job.waiting = run.status == .queued
-            job.shownState = run.slurmState
-            lock.withLock { jobs[id] = job }
-            held.insert(id)
-            logger.info("run \(id): re-attached to Slurm job \(jobID)")
+            job.shownState = unrecorded[run.id] == nil ? run.slurmState : nil
+            lock.withLock { jobs[run.id] = job }
+            held.insert(run.id)
+            logger.info("run \(run.id): re-attached to Slurm job \(jobID)")
         }
         if !held.isEmpty { startPoller() }
         return held
+    }
+
+    /// Jobs Slurm lists for these runs (by the job name and run folder every submission uses) that are
+    /// newer than the job stored on the run: submitted by a server that died before it stored the id.
+    private func submittedButNotRecorded(_ runs: [RunRecord]) -> [Int64: Int64] {
+        guard !runs.isEmpty else { return [:] }
+        let listed: [SlurmCommands.NamedJob]
+        do {
+            listed = try options.commands.jobs(named: runs.map { SlurmJobScript.jobName(runID: $0.id) })
+        } catch {
+            logger.warning("squeue failed: a job submitted just before the server stopped may not be found: \(error)")
+            return [:]
+        }
+        var found: [Int64: Int64] = [:]
+        for run in runs {
+            let name = SlurmJobScript.jobName(runID: run.id)
+            let directory = RunFolderSetup.directory(of: run.id, in: options.sharedDirectory)
+            let newest = listed.filter { $0.name == name && $0.workDirectory == directory }.map(\.id).max()
+            if let newest, newest > (run.slurmJobID ?? 0) { found[run.id] = newest }
+        }
+        return found
     }
 
     func shutdown() async {
@@ -186,30 +222,33 @@ final class SlurmExecutor: RunExecutor, @unchecked Sendable {
         if changedWait { job.reporter.waiting(waiting) }
     }
 
-    /// A job that ended: what its trainer left unsent is stored first, then the run's end is decided.
+    /// A job that ended: what its trainer left unsent is stored first, then the run's end is decided
+    /// (`SlurmJobEnd`); an interruption is counted on the run and kept among its warnings, so the
+    /// run's history says why it took two jobs even once it completed.
     private func finish(_ job: Job, state: String, reason: String) {
         let jobID = job.jobID ?? 0
         let directory = RunFolderSetup.directory(of: job.runID, in: options.sharedDirectory)
         SpoolIngest.run(job.runID, directory: directory, store: store, hub: hub, logger: logger)
         try? store.setSlurmState(job.runID, reason == "None" || reason.isEmpty ? state : "\(state) (\(reason))")
         let summary = (try? store.run(job.runID))?.summaryJSON.flatMap { try? JSONValue.parse($0) }
-        let summaryStatus = summary?["status"]?.stringValue
-        let cancelRequested = lock.withLock { job.cancelRequested }
-        let why = "Slurm job \(jobID) ended \(state)" + (reason == "None" || reason.isEmpty ? "" : " (\(reason))")
-        let tail = Self.outputTail(directory: directory, jobID: jobID)
-        switch state {
-        case "COMPLETED" where summaryStatus == "completed", "UNKNOWN" where summaryStatus == "completed":
-            end(job, .completed, nil)
-        case _ where cancelRequested:
-            end(job, .cancelled, "cancelled")
-        case "PREEMPTED", "NODE_FAIL", "BOOT_FAIL":
-            end(job, .interrupted, why + "; submitted again, resuming from its last checkpoint")
-        case "CANCELLED":
-            end(job, .failed, why + ": cancelled outside Polyak (scancel or an administrator)" + tail)
-        default:
-            let said = summary?["reason"]?.stringValue.map { "; the trainer said: \($0)" } ?? ""
-            end(job, .failed, why + (summaryStatus == nil ? "; no summary arrived" : "") + said + tail)
+        let decision = SlurmJobEnd.decide(
+            .init(
+                jobID: jobID, state: state, reason: reason, summaryStatus: summary?["status"]?.stringValue,
+                trainerReason: summary?["reason"]?.stringValue, cancelRequested: lock.withLock { job.cancelRequested },
+                interruptions: (try? store.slurmInterruptions(job.runID)) ?? 0, maxResubmissions: options.maxResubmissions,
+                stderrTail: Self.outputTail(directory: directory, jobID: jobID)))
+        if decision.countsAsInterruption {
+            do {
+                _ = try store.countSlurmInterruption(job.runID)
+                let warning = TrainerEvent.warning(
+                    .init(code: "slurm_interrupted", weights: nil, message: decision.reason ?? state))
+                try store.addWarning(job.runID, json: warning.line)
+                hub.publish(run: job.runID, "warning", warning.line)
+            } catch {
+                logger.error("run \(job.runID): cannot count its interruption: \(error)")
+            }
         }
+        end(job, decision.status, decision.reason)
     }
 
     private func end(_ job: Job, _ status: RunStatus, _ reason: String?) {

@@ -27,6 +27,9 @@ struct SlurmJobScript {
             # A requeued job continues from the newest checkpoint in its run folder.
             unset POLYAK_PARENT_PID
             cd \(d) || exit 1
+            # The trainer of an interrupted job may still be stopping (its node was set down, it was
+            # preempted): wait up to 2 minutes for it to let go of the folder's lock.
+            flock -w 120 \(Self.quote(directory + "/train.lock")) true 2>/dev/null || true
             if [ -f \(Self.quote(directory + "/spec.json")) ]; then
                 exec \(binary) train --resume \(d) \(report)
             else
@@ -49,12 +52,16 @@ struct SlurmJobScript {
     /// threads as CPUs, then the partition and the user's own options (the last one wins).
     func sbatchArguments(partition: String?, extra: [String]) -> [String] {
         var out = [
-            "--job-name=polyak-run-\(runID)", "--output=\(directory)/slurm-%j.out", "--error=\(directory)/slurm-%j.err",
+            "--job-name=\(Self.jobName(runID: runID))", "--output=\(directory)/slurm-%j.out", "--error=\(directory)/slurm-%j.err",
             "--open-mode=append", "--chdir=\(directory)", "--no-requeue", "--cpus-per-task=\(threads)",
         ]
         if let partition { out.append("--partition=\(partition)") }
         return out + extra
     }
+
+    /// Every job of run `id` has this name (and the run folder as its working directory): how a
+    /// restarted server finds a job whose id it did not get to store.
+    static func jobName(runID: Int64) -> String { "polyak-run-\(runID)" }
 
     /// A single-quoted shell word.
     static func quote(_ s: String) -> String { "'" + s.replacingOccurrences(of: "'", with: "'\\''") + "'" }

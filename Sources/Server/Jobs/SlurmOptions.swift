@@ -13,11 +13,14 @@ public struct SlurmOptions: Sendable {
     public var tokenFile: String?
     /// Seconds between two `squeue` polls.
     public var pollInterval: Double
+    /// How often a run is submitted again after its job was interrupted (preempted, node failure).
+    public var maxResubmissions: Int
     var commands = SlurmCommands()
 
     public init(
         sharedDirectory: String, partition: String? = nil, extraOptions: [String] = [], publicURL: String,
-        trainerBinary: String, tokenFile: String? = nil, pollInterval: Double = 2
+        trainerBinary: String, tokenFile: String? = nil, pollInterval: Double = 2,
+        maxResubmissions: Int = 3
     ) {
         self.sharedDirectory = sharedDirectory
         self.partition = partition
@@ -26,5 +29,6 @@ public struct SlurmOptions: Sendable {
         self.trainerBinary = trainerBinary
         self.tokenFile = tokenFile
         self.pollInterval = pollInterval
+        self.maxResubmissions = maxResubmissions
     }
 }
