@@ -29,8 +29,9 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/hummingbird-project/swift-mustache", from: "2.1.1"),
         .package(url: "https://github.com/apple/swift-crypto", from: "4.5.2"),
-        // The client commands' HTTP (already in the graph through HummingbirdTesting); URLSession on
-        // Linux spins a core while it holds an event stream open.
+        // The binary's one HTTP client: the client commands and `train --report` (already in the graph
+        // through HummingbirdTesting). URLSession on Linux spins a core while it holds an event stream
+        // open, and would link FoundationNetworking and libcurl for the reporter alone.
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
     ],
     targets: [

@@ -222,20 +222,28 @@ extension TrackingStore {
         }
     }
 
-    /// Calls `body(runID, variant, weights, step, epoch, value)` for every point of `key` over an
-    /// experiment's runs (any status, so curves fill in while runs train), run by run in step order.
-    /// One query: the experiment page draws 1 000 runs' curves from it. A shared run's points come
-    /// once per variant that reads the set, under the variant's name.
-    public func forEachExperimentPoint(
-        experiment: Int64, key: String, _ body: (Int64, String, String, Int64, Int64?, Double) throws -> Void
+    /// Every point of `key` over an experiment's runs (any status, so curves fill in while runs
+    /// train), series by series: `series(runID, variant, weights)` opens one, then `point(step,
+    /// epoch, value)` gives its points in step order; runs in id order, a run's sets by name. One
+    /// query: the experiment page draws 1 000 runs' curves from it. A shared run's set comes once
+    /// per variant that reads it, under the variant's name.
+    public func forEachExperimentSeries(
+        experiment: Int64, key: String, series: (Int64, String, String) throws -> Void,
+        point: (Int64, Int64?, Double) throws -> Void
     ) throws {
         let shared = Self.sharedSetsJoin(weights: "m.weights")
         try read { db in
-            var columns: (run: Int32, variant: Int32, weights: Int32, step: Int32, epoch: Int32, value: Int32)?
+            var columns:
+                (
+                    run: Int32, series: Int32, position: Int32, variant: Int32, weights: Int32, step: Int32, epoch: Int32,
+                    value: Int32
+                )?
+            // The series in hand: (run, series id, share position); its names are read once, not per point.
+            var current: (run: Int64, series: Int64, position: Int64?)?
             try db.forEach(
                 """
-                SELECT r.id AS run_id, COALESCE(s.variant, r.variant) AS variant, COALESCE(s.weights, m.weights) AS weights,
-                       p.step, p.epoch, p.value
+                SELECT r.id AS run_id, m.id AS series_id, s.position, COALESCE(s.variant, r.variant) AS variant,
+                       COALESCE(s.weights, m.weights) AS weights, p.step, p.epoch, p.value
                 FROM runs r JOIN metric_series m ON m.run_id = r.id \(shared.join)
                 JOIN metric_points p ON p.series_id = m.id
                 WHERE r.experiment_id = ? AND m.key = ? AND \(shared.condition)
@@ -246,14 +254,17 @@ extension TrackingStore {
                 let c =
                     try columns
                     ?? (
-                        row.index("run_id"), row.index("variant"), row.index("weights"), row.index("step"), row.index("epoch"),
-                        row.index("value")
+                        row.index("run_id"), row.index("series_id"), row.index("position"), row.index("variant"),
+                        row.index("weights"), row.index("step"), row.index("epoch"), row.index("value")
                     )
                 columns = c
                 let s = row.statement
-                try body(
-                    s.int(c.run), s.optionalText(c.variant) ?? "", s.text(c.weights), s.int(c.step), s.optionalInt(c.epoch),
-                    s.isNull(c.value) ? .nan : s.double(c.value))
+                let run = s.int(c.run), id = s.int(c.series), position = s.optionalInt(c.position)
+                if current?.run != run || current?.series != id || current?.position != position {
+                    current = (run, id, position)
+                    try series(run, s.optionalText(c.variant) ?? "", s.text(c.weights))
+                }
+                try point(s.int(c.step), s.optionalInt(c.epoch), s.isNull(c.value) ? .nan : s.double(c.value))
             }
         }
     }

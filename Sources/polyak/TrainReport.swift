@@ -2,10 +2,6 @@ import Experiments
 import Foundation
 import Training
 
-#if canImport(FoundationNetworking)
-    import FoundationNetworking
-#endif
-
 /// `polyak train --report URL`: besides printing its lines, the trainer posts them to the run's URL
 /// on a Polyak server (`…/api/runs/<id>`): metric points to `POST …/metrics` in batches (≤ 1 000
 /// points, or what came in a second), every other event to `POST …/events`, in the order printed.
@@ -16,8 +12,8 @@ import Training
 /// the folder, sent by the next `--resume` (or read by a Slurm-executing server when the job ends).
 /// The server stores a resent line once, so nothing is lost and nothing is duplicated.
 ///
-/// HTTP is Foundation's `URLSession` (libcurl underneath): no dependency beyond what the package
-/// already links, and a blocking sender thread suits a trainer that has no event loop.
+/// HTTP is the binary's one client (``PolyakHTTP``, the client commands' too), called from a blocking
+/// sender thread: the trainer has no Swift concurrency of its own.
 final class TrainReport: @unchecked Sendable {
     struct Line {
         var text: String
@@ -33,8 +29,8 @@ final class TrainReport: @unchecked Sendable {
     static let interval = 1.0
     static let maxBackoff = 5.0
 
-    let runURL: String
-    let token: String?
+    /// The run's URL on the server, with its token.
+    let http: PolyakHTTP
     let spool: ReportSpool
     private let condition = NSCondition()
     private var pending: [Line] = []
@@ -45,11 +41,9 @@ final class TrainReport: @unchecked Sendable {
     /// The server refused a batch for good (401, 404, 409…): lines are still spooled, not sent.
     private var refused: String?
     private var sending = false
-    private let session: URLSession
 
     init(url: String, token: String?, runDirectory: String) throws {
-        runURL = url.hasSuffix("/") ? String(url.dropLast()) : url
-        self.token = token
+        http = PolyakHTTP(base: url, token: token)
         spool = ReportSpool(runDirectory: runDirectory)
         try FileManager.default.createDirectory(atPath: spool.directory, withIntermediateDirectories: true)
         if !FileManager.default.fileExists(atPath: spool.spoolPath) {
@@ -64,9 +58,6 @@ final class TrainReport: @unchecked Sendable {
         // What an earlier trainer in this folder could not send goes first.
         pending = spool.pending().map { Line(text: $0.line, end: $0.end, isMetric: Self.isMetric($0.line)) }
         if !pending.isEmpty { oldest = .distantPast }
-        let configuration = URLSessionConfiguration.ephemeral
-        configuration.timeoutIntervalForRequest = 30
-        session = URLSession(configuration: configuration)
         let thread = Thread { [self] in sendLoop() }
         thread.name = "polyak-report"
         thread.start()
@@ -217,31 +208,19 @@ final class TrainReport: @unchecked Sendable {
             path = "/events"
             body = "{\"events\":[" + group.map(\.text).joined(separator: ",") + "]}"
         }
-        guard let url = URL(string: runURL + path) else { return .refused("\(runURL + path) is not a URL") }
-        var request = URLRequest(url: url)
-        request.httpMethod = "POST"
-        request.httpBody = Data(body.utf8)
-        request.setValue("application/json", forHTTPHeaderField: "Content-Type")
-        if let token { request.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization") }
-        let done = DispatchSemaphore(value: 0)
-        nonisolated(unsafe) var outcome = Outcome.retry("no answer")
-        let task = session.dataTask(with: request) { data, response, error in
-            defer { done.signal() }
-            if let error {
-                outcome = .retry("\(url.host ?? "the server") unreachable: \(error.localizedDescription)")
-                return
-            }
-            let status = (response as? HTTPURLResponse)?.statusCode ?? 0
-            let text = String(decoding: (data ?? Data()).prefix(300), as: UTF8.self)
-            switch status {
-            case 200..<300: outcome = .acknowledged
-            case 408, 429, 500...: outcome = .retry("POST \(path) answered \(status)")
-            default: outcome = .refused("POST \(url) answered \(status): \(text)")
-            }
+        let answer: PolyakHTTP.Answer
+        do {
+            answer = try http.sendWaiting("POST", path, body: Data(body.utf8), timeout: .seconds(30))
+        } catch let e as PolyakHTTP.Unreachable {
+            return .retry("cannot reach the server: \(e)")
+        } catch {
+            return .refused("\(error)")
         }
-        task.resume()
-        done.wait()
-        return outcome
+        switch answer.status {
+        case 200..<300: return .acknowledged
+        case 408, 429, 500...: return .retry("POST \(http.url(path)) answered \(answer.status)")
+        default: return .refused("POST \(http.url(path)) answered \(answer.status): \(answer.excerpt)")
+        }
     }
 
     /// A trainer killed mid-write leaves half a line: cut it, the line was never sent.

@@ -5,6 +5,10 @@ import XCTest
 
 @testable import Server
 
+#if canImport(FoundationNetworking)
+    import FoundationNetworking
+#endif
+
 /// `polyak train --report URL` and the route it posts its non-metric events to.
 final class ReportTests: XCTestCase {
     func testTheReportSurvivesTheServerBeingDownAndEveryPointArrivesOnce() async throws {
@@ -109,5 +113,75 @@ final class ReportTests: XCTestCase {
             XCTAssertEqual(ended["status"]?.stringValue, "failed")
             XCTAssertEqual(ended["error"]?.stringValue, "diverged at step 7")
         }
+    }
+
+    /// The report carries the token; a report the server refuses (a wrong token) names the URL and
+    /// the status on stderr, and training goes on with every line kept in the spool.
+    func testTheReportCarriesTheTokenAndARefusalNamesTheURLAndStatus() async throws {
+        let exe = try polyakExecutable()
+        let folder = try TempFolder()
+        let port = try freePort()
+        let tokenFile = folder.url.appendingPathComponent("token").path
+        let server = Process()
+        server.executableURL = URL(fileURLWithPath: exe)
+        server.arguments = [
+            "serve", "--port", "\(port)", "--db", folder.db, "--data-dir", folder.data, "--log-level", "error",
+            "--token-file", tokenFile,
+        ]
+        server.standardOutput = FileHandle.nullDevice
+        server.environment = ProcessInfo.processInfo.environment.filter { $0.key != "POLYAK_TOKEN" }
+        try server.run()
+        defer {
+            server.terminate()
+            server.waitUntilExit()
+        }
+        try await HTTP(port: port).waitUntilUp()
+        let token = try String(contentsOfFile: tokenFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+        func externalRun() async throws -> Int {
+            var r = URLRequest(url: URL(string: "http://127.0.0.1:\(port)/api/runs?launch=false")!)
+            r.httpMethod = "POST"
+            r.httpBody = Data(#"{"name": "remote"}"#.utf8)
+            r.setValue("application/json", forHTTPHeaderField: "Content-Type")
+            r.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization")
+            let (data, _) = try await URLSession.shared.data(for: r)
+            return try XCTUnwrap(try JSONValue.parse(data)["id"]?.intValue)
+        }
+        let spec = folder.url.appendingPathComponent("spec.json").path
+        try Data(
+            #"{"threads": 1, "data": {"train_limit": 64, "test_limit": 50}, "model": {"width": 4}, "optim": {"epochs": 1, "batch_size": 64}, "resolution": {"test_grid": {"resize": [28], "crop": [28]}}}"#
+                .utf8
+        ).write(to: URL(fileURLWithPath: spec))
+        func train(run: Int, tokenFile: String) throws -> (ProcessOutput, String) {
+            let out = folder.url.appendingPathComponent("run-\(run)").path
+            let env = ProcessInfo.processInfo.environment.filter { $0.key != "POLYAK_TOKEN" }
+            let url = "http://127.0.0.1:\(port)/api/runs/\(run)"
+            let args = ["train", "--spec", spec, "--out", out, "--report", url, "--token-file", tokenFile, "--report-wait", "20"]
+            return (try runProcess(exe, args, environment: env), out)
+        }
+
+        let good = try await externalRun()
+        let (trained, _) = try train(run: good, tokenFile: tokenFile)
+        XCTAssertEqual(trained.status, 0, trained.err)
+        let printed = trained.out.split(separator: "\n").filter { $0.contains(#""type":"metric""#) }.count
+        let stored = try await HTTP(port: port).json("GET", "/api/runs/\(good)/metrics")["points"]
+        XCTAssertGreaterThan(printed, 0)
+        XCTAssertEqual(stored?.count, printed, "every point arrives with the token")
+        let run = try await HTTP(port: port).json("GET", "/api/runs/\(good)")
+        XCTAssertEqual(run["status"]?.stringValue, "completed")
+
+        let wrongFile = folder.url.appendingPathComponent("wrong-token").path
+        try Data("not-the-token\n".utf8).write(to: URL(fileURLWithPath: wrongFile))
+        let refused = try await externalRun()
+        let (untrusted, runFolder) = try train(run: refused, tokenFile: wrongFile)
+        XCTAssertEqual(untrusted.status, 0, "training goes on: \(untrusted.err)")
+        XCTAssertTrue(
+            untrusted.err.contains("polyak: the server refused the report (POST http://127.0.0.1:\(port)/api/runs/\(refused)/"),
+            untrusted.err)
+        XCTAssertTrue(untrusted.err.contains(" answered 401: "), untrusted.err)
+        let spool = ReportSpool(runDirectory: runFolder)
+        XCTAssertEqual(spool.acknowledged(), 0)
+        XCTAssertEqual(spool.pending().count, untrusted.out.split(separator: "\n").count, "every printed line waits in the spool")
+        let none = try await HTTP(port: port).json("GET", "/api/runs/\(refused)/metrics")
+        XCTAssertEqual(none["points"]?.count, 0)
     }
 }

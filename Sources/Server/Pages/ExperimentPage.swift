@@ -212,39 +212,26 @@ struct ExperimentPage {
         [Chart], [String: Int]
     ) {
         struct Key: Hashable { var variant: String; var weights: String }
-        struct Accumulator {
-            var sum = 0.0; var count = 0; var low = Double.infinity; var high = -Double.infinity; var nonFinite = false
-        }
-        // x → accumulator per curve. Rows arrive run by run, series by series, so the current
-        // curve is looked up only when it changes (200 000 points for 1 000 runs × 100 epochs).
-        func aggregate(byEpoch: Bool) throws -> ([Key: [Int64: Accumulator]], Bool) {
-            var curves: [Key: [Int64: Accumulator]] = [:]
-            var current: (variant: String, weights: String, values: [Int64: Accumulator])?
+        // Rows arrive run by run, series by series, so a curve is looked up only when the series changes.
+        func aggregate(byEpoch: Bool) throws -> ([Key: SeedCurve], Bool) {
+            var curves: [Key: SeedCurve] = [:]
+            var current: (key: Key, curve: SeedCurve)?
             var complete = true
-            func flush() {
-                if let c = current { curves[Key(variant: c.variant, weights: c.weights)] = c.values }
-            }
-            try store.forEachExperimentPoint(experiment: e.id, key: metric) { _, variant, weights, step, epoch, value in
-                if current?.variant != variant || current?.weights != weights {
-                    flush()
-                    current = (variant, weights, curves.removeValue(forKey: Key(variant: variant, weights: weights)) ?? [:])
+            try store.forEachExperimentSeries(experiment: e.id, key: metric) { _, variant, weights in
+                let key = Key(variant: variant, weights: weights)
+                if current?.key != key {
+                    if let c = current { curves[c.key] = c.curve }
+                    current = (key, curves.removeValue(forKey: key) ?? SeedCurve())
                 }
+                current!.curve.startSeries()
+            } point: { step, epoch, value in
                 guard let x = byEpoch ? epoch : step else {
                     complete = false
                     return
                 }
-                var a = current!.values[x] ?? Accumulator()
-                if value.isFinite {
-                    a.sum += value
-                    a.count += 1
-                    a.low = min(a.low, value)
-                    a.high = max(a.high, value)
-                } else {
-                    a.nonFinite = true
-                }
-                current!.values[x] = a
+                current!.curve.add(x: x, value)
             }
-            flush()
+            if let c = current { curves[c.key] = c.curve }
             return (curves, complete)
         }
         // Epochs on the x axis when every point has one (variants may differ in batch size, so
@@ -254,7 +241,7 @@ struct ExperimentPage {
         guard !curves.isEmpty else { return ([], [:]) }
         let (weightNames, colour) = Format.weightColours(curves.keys.map(\.weights))
         var allValues: [Double] = []
-        for series in curves.values { for a in series.values where a.count > 0 { allValues += [a.low, a.high] } }
+        for curve in curves.values { for a in curve.values where a.count > 0 { allValues += [a.low, a.high] } }
         let yRange = (allValues.min() ?? 0)...(allValues.max() ?? 1)
         var charts: [Chart] = []
         let ordered = variants + Array(Set(curves.keys.map(\.variant))).filter { !variants.contains($0) }.sorted()
@@ -263,16 +250,14 @@ struct ExperimentPage {
             guard !sets.isEmpty else { continue }
             var seeds = 0
             let series = sets.map { w -> ChartSeries in
-                let byX = curves[Key(variant: variant, weights: w)]!
-                let xs = byX.keys.sorted()
-                seeds = max(seeds, byX.values.map(\.count).max() ?? 0)
-                let line = xs.map { x -> ChartPoint in
-                    let a = byX[x]!
-                    return ChartPoint(x: Double(x), y: a.nonFinite || a.count == 0 ? .nan : a.sum / Double(a.count))
+                let curve = curves[Key(variant: variant, weights: w)]!
+                let xs = curve.xs
+                seeds = max(seeds, curve.values.map(\.count).max() ?? 0)
+                let line = zip(xs, curve.values).map { x, a -> ChartPoint in
+                    ChartPoint(x: Double(x), y: a.nonFinite || a.count == 0 ? .nan : a.sum / Double(a.count))
                 }
-                let band = xs.compactMap { x -> ChartBand? in
-                    let a = byX[x]!
-                    return a.count > 1 && !a.nonFinite
+                let band = zip(xs, curve.values).compactMap { x, a -> ChartBand? in
+                    a.count > 1 && !a.nonFinite
                         ? ChartBand(x: Double(x), low: a.low, high: a.high)
                         : (a.nonFinite ? ChartBand(x: Double(x), low: .nan, high: .nan) : nil)
                 }
@@ -320,8 +305,32 @@ extension ExperimentPage: TemplateModel {
     }
 }
 
-// A table row of a 1 000-run experiment is looked up ~10 times per field by the template: a
-// switch instead of Mirror keeps the page within its 300 ms.
+// Rows the template reads many fields of: a switch instead of Mirror (which walks every field for
+// each name). A run row of a 1 000-run experiment is read 10 times; a compare row, 15 times.
+extension ExperimentPage.CompareRow: MustacheParent {
+    func child(named name: String) -> Any? {
+        switch name {
+        case "variant": return variant
+        case "weights": return weights
+        case "n": return n
+        case "mean": return mean
+        case "meanValue": return meanValue
+        case "std": return std.map { $0 as Any }
+        case "ci": return ci
+        case "delta": return delta
+        case "deltaValue": return deltaValue
+        case "deltaCI": return deltaCI
+        case "deltaClass": return deltaClass
+        case "wlt": return wlt
+        case "best": return best
+        case "gain": return gain
+        case "gainValue": return gainValue
+        case "cost": return cost
+        default: return nil
+        }
+    }
+}
+
 extension ExperimentPage.RunRow: MustacheParent {
     func child(named name: String) -> Any? {
         switch name {

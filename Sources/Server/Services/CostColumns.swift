@@ -69,11 +69,19 @@ enum CostColumns {
     }
 
     /// Fills in the cost of every row of a comparison built from `values`.
+    /// Each row reads only its own values and the baseline's raw ones (in their order), not every
+    /// value of the experiment: 20 rows × 2 000 values on the 1 000-run page.
     static func annotate(_ rows: inout [Comparison.Row], values: [FinalValue], costs: [RunCost], baseline: String) {
         let runs = byRun(costs)
+        struct Key: Hashable { var variant: String; var weights: String }
+        var byRow: [Key: [FinalValue]] = [:]
+        for v in values { byRow[Key(variant: v.variant, weights: v.weights), default: []].append(v) }
+        let reference = byRow[Key(variant: baseline, weights: "raw")] ?? []
         for i in rows.indices {
+            let key = Key(variant: rows[i].variant, weights: rows[i].weights)
+            let own = key == Key(variant: baseline, weights: "raw") ? reference : (byRow[key] ?? []) + reference
             rows[i].cost = cost(
-                variant: rows[i].variant, weights: rows[i].weights, deltaMean: rows[i].delta?.mean, values: values, costs: runs,
+                variant: key.variant, weights: key.weights, deltaMean: rows[i].delta?.mean, values: own, costs: runs,
                 baseline: baseline)
         }
     }

@@ -1,8 +1,6 @@
 import ArgumentParser
-import AsyncHTTPClient
 import Experiments
 import Foundation
-import NIOCore
 
 /// Where the client commands find the server, and the token they show it.
 struct ServerConnection: ParsableArguments {
@@ -28,9 +26,7 @@ struct ServerConnection: ParsableArguments {
             }
             token = text.trimmingCharacters(in: .whitespacesAndNewlines)
         }
-        var base = server
-        while base.hasSuffix("/") { base.removeLast() }
-        return APIClient(base: base, token: token.flatMap { $0.isEmpty ? nil : $0 })
+        return APIClient(base: server, token: token)
     }
 }
 
@@ -40,47 +36,27 @@ struct ClientError: Error, CustomStringConvertible {
     init(_ description: String) { self.description = description }
 }
 
-/// The server's REST API over AsyncHTTPClient (one event loop, no busy waiting).
+/// The server's REST API: JSON in and out through the one ``PolyakHTTP`` client, an error status
+/// turned into the server's own sentence.
 struct APIClient: Sendable {
-    let base: String
-    let token: String?
+    let http: PolyakHTTP
 
-    /// A refused connection fails at once (the default retries until the deadline): a command
-    /// run with no server says so instead of waiting a minute.
-    static let http: HTTPClient = {
-        var configuration = HTTPClient.Configuration()
-        configuration.connectionPool.retryConnectionEstablishment = false
-        configuration.timeout.connect = .seconds(10)
-        return HTTPClient(configuration: configuration)
-    }()
+    init(base: String, token: String?) { http = PolyakHTTP(base: base, token: token) }
 
-    func url(_ path: String) -> String { base + path }
+    var base: String { http.base }
 
-    func request(_ method: String, _ path: String, body: Data? = nil, accept: String = "application/json") -> HTTPClientRequest {
-        var r = HTTPClientRequest(url: base + path)
-        r.method = .RAW(value: method)
-        r.headers.add(name: "Accept", value: accept)
-        if let token { r.headers.add(name: "Authorization", value: "Bearer \(token)") }
-        if let body {
-            r.body = .bytes(ByteBuffer(bytes: body))
-            r.headers.add(name: "Content-Type", value: "application/json")
-        }
-        return r
-    }
+    func url(_ path: String) -> String { http.url(path) }
 
     /// The answer's body; an error status becomes the server's own sentence naming the field.
     func send(_ method: String, _ path: String, body: Data? = nil, accept: String = "application/json") async throws -> Data {
-        let data: Data
-        let status: Int
+        let answer: PolyakHTTP.Answer
         do {
-            let response = try await Self.http.execute(request(method, path, body: body, accept: accept), timeout: .seconds(60))
-            status = Int(response.status.code)
-            data = Data(buffer: try await response.body.collect(upTo: 256 << 20))
-        } catch {
-            throw unreachable(error)
+            answer = try await http.send(method, path, body: body, accept: accept)
+        } catch let e as PolyakHTTP.Unreachable {
+            throw unreachable(e)
         }
-        guard (200..<300).contains(status) else { throw Self.refusal(status: status, body: data, method: method, path: path) }
-        return data
+        guard answer.isSuccess else { throw Self.refusal(status: answer.status, body: answer.body, method: method, path: path) }
+        return answer.body
     }
 
     func json(_ path: String) async throws -> JSONValue { try await json("GET", path) }
@@ -94,20 +70,9 @@ struct APIClient: Sendable {
         }
     }
 
-    func unreachable(_ error: Error) -> ClientError {
+    func unreachable(_ e: PolyakHTTP.Unreachable) -> ClientError {
         ClientError(
-            "cannot reach a Polyak server at \(base) (\(Self.reason(error))); start one with `polyak serve` or name it with --server"
-        )
-    }
-
-    /// NIO's words for the common failures, shortened ("connection refused" rather than the errno dump).
-    static func reason(_ error: Error) -> String {
-        let text = "\(error)"
-        for known in ["Connection refused", "No route to host", "Network is unreachable"] where text.contains(known) {
-            return known.lowercased()
-        }
-        if let e = error as? HTTPClientError { return e.shortDescription }
-        return text
+            "cannot reach a Polyak server at \(base) (\(e.reason)); start one with `polyak serve` or name it with --server")
     }
 
     /// `{"error": {"status", "message", "field"}}` as one sentence; the status alone when the body says nothing.

@@ -11,11 +11,11 @@ struct ServerSentEvent: Sendable {
 extension APIClient {
     /// The events of `path` (`/api/runs/{id}/events`) as they arrive, until the server ends the stream.
     func events(_ path: String) -> AsyncThrowingStream<ServerSentEvent, Error> {
-        let request = request("GET", path, accept: "text/event-stream")
+        let http = http
         return AsyncThrowingStream { continuation in
             let task = Task {
                 do {
-                    let response = try await APIClient.http.execute(request, timeout: .hours(24 * 365))
+                    let response = try await http.open("GET", path, accept: "text/event-stream", timeout: .hours(24 * 365))
                     guard response.status.code == 200 else {
                         let body = Data(buffer: try await response.body.collect(upTo: 1 << 20))
                         throw Self.refusal(status: Int(response.status.code), body: body, method: "GET", path: path)
@@ -29,8 +29,10 @@ extension APIClient {
                     continuation.finish(throwing: e)
                 } catch is CancellationError {
                     continuation.finish()
+                } catch let e as PolyakHTTP.Unreachable {
+                    continuation.finish(throwing: unreachable(e))
                 } catch {
-                    continuation.finish(throwing: unreachable(error))
+                    continuation.finish(throwing: unreachable(http.unreachable("GET", path, error)))
                 }
             }
             continuation.onTermination = { _ in task.cancel() }
