@@ -48,6 +48,7 @@ final class ReportTests: XCTestCase {
         while (spool.pending().count < 10 || !retrying()) && trainer.isRunning && Date() < waited {
             try await Task.sleep(nanoseconds: 100_000_000)
         }
+        XCTAssertTrue(retrying(), "a post failed while the server was down")
         XCTAssertGreaterThanOrEqual(spool.pending().count, 10, "lines wait in the spool while the server is down")
         XCTAssertEqual(spool.acknowledged(), 0)
         server = try startServe(exe, folder, port: port, logLevel: "error")

@@ -73,8 +73,6 @@ public final class JobRunner: Service, @unchecked Sendable {
     private var cancelling: Set<Int64> = []
     /// `whileQueueHeld` bodies running now; no slot is given while any runs.
     private var holds = 0
-    /// A schedule was put off by a hold: run it when the last hold ends.
-    private var scheduleAfterHold = false
     private var started = false
     private var stopping = false
     private let (idle, idleContinuation) = AsyncStream<Void>.makeStream()
@@ -186,14 +184,10 @@ public final class JobRunner: Service, @unchecked Sendable {
         }
     }
 
-    /// Whether a slot may be given now; called under `lock`. A hold puts the schedule off.
+    /// Whether a slot may be given now; called under `lock`. A hold puts the schedule off (the
+    /// last hold to end schedules).
     private func mayStart() -> Bool {
-        guard started, !stopping, slots.count < options.maxConcurrent else { return false }
-        if holds > 0 {
-            scheduleAfterHold = true
-            return false
-        }
-        return true
+        started && !stopping && holds == 0 && slots.count < options.maxConcurrent
     }
 
     /// Whether a run on `threads` fits beside the runs training now; called under `lock`. Alone, any
@@ -236,7 +230,11 @@ public final class JobRunner: Service, @unchecked Sendable {
         case .dequeue:
             defer { lock.withLock { _ = cancelling.remove(id) } }
             let done = try store.setStatus(id, .cancelled, error: "cancelled before it ran", from: [.queued, .interrupted])
-            if done { publishStatus(id) }
+            if done {
+                publishStatus(id)
+                // The queue's head may have been waiting for room: the runs behind it may fit now.
+                schedule()
+            }
             return done
         }
     }
@@ -251,13 +249,13 @@ public final class JobRunner: Service, @unchecked Sendable {
     func whileQueueHeld<T>(_ body: (_ active: (Int64) -> Bool) throws -> T) rethrows -> T {
         lock.withLock { holds += 1 }
         defer {
-            let putOff: Bool = lock.withLock {
+            let last: Bool = lock.withLock {
                 holds -= 1
-                guard holds == 0, scheduleAfterHold else { return false }
-                scheduleAfterHold = false
-                return true
+                return holds == 0
             }
-            if putOff { schedule() }
+            // A schedule put off meanwhile runs now; and a deleted queue head may have been
+            // waiting for room that the runs behind it fit in.
+            if last { schedule() }
         }
         return try body { id in lock.withLock { slots[id] != nil } }
     }

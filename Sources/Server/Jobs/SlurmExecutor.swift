@@ -58,6 +58,9 @@ final class SlurmExecutor: RunExecutor, @unchecked Sendable {
         thread.start()
     }
 
+    /// The run's `slurm_state` while sbatch has not answered.
+    static let submitting = "SUBMITTING"
+
     /// Readies the folder, writes the job script and submits it.
     private func submit(_ launch: RunLaunch, _ job: Job) {
         let jobID: Int64
@@ -72,6 +75,9 @@ final class SlurmExecutor: RunExecutor, @unchecked Sendable {
             if lock.withLock({ job.cancelRequested }) {
                 return end(job, .cancelled, "stopped before it started")
             }
+            // Marked first: a server that stops before sbatch answers must not, on restart, follow the
+            // run's previous (ended) job as if it were this one.
+            try store.setSlurmState(launch.runID, Self.submitting)
             jobID = try options.commands.submit(
                 script.sbatchArguments(partition: options.partition, extra: options.extraOptions), script: path)
             try store.setSlurmJob(launch.runID, jobID: jobID)
@@ -124,6 +130,12 @@ final class SlurmExecutor: RunExecutor, @unchecked Sendable {
                     to: URL(fileURLWithPath: RunFolderSetup.directory(of: run.id, in: options.sharedDirectory) + "/slurm_job_id"))
                 logger.notice("run \(run.id): found Slurm job \(found), submitted before the server stopped but not recorded")
                 jobID = found
+            }
+            if unrecorded[run.id] == nil && run.slurmState == Self.submitting {
+                // sbatch had not answered and Slurm has no job by the run's name: any stored id is an
+                // ended job's. Not held: the run is resumed and submitted again.
+                logger.notice("run \(run.id): its submission had not finished when the server stopped; submitting it again")
+                continue
             }
             guard let jobID else { continue }
             let job = Job(runID: run.id, reporter: reporter(run.id))

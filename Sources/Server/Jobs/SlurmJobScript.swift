@@ -49,14 +49,16 @@ struct SlurmJobScript {
     /// `sbatch`'s options: name, output files in the run folder (stdout: the event lines; stderr: logs),
     /// `--no-requeue` (a preempted or failed node ends the job, and the executor submits the run again from
     /// its last checkpoint: Slurm's own requeue as well would put two jobs on one run folder), the spec's
-    /// threads as CPUs, then the partition and the user's own options (the last one wins).
+    /// threads as CPUs, then the partition and the user's own options (the last one wins), and last the
+    /// job's name and working folder, which no user option may change: a restarted server finds a job
+    /// it did not get to record by them.
     func sbatchArguments(partition: String?, extra: [String]) -> [String] {
         var out = [
-            "--job-name=\(Self.jobName(runID: runID))", "--output=\(directory)/slurm-%j.out", "--error=\(directory)/slurm-%j.err",
-            "--open-mode=append", "--chdir=\(directory)", "--no-requeue", "--cpus-per-task=\(threads)",
+            "--output=\(directory)/slurm-%j.out", "--error=\(directory)/slurm-%j.err", "--open-mode=append", "--no-requeue",
+            "--cpus-per-task=\(threads)",
         ]
         if let partition { out.append("--partition=\(partition)") }
-        return out + extra
+        return out + extra + ["--job-name=\(Self.jobName(runID: runID))", "--chdir=\(directory)"]
     }
 
     /// Every job of run `id` has this name (and the run folder as its working directory): how a
