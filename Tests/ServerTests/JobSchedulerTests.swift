@@ -131,6 +131,28 @@ final class JobSchedulerTests: XCTestCase {
         XCTAssertEqual(spells, [[0, 1], [2], [3], [4], [5, 6]], "log: \(Self.log(folder))")
     }
 
+    /// A 2-thread run waits at the queue's head beside a training 1-thread run; cancelling it lets
+    /// the 1-thread run behind it start at once, not when the first one ends.
+    func testCancellingTheWaitingHeadStartsTheRunBehindIt() async throws {
+        let folder = try TempFolder()
+        let store = try TrackingStore(path: folder.db)
+        let runner = try runner(folder, store, seconds: 2, maxConcurrent: 4, cpus: 2)
+        let ids = try [1, 2, 1].enumerated().map { i, t in
+            try store.createRun(
+                NewRun(name: "job-\(i)", specJSON: #"{"name": "job-\#(i)", "threads": \#(t)}"#, codeVersion: "test")
+            ).id
+        }
+        let service = Task { try await runner.run() }
+        defer { service.cancel() }
+        try await waitUntil { runner.isActive(ids[0]) }
+        XCTAssertFalse(runner.isActive(ids[2]), "behind a head that does not fit")
+        XCTAssertTrue(try runner.cancel(ids[1]))
+        try await waitUntil(seconds: 1.5) { runner.isActive(ids[2]) }
+        XCTAssertTrue(runner.isActive(ids[0]), "the first run still trains")
+        try await waitUntil { try allFinished(store, ids) }
+        XCTAssertEqual(try ids.map { try store.run($0)?.status }, [.completed, .cancelled, .completed])
+    }
+
     /// Cancels from several threads while runs start and end: a run whose cancel found it waiting
     /// ("cancelled before it ran") never gets a trainer, nor does one stopped between its slot and
     /// its spawn; every other run got exactly one.

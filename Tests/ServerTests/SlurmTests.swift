@@ -145,7 +145,9 @@ final class SlurmTests: SlurmTestCase {
         defer { server.terminate() }
         try await http.waitUntilUp()
         let spec =
-            #"{"threads": 1, "data": {"train_limit": 256, "test_limit": 64}, "model": {"width": 4}, "optim": {"epochs": 3, "batch_size": 64}, "resolution": {"test_grid": {"resize": [28], "crop": [28]}}}"#
+            #"{"threads": 1, "data": {"train_limit": 2048, "test_limit": 64}, "model": {"width": 4}, "optim": {"epochs": 3, "batch_size": 64}, "resolution": {"test_grid": {"resize": [28], "crop": [28]}}}"#
+        // 96 steps: still training when the server is killed at its first progress line (the trainer is
+        // built with -O even in debug: a few steps end before the test can act).
         let id = try await http.json("POST", "/api/runs", spec)["id"]?.intValue ?? -1
         try await wait(60, "the run to report progress\n\(serverLog(folder))") {
             let r = try await http.json("GET", "/api/runs/\(id)")
