@@ -47,6 +47,26 @@ public struct ResNetMini: Sendable, Equatable {
 
     public var features: Int { 4 * width }
 
+    /// Every convolution of the network on a batch of `batch` images of `height × width`, by
+    /// parameter name, in the order the forward pass runs them (the executor's shapes).
+    public func convolutions(batch: Int, height: Int, width imageWidth: Int) -> [(name: String, geometry: ConvGeometry)] {
+        var x = ActivationShape(n: batch, h: height, w: imageWidth, c: 1)
+        let stem = ConvGeometry(cin: 1, cout: width, kernel: 3, stride: 1, input: x)
+        var out: [(name: String, geometry: ConvGeometry)] = [("conv1", stem)]
+        x = stem.output
+        for b in blocks {
+            let conv1 = ConvGeometry(cin: b.cin, cout: b.cout, kernel: 3, stride: b.stride, input: x)
+            out.append(("\(b.prefix).conv1", conv1))
+            out.append(("\(b.prefix).conv2", ConvGeometry(cin: b.cout, cout: b.cout, kernel: 3, stride: 1, input: conv1.output)))
+            if b.hasDownsample {
+                out.append(
+                    ("\(b.prefix).downsample.0", ConvGeometry(cin: b.cin, cout: b.cout, kernel: 1, stride: b.stride, input: x)))
+            }
+            x = conv1.output
+        }
+        return out
+    }
+
     public var layout: ParameterLayout {
         var l = ParameterLayout()
         func conv(_ name: String, _ cout: Int, _ cin: Int, _ k: Int) {

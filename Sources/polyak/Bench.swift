@@ -29,16 +29,23 @@ extension Bench {
         var root: String = FashionMNIST.defaultRoot
         @Flag(help: "Also time every kernel call of the training step (milliseconds per step, by operation).")
         var profile = false
+        @Option(help: "The machine's practical peak, GFLOP/s (xsmm_conv.c's best fwd_gflops); measured here when not given.")
+        var peakGflops: Double?
 
         func validate() throws {
             if width < 1 || depth < 1 || batch < 1 || evalBatch < 1 || reps < 1 || seconds <= 0 {
                 throw ValidationError("sizes, --reps and --seconds must be positive")
             }
+            if let peakGflops, !(peakGflops > 0) { throw ValidationError("--peak-gflops must be positive") }
         }
 
         func run() throws {
             let workers = Workers(threads)
             let model = ResNetMini(width: width, depth: depth)
+            // Before the executors exist, so its buffers do not add to the peak RSS.
+            let peak =
+                peakGflops.map { ConvolutionPeak(gflops: $0, source: "--peak-gflops") }
+                ?? ConvolutionPeak.measure(model, batch: batch, workers: workers)
             let state = ModelState(layout: model.layout)
             var rng = Xoshiro256(seed: 0)
             model.initialize(state, using: &rng)
@@ -119,6 +126,8 @@ extension Bench {
                 "train_ms_per_step": .number((stepSeconds * 1e5).rounded() / 100),
                 "train_gflops": .number(round1(stepFLOPs / stepSeconds / 1e9)),
                 "step_gflop": .number((stepFLOPs / 1e6).rounded() / 1e3),
+                "peak_fwd_gflops": .number(round1(peak.gflops)), "peak_source": .string(peak.source),
+                "train_pct_of_peak": .number(round1(stepFLOPs / stepSeconds / 1e9 / peak.gflops * 100)),
                 "eval_images_per_sec": .number(round1(evalRate)), "eval_reps": .array(evalReps.map { .number(round1($0)) }),
                 "peak_rss_mb": .number(round1(Double(usage.ru_maxrss) / 1024)),
                 "profile_ms_per_step": profileJSON,
