@@ -99,7 +99,8 @@ final class BrowserTests: XCTestCase {
             let home = try await Self.browse(["--dump-dom", "\(base)/"])
             let fields = try Self.formFields(home, id: "launch-form")
             XCTAssertEqual(
-                Set(fields.map(\.0)), ["name", "presets", "baseline", "teacher_run", "seeds", "epochs", "width", "train_limit", "threads"])
+                Set(fields.map(\.0)),
+                ["name", "presets", "baseline", "teacher_run", "seeds", "epochs", "width", "train_limit", "threads"])
             let body = fields.map { k, v in k + "=" + (v.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? v) }
                 .joined(separator: "&")
             let posted = try await client.call(
