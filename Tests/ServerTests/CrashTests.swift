@@ -49,11 +49,12 @@ final class CrashTests: XCTestCase {
         var server = try startServe(exe, folder, port: port, logLevel: "error")
         defer { if server.isRunning { server.terminate() } }
         try await http.waitUntilUp()
-        // 2 runs × 2 seeds (none and ema share one, swa trains apart), 3 epochs of 12 steps, a checkpoint
-        // at each epoch's end; one grid cell. Seconds of training in all, so that the kills (0.05–2.5 s
-        // apart) land while runs train, even on a quiet machine.
+        // 2 runs × 2 seeds (none and ema share one, swa trains apart), 3 epochs of 6 steps per kill (12
+        // in the suite), a checkpoint at each epoch's end; one grid cell. Seconds of training per kill,
+        // so that the kills (0.05–2.5 s apart) land while runs train, even on a quiet machine.
+        let images = 384 * max(2, kills)
         let base =
-            #"{"data": {"train_limit": 768, "test_limit": 100}, "model": {"width": 4}, "optim": {"epochs": 3, "batch_size": 64}, "resolution": {"test_grid": {"resize": [28], "crop": [28]}}}"#
+            #"{"data": {"train_limit": \#(images), "test_limit": 100}, "model": {"width": 4}, "optim": {"epochs": 3, "batch_size": 64}, "resolution": {"test_grid": {"resize": [28], "crop": [28]}}}"#
         let created = try await http.json(
             "POST", "/api/experiments",
             #"{"name": "faults", "base": \#(base), "variants": ["none", "ema", "swa"], "seeds": [0, 1]}"#)
