@@ -184,3 +184,11 @@ public struct CheckpointSpec: Equatable, Sendable {
     /// The full `checkpoints` object.
     public func json() -> JSONValue { ["keep": .number(Double(keep))] }
 }
+
+extension RunSpec {
+    /// The `threads` a stored spec asks for, without reading the whole spec (the scheduler's and the
+    /// job script's question); the default when it names none.
+    public static func threads(in spec: JSONValue?) -> Int {
+        spec?["threads"]?.doubleValue.map { Int($0) } ?? RunSpec().threads
+    }
+}

@@ -70,7 +70,7 @@ final class SlurmExecutor: RunExecutor, @unchecked Sendable {
             let script = SlurmJobScript(
                 runID: launch.runID, directory: launch.directory, trainerBinary: options.trainerBinary,
                 reportURL: options.publicURL + "/api/runs/\(launch.runID)", tokenFile: options.tokenFile,
-                threads: spec?["threads"]?.doubleValue.map { Int($0) } ?? 2)
+                threads: RunSpec.threads(in: spec))
             let path = try script.write()
             if lock.withLock({ job.cancelRequested }) {
                 return end(job, .cancelled, "stopped before it started")

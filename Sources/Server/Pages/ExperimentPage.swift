@@ -115,8 +115,8 @@ struct ExperimentPage {
         var eta: String?
         if !durations.isEmpty && (queued > 0 || remaining > 0) {
             let waiting = runs.first { $0.status == .queued || $0.status == .interrupted }
-            let threads = waiting.flatMap { (try? JSONValue.parse($0.specJSON))?["threads"]?.doubleValue }.map { Int($0) }
-            let slots = Double(service.context.options.trainingSlots(threads: threads ?? RunSpec().threads))
+            let threads = RunSpec.threads(in: waiting.flatMap { try? JSONValue.parse($0.specJSON) })
+            let slots = Double(service.context.options.trainingSlots(threads: threads))
             eta = Format.duration((remaining + Double(queued) * durations.reduce(0, +) / Double(durations.count)) / slots)
         }
 
