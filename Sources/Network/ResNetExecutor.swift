@@ -70,7 +70,28 @@ public final class ResNetExecutor: @unchecked Sendable {
     /// `forward(state, training: false)`: FixRes fine-tuning re-estimates only the last ones.
     public var trainModeBatchNorms: Set<String> = []
 
-    public init(model: ResNetMini, batch: Int, height: Int, width: Int, trainable: Bool, workers: Workers) {
+    /// Inference only: one small executor per worker that carries a few images at a time through
+    /// the whole network, so their activations stay in that core's cache instead of a batch of
+    /// 512 streaming every layer through memory (BN uses fixed statistics there, so no layer waits
+    /// for the whole batch). Each image's logits are bit for bit those of the batch-wide pass.
+    private let lanes: [ResNetExecutor]
+
+    /// Images per lane pass: about 128 KiB of the largest activation (the first stage's), so a
+    /// pass's working set stays in a core's L2.
+    static func laneImages(model: ResNetMini, height: Int, width: Int) -> Int {
+        max(1, 131_072 / ((height + 2) * (width + 2) * model.width * 4))
+    }
+
+    public convenience init(model: ResNetMini, batch: Int, height: Int, width: Int, trainable: Bool, workers: Workers) {
+        let laneBatch = Self.laneImages(model: model, height: height, width: width)
+        self.init(
+            model: model, batch: batch, height: height, width: width, trainable: trainable, workers: workers,
+            lanes: !trainable && batch > laneBatch ? laneBatch : nil)
+    }
+
+    private init(
+        model: ResNetMini, batch: Int, height: Int, width: Int, trainable: Bool, workers: Workers, lanes laneBatch: Int?
+    ) {
         precondition(height >= 8 && width >= 8, "resnet-mini needs images of at least 8×8")
         self.model = model
         layout = model.layout
@@ -142,6 +163,13 @@ public final class ResNetExecutor: @unchecked Sendable {
         blocks = units
         fcWeight = entry("fc.weight")
         fcBias = entry("fc.bias")
+        lanes =
+            laneBatch.map { n in
+                (0..<workers.count).map { _ in
+                    ResNetExecutor(
+                        model: model, batch: n, height: height, width: width, trainable: false, workers: Workers(1), lanes: nil)
+                }
+            } ?? []
     }
 
     deinit {
@@ -201,6 +229,9 @@ public final class ResNetExecutor: @unchecked Sendable {
     public func forward(_ state: ModelState, training: Bool) {
         precondition(state.layout == layout)
         precondition(!training || trainable, "an inference executor cannot train")
+        if !training && !lanes.isEmpty && trainModeBatchNorms.isEmpty && profile == nil {
+            return forwardByLanes(state)
+        }
         // In training the convs hand their output rows to the BN that follows while they are in cache.
         func stats(_ u: BNUnit) -> BatchNormKernels? { training ? u.kernels : nil }
         timed(stemConv, "fwd") { stemConv.conv.forward(input, state.pointer(stemConv.weight), c0, statistics: stats(stemBN)) }
@@ -224,6 +255,27 @@ public final class ResNetExecutor: @unchecked Sendable {
             pooled, state.pointer(fcWeight), state.pointer(fcBias), logits,
             n: batch, inputs: model.features, outputs: model.classes)
         if training { state.batchesTracked += 1 }
+    }
+
+    /// Inference through the lanes: each worker takes its share of the batch a lane's worth of
+    /// images at a time; logits and pooled features are copied back into this executor's.
+    private func forwardByLanes(_ state: ModelState) {
+        let imageStride = input.shape.imageStride
+        let classes = model.classes, features = model.features
+        let input = UnsafePointer(input.pointer), logits = logits, pooled = pooled
+        workers.run { worker in
+            let lane = lanes[worker]
+            let mine = workers.range(worker, of: batch)
+            var start = mine.lowerBound
+            while start < mine.upperBound {
+                let n = min(lane.batch, mine.upperBound - start)
+                lane.input.pointer.update(from: input + start * imageStride, count: n * imageStride)
+                lane.forward(state, training: false)
+                (logits + start * classes).update(from: lane.logits, count: n * classes)
+                (pooled + start * features).update(from: lane.pooled, count: n * features)
+                start += n
+            }
+        }
     }
 
     // MARK: backward

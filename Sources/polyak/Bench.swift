@@ -95,6 +95,7 @@ extension Bench {
             // ~47 steps of the default recipe's 4 680).
             let postHoc = measurePostHocUpdate(state, widths: 2)
             let postHocPerStep = postHoc.updateMicroseconds + postHoc.snapshotMicroseconds / 47
+            let augment = AugmentationCost.measure(images, into: exec)
 
             let evalExec = ResNetExecutor(
                 model: model, batch: evalBatch, height: 28, width: 28, trainable: false, workers: workers)
@@ -136,6 +137,9 @@ extension Bench {
                 "posthoc_update_us_2_widths": .number(round1(postHoc.updateMicroseconds)),
                 "posthoc_snapshot_us_2_widths": .number(round1(postHoc.snapshotMicroseconds)),
                 "posthoc_pct_of_step": .number((postHocPerStep / (stepSeconds * 1e6) * 1e5).rounded() / 1e3),
+                "augment_us_per_batch": .number(round1(augment.padCropFlip)),
+                "augment_rrc_us_per_batch": .number(round1(augment.randomResizedCrop)),
+                "augment_pct_of_step": .number((augment.padCropFlip / (stepSeconds * 1e6) * 1e5).rounded() / 1e3),
             ])
             print(out.text())
         }

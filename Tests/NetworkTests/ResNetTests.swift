@@ -82,6 +82,34 @@ final class ResNetTests: XCTestCase {
         for i in 0..<30 { XCTAssertEqual(train.logits[i], infer.logits[i], accuracy: 1e-5) }
     }
 
+    /// An inference executor whose batch is larger than a lane (two 28×28 images at width 16)
+    /// carries the images through per-worker lanes; its logits equal the batch-wide pass bit for
+    /// bit, including a worker's last, partly filled lane.
+    func testInferenceLanesEqualTheBatchWidePass() {
+        let model = ResNetMini(width: 16)
+        XCTAssertEqual(ResNetExecutor.laneImages(model: model, height: 28, width: 28), 2)
+        let state = ModelState(layout: model.layout)
+        var rng = SplitMix64(seed: 4)
+        model.initialize(state, using: &rng)
+        for i in 0..<state.buffers.count { state.buffers[i] = Float.random(in: 0.5..<1.5, using: &rng) }
+        let batchWide = ResNetExecutor(model: model, batch: 5, height: 28, width: 28, trainable: true, workers: Workers(1))
+        let laned = ResNetExecutor(model: model, batch: 5, height: 28, width: 28, trainable: false, workers: Workers(2))
+        for b in 0..<5 {
+            for y in 0..<28 {
+                for x in 0..<28 {
+                    let v = Float.random(in: -1..<1, using: &rng)
+                    batchWide.input[b, y, x, 0] = v
+                    laned.input[b, y, x, 0] = v
+                }
+            }
+        }
+        batchWide.forward(state, training: false)
+        for round in 0..<2 {  // a second pass finds the lanes holding the first one's images
+            laned.forward(state, training: false)
+            for i in 0..<50 { XCTAssertEqual(batchWide.logits[i], laned.logits[i], "logit \(i), pass \(round)") }
+        }
+    }
+
     func testStateDictRoundTripThroughSafetensors() throws {
         let model = ResNetMini(width: 3, depth: 1)
         let state = ModelState(layout: model.layout)
