@@ -52,7 +52,10 @@ public final class Activation: @unchecked Sendable {
 
     public init(_ shape: ActivationShape) {
         self.shape = shape
-        storage = FloatBuffer(count: shape.storageCount)
+        // A zero row and pixel of slack past the last image: a Winograd tile of an odd-sized image
+        // reads a patch row (and column) past the image (its border, or this slack for the last
+        // image) and ignores what it reads.
+        storage = FloatBuffer(count: shape.storageCount + shape.rowStride + shape.c)
         pointer = storage.pointer
     }
 

@@ -54,6 +54,9 @@ public final class Conv2d: @unchecked Sendable {
     /// Input-gradient kernels, one per column phase (input columns iw ≡ φ mod stride), overwriting
     /// or accumulating (a downsample's gradient adds onto the main path's).
     private let dataGEMMs: [(n: Int, overwrite: BatchReduceGEMM, accumulate: BatchReduceGEMM)]
+    /// Winograd F(2×2, 3×3) for the forward pass and the input gradient, where the shape allows.
+    private let winogradForward: Winograd3x3?
+    private let winogradData: Winograd3x3?
     /// Weights transposed per tap to `[kh][kw][cout][cin]` for the input gradient.
     private let transposed: FloatBuffer
     /// One weight-gradient partial sum per worker, added in worker order (deterministic).
@@ -81,6 +84,15 @@ public final class Conv2d: @unchecked Sendable {
             return (n, make(0), make(1))
         }
         transposed = FloatBuffer(count: g.weightCount)
+        // Measured per pass (bench engine --profile, alternated): with 16 channels the transforms cost
+        // about what the GEMMs save in the forward pass (which also gathers BN statistics), so the
+        // forward pass keeps the direct convolution there; the input gradient gains at 16 channels
+        // (≈ 8 %) and both gain ≈ 1.4× at 32.
+        let winograd = Winograd3x3.supports(g)
+        winogradForward =
+            winograd && min(g.cin, g.cout) >= 32
+            ? Winograd3x3(inChannels: g.cin, outChannels: g.cout, input: g.input, workers: workers) : nil
+        winogradData = winograd ? Winograd3x3(inChannels: g.cout, outChannels: g.cin, input: g.output, workers: workers) : nil
         partials = FloatBuffer(count: g.weightCount * workers.count)
         listCapacity = (g.input.n * g.outH + workers.count) / workers.count + 1
         if g.cin == 1 && g.taps > 1 {
@@ -120,10 +132,20 @@ public final class Conv2d: @unchecked Sendable {
 
     /// y = conv(x, w). x: (n, h, w, cin) padded; w: HWIO; y: (n, outH, outW, cout) padded.
     /// With `statistics`, each output row is also added to the BatchNorm's sums while in cache.
-    public func forward(_ x: Activation, _ w: UnsafePointer<Float>, _ y: Activation, statistics: BatchNormKernels? = nil) {
+    /// `sameWeights`: `w` holds what it held at the previous call (an inference lane's later images),
+    /// so weights derived from it (Winograd's transform) are reused.
+    public func forward(
+        _ x: Activation, _ w: UnsafePointer<Float>, _ y: Activation, statistics: BatchNormKernels? = nil,
+        sameWeights: Bool = false
+    ) {
         let g = geometry
         precondition(x.shape == g.input && y.shape == g.output)
         statistics?.beginStatistics(g.output)
+        if let winograd = winogradForward {
+            if !sameWeights { winograd.transformWeights(w, flipped: false) }
+            winograd.run(x, y, accumulate: false, statistics: statistics)
+            return
+        }
         let rowLength = g.outW * g.cout
         /// After row r (of image r / outH) is written: add it, and close the image when it ends.
         @inline(__always) func gathered(_ worker: Int, _ r: Int, _ rows: Range<Int>, _ row: UnsafePointer<Float>) {
@@ -179,6 +201,11 @@ public final class Conv2d: @unchecked Sendable {
     public func backwardData(_ dy: Activation, _ w: UnsafePointer<Float>, _ dx: Activation, accumulate: Bool) {
         let g = geometry
         precondition(dy.shape == g.output && dx.shape == g.input)
+        if let winograd = winogradData {
+            winograd.transformWeights(w, flipped: true)
+            winograd.run(dy, dx, accumulate: accumulate, statistics: nil)
+            return
+        }
         transposeWeights(w)
         let s = g.stride, p = g.pad, k = g.kernel
         let xs = dx.shape, ys = dy.shape

@@ -232,18 +232,28 @@ public final class ResNetExecutor: @unchecked Sendable {
         if !training && !lanes.isEmpty && trainModeBatchNorms.isEmpty && profile == nil {
             return forwardByLanes(state)
         }
+        forward(state, training: training, sameWeights: false)
+    }
+
+    /// `sameWeights`: the state's weights are those of the previous call (a lane's later images).
+    private func forward(_ state: ModelState, training: Bool, sameWeights: Bool) {
         // In training the convs hand their output rows to the BN that follows while they are in cache.
         func stats(_ u: BNUnit) -> BatchNormKernels? { training ? u.kernels : nil }
-        timed(stemConv, "fwd") { stemConv.conv.forward(input, state.pointer(stemConv.weight), c0, statistics: stats(stemBN)) }
+        func conv(_ unit: ConvUnit, _ x: Activation, _ y: Activation, _ norm: BNUnit) {
+            timed(unit, "fwd") {
+                unit.conv.forward(x, state.pointer(unit.weight), y, statistics: stats(norm), sameWeights: sameWeights)
+            }
+        }
+        conv(stemConv, input, c0, stemBN)
         bn(stemBN, state, c0, residual: nil, relu: true, out: a0, training: training)
         var x = a0
         for u in blocks {
-            timed(u.conv1, "fwd") { u.conv1.conv.forward(x, state.pointer(u.conv1.weight), u.c1, statistics: stats(u.bn1)) }
+            conv(u.conv1, x, u.c1, u.bn1)
             bn(u.bn1, state, u.c1, residual: nil, relu: true, out: u.h1, training: training)
-            timed(u.conv2, "fwd") { u.conv2.conv.forward(u.h1, state.pointer(u.conv2.weight), u.c2, statistics: stats(u.bn2)) }
+            conv(u.conv2, u.h1, u.c2, u.bn2)
             var shortcut = x
-            if let (conv, norm) = u.downsample, let cd = u.cd, let sd = u.sd {
-                timed(conv, "fwd") { conv.conv.forward(x, state.pointer(conv.weight), cd, statistics: stats(norm)) }
+            if let (unit, norm) = u.downsample, let cd = u.cd, let sd = u.sd {
+                conv(unit, x, cd, norm)
                 bn(norm, state, cd, residual: nil, relu: false, out: sd, training: training)
                 shortcut = sd
             }
@@ -270,7 +280,7 @@ public final class ResNetExecutor: @unchecked Sendable {
             while start < mine.upperBound {
                 let n = min(lane.batch, mine.upperBound - start)
                 lane.input.pointer.update(from: input + start * imageStride, count: n * imageStride)
-                lane.forward(state, training: false)
+                lane.forward(state, training: false, sameWeights: start > mine.lowerBound)
                 (logits + start * classes).update(from: lane.logits, count: n * classes)
                 (pooled + start * features).update(from: lane.pooled, count: n * features)
                 start += n

@@ -174,17 +174,22 @@ final class DenseTests: XCTestCase {
 
 final class FusedStatisticsTests: XCTestCase {
     /// Statistics gathered by the convolution as it writes rows equal a separate pass over memory.
+    /// Direct convolution, and Winograd (32 channels, stride 1) with odd sizes' half tiles.
     func testConvolutionGathersTheSameStatistics() {
+        check(ConvGeometry(cin: 8, cout: 16, kernel: 3, stride: 2, input: ActivationShape(n: 5, h: 9, w: 9, c: 8)))
+        check(ConvGeometry(cin: 32, cout: 32, kernel: 3, stride: 1, input: ActivationShape(n: 5, h: 7, w: 5, c: 32)))
+    }
+
+    func check(_ g: ConvGeometry) {
         var fill = Filler(11)
-        let g = ConvGeometry(cin: 8, cout: 16, kernel: 3, stride: 2, input: ActivationShape(n: 5, h: 9, w: 9, c: 8))
         let conv = Conv2d(g, workers: Workers(2))
         let x = Activation(g.input), y = Activation(g.output), out1 = Activation(g.output), out2 = Activation(g.output)
         fill.fill(x)
         let w = fill.array(g.weightCount)
-        let gamma = [Float](repeating: 1.5, count: 16), beta = [Float](repeating: -0.2, count: 16)
-        var rm1 = [Float](repeating: 0, count: 16), rv1 = [Float](repeating: 1, count: 16), rm2 = rm1, rv2 = rv1
-        let separate = BatchNormKernels(channels: 16, workers: Workers(2)),
-            fused = BatchNormKernels(channels: 16, workers: Workers(2))
+        let gamma = [Float](repeating: 1.5, count: g.cout), beta = [Float](repeating: -0.2, count: g.cout)
+        var rm1 = [Float](repeating: 0, count: g.cout), rv1 = [Float](repeating: 1, count: g.cout), rm2 = rm1, rv2 = rv1
+        let separate = BatchNormKernels(channels: g.cout, workers: Workers(2)),
+            fused = BatchNormKernels(channels: g.cout, workers: Workers(2))
         conv.forward(x, w, y)
         separate.forwardTraining(
             y, gamma: gamma, beta: beta, runningMean: &rm1, runningVar: &rv1, momentum: 0.1,
@@ -194,7 +199,7 @@ final class FusedStatisticsTests: XCTestCase {
             y, gamma: gamma, beta: beta, runningMean: &rm2, runningVar: &rv2, momentum: 0.1,
             residual: nil, relu: true, out: out2)
         XCTAssertLessThan(maxRelativeError(out1, out2), 1e-5)
-        for c in 0..<16 {
+        for c in 0..<g.cout {
             XCTAssertEqual(rm1[c], rm2[c], accuracy: 1e-6)
             XCTAssertEqual(rv1[c], rv2[c], accuracy: 1e-5)
         }

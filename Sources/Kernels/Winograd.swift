@@ -1,0 +1,224 @@
+/// Winograd's minimal filtering F(2×2, 3×3) (Lavin & Gray, CVPR 2016) for the 3×3 stride-1
+/// convolutions: each 2×2 output tile costs 16 multiply-adds per (input, output) channel pair
+/// instead of 36, so 2.25× fewer than the direct convolution. The input and output transforms
+/// are additions done across channels eight at a time; the 16 products per tile are 16 GEMMs
+/// over a block of tiles (libxsmm). Conv2d runs its forward and input gradient through it where
+/// the shape allows (`supports`) and keeps the direct convolution beside it for every other
+/// shape; `ReferenceConv` is the oracle of both.
+///
+///     V = Bᵀ d B (4×4 input patch d),  U = G g Gᵀ (3×3 filter g),  Y = Aᵀ [U ⊙ V summed over cin] A
+///     Bᵀ = [1 0 −1 0; 0 1 1 0; 0 −1 1 0; 0 1 0 −1]   G = [1 0 0; ½ ½ ½; ½ −½ ½; 0 0 1]   Aᵀ = [1 1 1 0; 0 1 −1 −1]
+///
+/// Rounding differs from the direct convolution's in the last bits (the transforms add before
+/// they multiply); results are deterministic run after run.
+final class Winograd3x3: @unchecked Sendable {
+    let inChannels: Int
+    let outChannels: Int
+    /// The input's shape; the output has the same size with `outChannels`.
+    let input: ActivationShape
+    let workers: Workers
+    private let tilesPerRow: Int
+    private let tileRows: Int
+    /// Tile rows per block, and the tiles of a full block (the GEMMs' n).
+    private let rowsPerBlock: Int
+    private let blockTiles: Int
+    /// gemms[r − 1] multiplies a block of r tile rows.
+    private let gemms: [BatchReduceGEMM]
+    /// Transformed weights `[16][in][out]`: per position ξ a column-major `out × in` matrix.
+    private let u: FloatBuffer
+    /// Per worker: a block's transformed input `[tiles][16][in]` and products `[tiles][16][out]`,
+    /// tile-major so each tile's transform reads or writes one contiguous run; the GEMM of
+    /// position ξ reads every tile's ξ slice through its leading dimension (16 × channels).
+    private let v: FloatBuffer
+    private let m: FloatBuffer
+
+    /// Stride 1, 3×3, channels in multiples of 8 (whole vectors). An odd size ends in half tiles:
+    /// their patch's last row or column is the zero border or the slack row past the last image
+    /// (`Activation`), and only the valid outputs are written.
+    static func supports(_ g: ConvGeometry) -> Bool {
+        g.kernel == 3 && g.stride == 1 && g.cin.isMultiple(of: 8) && g.cout.isMultiple(of: 8)
+    }
+
+    /// About 56 tiles a block (measured against 14, 28 and 112): the block's V and M stay in L2 and
+    /// each GEMM has n ≥ 56 columns.
+    init(inChannels: Int, outChannels: Int, input: ActivationShape, workers: Workers) {
+        precondition(input.c == inChannels)
+        precondition(inChannels.isMultiple(of: 8) && outChannels.isMultiple(of: 8))
+        self.inChannels = inChannels
+        self.outChannels = outChannels
+        self.input = input
+        self.workers = workers
+        tilesPerRow = (input.w + 1) / 2
+        tileRows = input.n * ((input.h + 1) / 2)
+        rowsPerBlock = max(1, min(tileRows, (56 + tilesPerRow - 1) / tilesPerRow))
+        blockTiles = rowsPerBlock * tilesPerRow
+        gemms = (1...rowsPerBlock).map { r in
+            BatchReduceGEMM(
+                m: outChannels, n: r * ((input.w + 1) / 2), k: inChannels, lda: outChannels, ldb: 16 * inChannels,
+                ldc: 16 * outChannels, beta: 0)
+        }
+        u = FloatBuffer(count: 16 * inChannels * outChannels)
+        v = FloatBuffer(count: workers.count * 16 * blockTiles * inChannels)
+        m = FloatBuffer(count: workers.count * 16 * blockTiles * outChannels)
+    }
+
+    /// U = G g Gᵀ for every (in, out) pair. `flipped`: the weights are those of the convolution
+    /// whose input gradient this computes (`[t][out][in]`, taps rotated by 180°), else `[t][in][out]`.
+    func transformWeights(_ w: UnsafePointer<Float>, flipped: Bool) {
+        let ci = inChannels, co = outChannels, up = u.pointer
+        for i in 0..<ci {
+            for o in 0..<co {
+                @inline(__always) func g(_ kh: Int, _ kw: Int) -> Float {
+                    let t = kh * 3 + kw
+                    return flipped ? w[(8 - t) * ci * co + o * ci + i] : w[t * ci * co + i * co + o]
+                }
+                // rows of G g (4×3), then each row times Gᵀ (4 values)
+                for row in 0..<4 {
+                    var r = (Float(0), Float(0), Float(0))
+                    for kw in 0..<3 {
+                        let a = g(0, kw), b = g(1, kw), c = g(2, kw)
+                        let value: Float =
+                            row == 0 ? a : row == 1 ? 0.5 * (a + b + c) : row == 2 ? 0.5 * (a - b + c) : c
+                        if kw == 0 { r.0 = value } else if kw == 1 { r.1 = value } else { r.2 = value }
+                    }
+                    let cols = (r.0, 0.5 * (r.0 + r.1 + r.2), 0.5 * (r.0 - r.1 + r.2), r.2)
+                    let base = (row * 4) * ci * co + i * co + o
+                    up[base] = cols.0
+                    up[base + ci * co] = cols.1
+                    up[base + 2 * ci * co] = cols.2
+                    up[base + 3 * ci * co] = cols.3
+                }
+            }
+        }
+    }
+
+    /// y (+)= conv(x) with the weights last given to `transformWeights`. With `statistics`, each
+    /// finished output row is added to the BatchNorm's sums while in cache (as `Conv2d.forward`).
+    func run(_ x: Activation, _ y: Activation, accumulate: Bool, statistics: BatchNormKernels?) {
+        precondition(x.shape == input)
+        precondition(y.shape == ActivationShape(n: input.n, h: input.h, w: input.w, c: outChannels))
+        let ci = inChannels, co = outChannels, tilesPerRow = tilesPerRow, blockTiles = blockTiles
+        let xs = input, ys = y.shape, tileRowsPerImage = (input.h + 1) / 2
+        let oddRow = !input.h.isMultiple(of: 2), oddColumn = !input.w.isMultiple(of: 2)
+        let xp = UnsafePointer(x.pointer), yp = y.pointer, up = UnsafePointer(u.pointer)
+        let rowLength = ys.w * co
+        workers.run { worker in
+            let rows = workers.range(worker, of: tileRows)
+            let vp = v.pointer + worker * 16 * blockTiles * ci
+            let mp = m.pointer + worker * 16 * blockTiles * co
+            withUnsafeTemporaryAllocation(of: UnsafePointer<Float>?.self, capacity: 2) { lists in
+                let aList = lists.baseAddress!, bList = aList + 1
+                var start = rows.lowerBound
+                while start < rows.upperBound {
+                    let count = min(rowsPerBlock, rows.upperBound - start)
+                    for k in 0..<count {
+                        let tileRow = start + k
+                        let img = tileRow / tileRowsPerImage, th = tileRow % tileRowsPerImage
+                        for b in 0..<tilesPerRow {
+                            // the 4×4 patch's top-left is padded (2·th, 2·b): logical (2·th − 1, 2·b − 1)
+                            Self.transformInput(
+                                xp + xs.paddedOffset(img, 2 * th, 2 * b), rowStride: xs.rowStride, channels: ci,
+                                into: vp + (k * tilesPerRow + b) * 16 * ci)
+                        }
+                    }
+                    let gemm = gemms[count - 1]
+                    for xi in 0..<16 {
+                        aList[0] = up + xi * ci * co
+                        bList[0] = UnsafePointer(vp + xi * ci)
+                        gemm(aList, bList, mp + xi * co, count: 1)
+                    }
+                    for k in 0..<count {
+                        let tileRow = start + k
+                        let img = tileRow / tileRowsPerImage, th = tileRow % tileRowsPerImage
+                        let halfRow = oddRow && th == tileRowsPerImage - 1
+                        for b in 0..<tilesPerRow {
+                            Self.transformOutput(
+                                UnsafePointer(mp + (k * tilesPerRow + b) * 16 * co), channels: co,
+                                into: yp + ys.offset(img, 2 * th, 2 * b), rowStride: ys.rowStride,
+                                accumulate: accumulate, rows: halfRow ? 1 : 2,
+                                columns: oddColumn && b == tilesPerRow - 1 ? 1 : 2)
+                        }
+                        if let statistics {
+                            for r in 0..<(halfRow ? 1 : 2) {
+                                statistics.addRow(worker: worker, yp + ys.offset(img, 2 * th + r, 0), length: rowLength)
+                            }
+                            if th == tileRowsPerImage - 1 || tileRow == rows.upperBound - 1 {
+                                statistics.endImage(worker: worker, length: rowLength)
+                            }
+                        }
+                    }
+                    start += count
+                }
+            }
+        }
+    }
+
+    /// V = Bᵀ d B for one tile, eight channels at a time; position ξ = 4·i + j goes to
+    /// `out + ξ·channels`.
+    @inline(__always)
+    private static func transformInput(
+        _ d: UnsafePointer<Float>, rowStride: Int, channels: Int, into out: UnsafeMutablePointer<Float>
+    ) {
+        var c = 0
+        while c < channels {
+            // r = d B row by row, then V = Bᵀ r column by column
+            @inline(__always) func row(_ i: Int) -> (Vec, Vec, Vec, Vec) {
+                let p = d + i * rowStride + c
+                let d0 = load(p), d1 = load(p + channels), d2 = load(p + 2 * channels), d3 = load(p + 3 * channels)
+                return (d0 - d2, d1 + d2, d2 - d1, d1 - d3)
+            }
+            let r0 = row(0), r1 = row(1), r2 = row(2), r3 = row(3)
+            let o = out + c, s = channels
+            store(r0.0 - r2.0, o)
+            store(r0.1 - r2.1, o + s)
+            store(r0.2 - r2.2, o + 2 * s)
+            store(r0.3 - r2.3, o + 3 * s)
+            store(r1.0 + r2.0, o + 4 * s)
+            store(r1.1 + r2.1, o + 5 * s)
+            store(r1.2 + r2.2, o + 6 * s)
+            store(r1.3 + r2.3, o + 7 * s)
+            store(r2.0 - r1.0, o + 8 * s)
+            store(r2.1 - r1.1, o + 9 * s)
+            store(r2.2 - r1.2, o + 10 * s)
+            store(r2.3 - r1.3, o + 11 * s)
+            store(r1.0 - r3.0, o + 12 * s)
+            store(r1.1 - r3.1, o + 13 * s)
+            store(r1.2 - r3.2, o + 14 * s)
+            store(r1.3 - r3.3, o + 15 * s)
+            c += 8
+        }
+    }
+
+    /// Y = Aᵀ M A for one tile: writes (or adds) its 2×2 output pixels at `y`.
+    @inline(__always)
+    private static func transformOutput(
+        _ mp: UnsafePointer<Float>, channels: Int, into y: UnsafeMutablePointer<Float>, rowStride: Int, accumulate: Bool,
+        rows: Int, columns: Int
+    ) {
+        var c = 0
+        while c < channels {
+            @inline(__always) func at(_ i: Int, _ j: Int) -> Vec { load(mp + (4 * i + j) * channels + c) }
+            var s0 = (Vec(), Vec(), Vec(), Vec()), s1 = (Vec(), Vec(), Vec(), Vec())
+            // s = Aᵀ M (2×4)
+            s0.0 = at(0, 0) + at(1, 0) + at(2, 0)
+            s0.1 = at(0, 1) + at(1, 1) + at(2, 1)
+            s0.2 = at(0, 2) + at(1, 2) + at(2, 2)
+            s0.3 = at(0, 3) + at(1, 3) + at(2, 3)
+            s1.0 = at(1, 0) - at(2, 0) - at(3, 0)
+            s1.1 = at(1, 1) - at(2, 1) - at(3, 1)
+            s1.2 = at(1, 2) - at(2, 2) - at(3, 2)
+            s1.3 = at(1, 3) - at(2, 3) - at(3, 3)
+            let y00 = s0.0 + s0.1 + s0.2, y01 = s0.1 - s0.2 - s0.3
+            let y10 = s1.0 + s1.1 + s1.2, y11 = s1.1 - s1.2 - s1.3
+            let p00 = y + c, p01 = p00 + channels, p10 = p00 + rowStride, p11 = p10 + channels
+            @inline(__always) func put(_ v: Vec, _ p: UnsafeMutablePointer<Float>) { store(accumulate ? load(p) + v : v, p) }
+            put(y00, p00)
+            if columns == 2 { put(y01, p01) }
+            if rows == 2 {
+                put(y10, p10)
+                if columns == 2 { put(y11, p11) }
+            }
+            c += 8
+        }
+    }
+}
