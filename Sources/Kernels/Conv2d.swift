@@ -57,6 +57,7 @@ public final class Conv2d: @unchecked Sendable {
     /// Winograd F(2×2, 3×3) for the forward pass and the input gradient, where the shape allows.
     private let winogradForward: Winograd3x3?
     private let winogradData: Winograd3x3?
+    private let winogradWithStatistics: Bool
     /// Weights transposed per tap to `[kh][kw][cout][cin]` for the input gradient.
     private let transposed: FloatBuffer
     /// One weight-gradient partial sum per worker, added in worker order (deterministic).
@@ -84,15 +85,13 @@ public final class Conv2d: @unchecked Sendable {
             return (n, make(0), make(1))
         }
         transposed = FloatBuffer(count: g.weightCount)
-        // Measured per pass (bench engine --profile, alternated): with 16 channels the transforms cost
-        // about what the GEMMs save in the forward pass (which also gathers BN statistics), so the
-        // forward pass keeps the direct convolution there; the input gradient gains at 16 channels
-        // (≈ 8 %) and both gain ≈ 1.4× at 32.
         let winograd = Winograd3x3.supports(g)
-        winogradForward =
-            winograd && min(g.cin, g.cout) >= 32
-            ? Winograd3x3(inChannels: g.cin, outChannels: g.cout, input: g.input, workers: workers) : nil
+        winogradForward = winograd ? Winograd3x3(inChannels: g.cin, outChannels: g.cout, input: g.input, workers: workers) : nil
         winogradData = winograd ? Winograd3x3(inChannels: g.cout, outChannels: g.cin, input: g.output, workers: workers) : nil
+        // Measured (bench engine, alternated): a training forward pass with 16 channels, which also
+        // gathers BN statistics, gains nothing from Winograd (its transforms cost what its GEMMs
+        // save); without statistics (inference) it gains, and at 32 channels both gain ≈ 1.3×.
+        winogradWithStatistics = min(g.cin, g.cout) >= 32
         partials = FloatBuffer(count: g.weightCount * workers.count)
         listCapacity = (g.input.n * g.outH + workers.count) / workers.count + 1
         if g.cin == 1 && g.taps > 1 {
@@ -141,7 +140,7 @@ public final class Conv2d: @unchecked Sendable {
         let g = geometry
         precondition(x.shape == g.input && y.shape == g.output)
         statistics?.beginStatistics(g.output)
-        if let winograd = winogradForward {
+        if let winograd = winogradForward, statistics == nil || winogradWithStatistics {
             if !sameWeights { winograd.transformWeights(w, flipped: false) }
             winograd.run(x, y, accumulate: false, statistics: statistics)
             return

@@ -6,8 +6,7 @@ final class Conv2dTests: XCTestCase {
     static let cases: [(cin: Int, cout: Int, k: Int, s: Int, h: Int, w: Int)] = [
         (1, 8, 3, 1, 9, 9), (1, 8, 3, 2, 9, 8), (8, 8, 3, 1, 7, 10), (8, 16, 3, 2, 10, 10), (8, 16, 3, 2, 7, 9),
         (8, 16, 1, 2, 10, 10), (8, 16, 1, 2, 7, 7), (16, 16, 1, 1, 5, 6), (4, 32, 3, 2, 8, 8),
-        // Winograd F(2×2, 3×3) (stride 1, channels in eights): input gradients from 8 channels,
-        // forward passes from 32; odd sizes end in half tiles
+        // Winograd F(2×2, 3×3) (stride 1, channels in eights); odd sizes end in half tiles
         (8, 16, 3, 1, 8, 6), (16, 8, 3, 1, 4, 10), (16, 16, 3, 1, 28, 28), (8, 32, 3, 1, 7, 9),
         (32, 32, 3, 1, 7, 7), (32, 40, 3, 1, 5, 6), (40, 32, 3, 1, 6, 3),
     ]
