@@ -55,9 +55,20 @@ public final class Conv2d: @unchecked Sendable {
     /// or accumulating (a downsample's gradient adds onto the main path's).
     private let dataGEMMs: [(n: Int, overwrite: BatchReduceGEMM, accumulate: BatchReduceGEMM)]
     /// Winograd F(2×2, 3×3) for the forward pass and the input gradient, where the shape allows.
-    private let winogradForward: Winograd3x3?
-    private let winogradData: Winograd3x3?
+    /// Made on first use (before the workers start), so an inference executor's convolutions
+    /// never hold an input gradient's buffers and a training forward with 16 channels none.
+    private lazy var winogradForward: Winograd3x3? =
+        Winograd3x3.supports(geometry)
+        ? Winograd3x3(
+            inChannels: geometry.cin, outChannels: geometry.cout, input: geometry.input, workers: workers,
+            scratch: winogradScratch) : nil
+    private lazy var winogradData: Winograd3x3? =
+        Winograd3x3.supports(geometry)
+        ? Winograd3x3(
+            inChannels: geometry.cout, outChannels: geometry.cin, input: geometry.output, workers: workers,
+            scratch: winogradScratch) : nil
     private let winogradWithStatistics: Bool
+    private let winogradScratch: WinogradScratch
     /// Weights transposed per tap to `[kh][kw][cout][cin]` for the input gradient.
     private let transposed: FloatBuffer
     /// One weight-gradient partial sum per worker, added in worker order (deterministic).
@@ -67,9 +78,11 @@ public final class Conv2d: @unchecked Sendable {
     private let bLists: UnsafeMutablePointer<UnsafePointer<Float>?>
     private let listCapacity: Int
 
-    public init(_ geometry: ConvGeometry, workers: Workers) {
+    /// `winogradScratch`: shared by the convolutions of one executor (they run one at a time).
+    public init(_ geometry: ConvGeometry, workers: Workers, winogradScratch: WinogradScratch = WinogradScratch()) {
         self.geometry = geometry
         self.workers = workers
+        self.winogradScratch = winogradScratch
         let g = geometry
         forwardGEMM = BatchReduceGEMM(
             m: g.cout, n: g.outW, k: g.cin, lda: g.cout, ldb: g.stride * g.cin, ldc: g.cout, beta: 0)
@@ -85,9 +98,6 @@ public final class Conv2d: @unchecked Sendable {
             return (n, make(0), make(1))
         }
         transposed = FloatBuffer(count: g.weightCount)
-        let winograd = Winograd3x3.supports(g)
-        winogradForward = winograd ? Winograd3x3(inChannels: g.cin, outChannels: g.cout, input: g.input, workers: workers) : nil
-        winogradData = winograd ? Winograd3x3(inChannels: g.cout, outChannels: g.cin, input: g.output, workers: workers) : nil
         // Measured (bench engine, alternated): a training forward pass with 16 channels, which also
         // gathers BN statistics, gains nothing from Winograd (its transforms cost what its GEMMs
         // save); without statistics (inference) it gains, and at 32 channels both gain ≈ 1.3×.
@@ -140,7 +150,7 @@ public final class Conv2d: @unchecked Sendable {
         let g = geometry
         precondition(x.shape == g.input && y.shape == g.output)
         statistics?.beginStatistics(g.output)
-        if let winograd = winogradForward, statistics == nil || winogradWithStatistics {
+        if statistics == nil || winogradWithStatistics, let winograd = winogradForward {
             if !sameWeights { winograd.transformWeights(w, flipped: false) }
             winograd.run(x, y, accumulate: false, statistics: statistics)
             return

@@ -29,8 +29,7 @@ final class Winograd3x3: @unchecked Sendable {
     /// Per worker: a block's transformed input `[tiles][16][in]` and products `[tiles][16][out]`,
     /// tile-major so each tile's transform reads or writes one contiguous run; the GEMM of
     /// position ξ reads every tile's ξ slice through its leading dimension (16 × channels).
-    private let v: FloatBuffer
-    private let m: FloatBuffer
+    private let scratch: WinogradScratch
 
     /// Stride 1, 3×3, channels in multiples of 8 (whole vectors). An odd size ends in half tiles:
     /// their patch's last row or column is the zero border or the slack row past the last image
@@ -41,7 +40,7 @@ final class Winograd3x3: @unchecked Sendable {
 
     /// About 56 tiles a block (measured against 14, 28 and 112): the block's V and M stay in L2 and
     /// each GEMM has n ≥ 56 columns.
-    init(inChannels: Int, outChannels: Int, input: ActivationShape, workers: Workers) {
+    init(inChannels: Int, outChannels: Int, input: ActivationShape, workers: Workers, scratch: WinogradScratch) {
         precondition(input.c == inChannels)
         precondition(inChannels.isMultiple(of: 8) && outChannels.isMultiple(of: 8))
         self.inChannels = inChannels
@@ -58,8 +57,7 @@ final class Winograd3x3: @unchecked Sendable {
                 ldc: 16 * outChannels, beta: 0)
         }
         u = FloatBuffer(count: 16 * inChannels * outChannels)
-        v = FloatBuffer(count: workers.count * 16 * blockTiles * inChannels)
-        m = FloatBuffer(count: workers.count * 16 * blockTiles * outChannels)
+        self.scratch = scratch
     }
 
     /// U = G g Gᵀ for every (in, out) pair. `flipped`: the weights are those of the convolution
@@ -102,10 +100,12 @@ final class Winograd3x3: @unchecked Sendable {
         let oddRow = !input.h.isMultiple(of: 2), oddColumn = !input.w.isMultiple(of: 2)
         let xp = UnsafePointer(x.pointer), yp = y.pointer, up = UnsafePointer(u.pointer)
         let rowLength = ys.w * co
+        let perWorker = 16 * blockTiles * (ci + co)
+        let base = scratch.reserve(workers.count * perWorker)
         workers.run { worker in
             let rows = workers.range(worker, of: tileRows)
-            let vp = v.pointer + worker * 16 * blockTiles * ci
-            let mp = m.pointer + worker * 16 * blockTiles * co
+            let vp = base + worker * perWorker
+            let mp = vp + 16 * blockTiles * ci
             withUnsafeTemporaryAllocation(of: UnsafePointer<Float>?.self, capacity: 2) { lists in
                 let aList = lists.baseAddress!, bList = aList + 1
                 var start = rows.lowerBound
@@ -220,5 +220,27 @@ final class Winograd3x3: @unchecked Sendable {
             }
             c += 8
         }
+    }
+}
+
+/// Scratch that the Winograd convolutions of one executor share, since they run one at a time:
+/// each worker's transformed block and products, grown to the largest convolution's need on the
+/// first step (so a step allocates nothing after it).
+public final class WinogradScratch: @unchecked Sendable {
+    private var pointer: UnsafeMutablePointer<Float>?
+    private var capacity = 0
+
+    public init() {}
+
+    deinit { pointer?.deallocate() }
+
+    /// At least `count` floats; call before the workers start.
+    func reserve(_ count: Int) -> UnsafeMutablePointer<Float> {
+        if count > capacity {
+            pointer?.deallocate()
+            pointer = .allocate(capacity: count)
+            capacity = count
+        }
+        return pointer!
     }
 }

@@ -102,9 +102,12 @@ public final class ResNetExecutor: @unchecked Sendable {
         self.workers = workers
         let l = layout
         func entry(_ name: String) -> TensorEntry { l.entry(named: name)! }
+        let winogradScratch = WinogradScratch()
         func convUnit(_ name: String, _ cin: Int, _ cout: Int, _ k: Int, _ s: Int, _ input: ActivationShape) -> ConvUnit {
             ConvUnit(
-                conv: Conv2d(ConvGeometry(cin: cin, cout: cout, kernel: k, stride: s, input: input), workers: workers),
+                conv: Conv2d(
+                    ConvGeometry(cin: cin, cout: cout, kernel: k, stride: s, input: input), workers: workers,
+                    winogradScratch: winogradScratch),
                 weight: entry("\(name).weight"))
         }
         func bnUnit(_ name: String, _ c: Int) -> BNUnit {
