@@ -40,6 +40,9 @@ public struct ActivationShape: Hashable, Sendable, CustomStringConvertible {
         ((b * paddedH + row) * paddedW + col) * c
     }
 
+    /// The same image size and channels for `n` images.
+    public func resized(n: Int) -> ActivationShape { ActivationShape(n: n, h: h, w: w, c: c) }
+
     public var description: String { "(\(n), \(h), \(w), \(c))" }
 }
 

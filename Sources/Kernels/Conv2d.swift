@@ -55,18 +55,19 @@ public final class Conv2d: @unchecked Sendable {
     /// or accumulating (a downsample's gradient adds onto the main path's).
     private let dataGEMMs: [(n: Int, overwrite: BatchReduceGEMM, accumulate: BatchReduceGEMM)]
     /// Winograd F(2×2, 3×3) for the forward pass and the input gradient, where the shape allows.
-    /// Made on first use (before the workers start), so an inference executor's convolutions
-    /// never hold an input gradient's buffers and a training forward with 16 channels none.
+    /// Made on first use, by the thread that calls the pass (before its workers start), so an
+    /// inference executor's convolutions never hold an input gradient's buffers.
     private lazy var winogradForward: Winograd3x3? =
-        Winograd3x3.supports(geometry)
+        allowsWinograd && Winograd3x3.supports(geometry)
         ? Winograd3x3(
             inChannels: geometry.cin, outChannels: geometry.cout, input: geometry.input, workers: workers,
             scratch: winogradScratch) : nil
     private lazy var winogradData: Winograd3x3? =
-        Winograd3x3.supports(geometry)
+        allowsWinograd && Winograd3x3.supports(geometry)
         ? Winograd3x3(
             inChannels: geometry.cout, outChannels: geometry.cin, input: geometry.output, workers: workers,
             scratch: winogradScratch) : nil
+    private let allowsWinograd: Bool
     private let winogradWithStatistics: Bool
     private let winogradScratch: WinogradScratch
     /// Weights transposed per tap to `[kh][kw][cout][cin]` for the input gradient.
@@ -79,9 +80,14 @@ public final class Conv2d: @unchecked Sendable {
     private let listCapacity: Int
 
     /// `winogradScratch`: shared by the convolutions of one executor (they run one at a time).
-    public init(_ geometry: ConvGeometry, workers: Workers, winogradScratch: WinogradScratch = WinogradScratch()) {
+    /// `winograd: false` keeps every pass direct (the machine's peak is measured on those).
+    public init(
+        _ geometry: ConvGeometry, workers: Workers, winogradScratch: WinogradScratch = WinogradScratch(),
+        winograd: Bool = true
+    ) {
         self.geometry = geometry
         self.workers = workers
+        allowsWinograd = winograd
         self.winogradScratch = winogradScratch
         let g = geometry
         forwardGEMM = BatchReduceGEMM(

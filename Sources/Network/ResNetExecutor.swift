@@ -67,14 +67,19 @@ public final class ResNetExecutor: @unchecked Sendable {
     public var profile: OperationProfile?
 
     /// Which BatchNorm layers (by name, e.g. `layer3.0.bn2`) run in training mode during a
-    /// `forward(state, training: false)`: FixRes fine-tuning re-estimates only the last ones.
+    /// `forward(state, training: false)`: FixRes fine-tuning re-estimates only the last ones
+    /// (batch statistics need the batch-wide pass: an executor made with `lanes: false`).
     public var trainModeBatchNorms: Set<String> = []
 
     /// Inference only: one small executor per worker that carries a few images at a time through
     /// the whole network, so their activations stay in that core's cache instead of a batch of
     /// 512 streaming every layer through memory (BN uses fixed statistics there, so no layer waits
-    /// for the whole batch). Each image's logits are bit for bit those of the batch-wide pass.
+    /// for the whole batch). Each image's logits are bit for bit those of the batch-wide pass, and
+    /// an executor with lanes keeps no batch-wide activations (at width 32 and batch 512, 270 MB).
     private let lanes: [ResNetExecutor]
+
+    /// Whether inference runs in lanes (tests).
+    var usesLanes: Bool { !lanes.isEmpty }
 
     /// Images per lane pass: about 128 KiB of the largest activation (the first stage's), so a
     /// pass's working set stays in a core's L2.
@@ -82,11 +87,14 @@ public final class ResNetExecutor: @unchecked Sendable {
         max(1, 131_072 / ((height + 2) * (width + 2) * model.width * 4))
     }
 
-    public convenience init(model: ResNetMini, batch: Int, height: Int, width: Int, trainable: Bool, workers: Workers) {
+    /// `lanes: false` keeps an inference executor batch-wide (train-mode BatchNorms need it).
+    public convenience init(
+        model: ResNetMini, batch: Int, height: Int, width: Int, trainable: Bool, workers: Workers, lanes: Bool = true
+    ) {
         let laneBatch = Self.laneImages(model: model, height: height, width: width)
         self.init(
             model: model, batch: batch, height: height, width: width, trainable: trainable, workers: workers,
-            lanes: !trainable && batch > laneBatch ? laneBatch : nil)
+            lanes: lanes && !trainable && batch > laneBatch ? laneBatch : nil)
     }
 
     private init(
@@ -125,7 +133,8 @@ public final class ResNetExecutor: @unchecked Sendable {
         pooled = .allocate(capacity: batch * model.features)
         dPooled = .allocate(capacity: batch * model.features)
 
-        stemConv = convUnit("conv1", 1, model.width, 3, 1, input.shape)
+        // With lanes, the layers here never run: one image's worth of buffers stands in for them.
+        stemConv = convUnit("conv1", 1, model.width, 3, 1, laneBatch == nil ? input.shape : input.shape.resized(n: 1))
         stemBN = bnUnit("bn1", model.width)
         c0 = Activation(stemConv.conv.geometry.output)
         a0 = trainable ? Activation(c0.shape) : c0  // inference normalises in place
@@ -232,7 +241,8 @@ public final class ResNetExecutor: @unchecked Sendable {
     public func forward(_ state: ModelState, training: Bool) {
         precondition(state.layout == layout)
         precondition(!training || trainable, "an inference executor cannot train")
-        if !training && !lanes.isEmpty && trainModeBatchNorms.isEmpty && profile == nil {
+        if !training && !lanes.isEmpty {
+            precondition(trainModeBatchNorms.isEmpty, "train-mode BatchNorms need an executor made with lanes: false")
             return forwardByLanes(state)
         }
         forward(state, training: training, sameWeights: false)

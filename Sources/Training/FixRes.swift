@@ -21,7 +21,8 @@ struct FixRes {
     func finetune(_ source: ModelState, _ ft: FinetuneSpec) -> ModelState {
         let state = source.copy()
         let size = spec.resolution.testSize, batch = spec.optim.batchSize
-        let exec = ResNetExecutor(model: model, batch: batch, height: size, width: size, trainable: false, workers: workers)
+        let exec = ResNetExecutor(
+            model: model, batch: batch, height: size, width: size, trainable: false, workers: workers, lanes: false)
         let last = model.blocks.last!
         exec.trainModeBatchNorms =
             last.hasDownsample ? ["\(last.prefix).bn2", "\(last.prefix).downsample.1"] : ["\(last.prefix).bn2"]

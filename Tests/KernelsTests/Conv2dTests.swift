@@ -38,7 +38,7 @@ final class Conv2dTests: XCTestCase {
 
                 // accumulate adds onto what is there
                 conv.backwardData(dy, wp, dx, accumulate: true)
-                for b in 0..<1 {
+                for b in 0..<g.input.n {
                     for yy in 0..<g.input.h {
                         for xx in 0..<g.input.w {
                             for ch in 0..<g.cin {

@@ -103,11 +103,17 @@ final class ResNetTests: XCTestCase {
                 }
             }
         }
-        batchWide.forward(state, training: false)
-        for round in 0..<2 {  // a second pass finds the lanes holding the first one's images
-            laned.forward(state, training: false)
+        XCTAssertTrue(laned.usesLanes)
+        XCTAssertFalse(batchWide.usesLanes)
+        // The second pass changes the weights: the lanes must not keep the first pass's transforms.
+        let changed = state.copy()
+        for i in 0..<changed.parameters.count { changed.parameters[i] *= 1.01 }
+        for (round, weights) in [state, changed].enumerated() {
+            batchWide.forward(weights, training: false)
+            laned.forward(weights, training: false)
             for i in 0..<50 { XCTAssertEqual(batchWide.logits[i], laned.logits[i], "logit \(i), pass \(round)") }
         }
+        XCTAssertNotEqual(batchWide.logits[0], 0)
     }
 
     func testStateDictRoundTripThroughSafetensors() throws {
