@@ -104,10 +104,7 @@ public final class Conv2d: @unchecked Sendable {
             return (n, make(0), make(1))
         }
         transposed = FloatBuffer(count: g.weightCount)
-        // Measured (bench engine, alternated): a training forward pass with 16 channels, which also
-        // gathers BN statistics, gains nothing from Winograd (its transforms cost what its GEMMs
-        // save); without statistics (inference) it gains, and at 32 channels both gain ≈ 1.3×.
-        winogradWithStatistics = min(g.cin, g.cout) >= 32
+        winogradWithStatistics = Self.winogradPasses(g).trainingForward
         partials = FloatBuffer(count: g.weightCount * workers.count)
         listCapacity = (g.input.n * g.outH + workers.count) / workers.count + 1
         if g.cin == 1 && g.taps > 1 {
@@ -128,6 +125,15 @@ public final class Conv2d: @unchecked Sendable {
     deinit {
         aLists.deallocate()
         bLists.deallocate()
+    }
+
+    /// Which passes of a convolution of this shape run Winograd F(2×2, 3×3) (`bench engine` lists them).
+    /// Measured (bench engine, alternated): a training forward pass with 16 channels, which also
+    /// gathers BN statistics, gains nothing from it (its transforms cost what its GEMMs save);
+    /// without statistics (inference) it gains, and at 32 channels both gain ≈ 1.3×.
+    public static func winogradPasses(_ g: ConvGeometry) -> (trainingForward: Bool, inferenceForward: Bool, inputGradient: Bool) {
+        let supported = Winograd3x3.supports(g)
+        return (supported && min(g.cin, g.cout) >= 32, supported, supported)
     }
 
     /// Whether libxsmm runs the forward kernel (false: Swift loops).

@@ -115,11 +115,18 @@ extension Bench {
             // Forward, input-gradient and weight-gradient passes of every conv; the stem has no input gradient.
             let stemFLOPs = 2.0 * Double(batch * 28 * 28 * width * 9)
             let stepFLOPs = 3 * exec.convolutionFLOPs - stemFLOPs
+            let convolutions = model.convolutions(batch: batch, height: 28, width: 28)
+            func winograd(_ pass: (ConvGeometry) -> Bool) -> JSONValue {
+                .array(convolutions.filter { pass($0.geometry) }.map { .string($0.name) })
+            }
             var usage = rusage()
             getrusage(RUSAGE_SELF.rawValue, &usage)
             let out: JSONValue = .object([
                 "benchmark": "engine", "polyak": .string(PolyakVersion.current), "cpu": .string(cpuName()),
                 "kernels": .string(KernelBackend.description), "all_convs_jit": .bool(exec.allConvolutionsJIT),
+                "winograd_train_fwd": winograd { Conv2d.winogradPasses($0).trainingForward },
+                "winograd_eval_fwd": winograd { Conv2d.winogradPasses($0).inferenceForward },
+                "winograd_input_grad": winograd { Conv2d.winogradPasses($0).inputGradient },
                 "threads": .number(Double(threads)), "width": .number(Double(width)), "depth": .number(Double(depth)),
                 "batch": .number(Double(batch)), "eval_batch": .number(Double(evalBatch)),
                 "params": .number(Double(model.layout.parameterCount)),
