@@ -128,12 +128,17 @@ public final class Conv2d: @unchecked Sendable {
     }
 
     /// Which passes of a convolution of this shape run Winograd F(2×2, 3×3) (`bench engine` lists them).
-    /// Measured (bench engine, alternated): a training forward pass with 16 channels, which also
-    /// gathers BN statistics, gains nothing from it (its transforms cost what its GEMMs save);
-    /// without statistics (inference) it gains, and at 32 channels both gain ≈ 1.3×.
-    public static func winogradPasses(_ g: ConvGeometry) -> (trainingForward: Bool, inferenceForward: Bool, inputGradient: Bool) {
+    /// Measured (bench engine, alternated): with 16 channels the training forward pass (which also
+    /// gathers BN statistics) and the weight gradient gain nothing from it (their transforms cost
+    /// what their GEMMs save; the whole step +1 % with the weight gradient, within the noise);
+    /// the inference forward and the input gradient gain there, and at 32 channels every pass does
+    /// (the weight gradient: the w32 step +4 %).
+    public static func winogradPasses(_ g: ConvGeometry) -> (
+        trainingForward: Bool, inferenceForward: Bool, inputGradient: Bool, weightGradient: Bool
+    ) {
         let supported = Winograd3x3.supports(g)
-        return (supported && min(g.cin, g.cout) >= 32, supported, supported)
+        let wide = supported && min(g.cin, g.cout) >= 32
+        return (wide, supported, supported, wide)
     }
 
     /// Whether libxsmm runs the forward kernel (false: Swift loops).
@@ -271,6 +276,9 @@ public final class Conv2d: @unchecked Sendable {
         let xp = UnsafePointer(x.pointer), dyp = UnsafePointer(dy.pointer)
         let total = xs.n * g.outH
         let wc = g.weightCount
+        if Self.winogradPasses(g).weightGradient, let winograd = winogradForward {
+            return winograd.weightGradient(x: x, dy: dy, dw)
+        }
         partials.zero()
         if let gemm = patchWeightGrad, let patches {
             let stride = g.taps * g.outW

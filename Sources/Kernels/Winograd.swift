@@ -24,6 +24,10 @@ final class Winograd3x3: @unchecked Sendable {
     private let blockTiles: Int
     /// gemms[r − 1] multiplies a block of r tile rows.
     private let gemms: [BatchReduceGEMM]
+    /// weightGEMMs[r − 1]: dU_ξ (+)= dM_ξ · V_ξᵀ over a block of r tile rows (k = the tiles).
+    private let weightGEMMs: [BatchReduceGEMM]
+    /// Per worker: its tiles' share of dU `[16][in][out]`, added in worker order (deterministic).
+    private lazy var weightPartials = FloatBuffer(count: workers.count * 16 * inChannels * outChannels)
     /// Transformed weights `[16][in][out]`: per position ξ a column-major `out × in` matrix.
     private let u: FloatBuffer
     /// Per worker: a block's transformed input `[tiles][16][in]` and products `[tiles][16][out]`,
@@ -55,6 +59,11 @@ final class Winograd3x3: @unchecked Sendable {
             BatchReduceGEMM(
                 m: outChannels, n: r * ((input.w + 1) / 2), k: inChannels, lda: outChannels, ldb: 16 * inChannels,
                 ldc: 16 * outChannels, beta: 0)
+        }
+        weightGEMMs = (1...rowsPerBlock).map { r in
+            BatchReduceGEMM(
+                m: outChannels, n: inChannels, k: r * ((input.w + 1) / 2), lda: 16 * outChannels, ldb: 16 * inChannels,
+                ldc: outChannels, beta: 1, transB: true)
         }
         u = FloatBuffer(count: 16 * inChannels * outChannels)
         self.scratch = scratch
@@ -150,6 +159,104 @@ final class Winograd3x3: @unchecked Sendable {
                     start += count
                 }
             }
+        }
+    }
+
+    /// dw = ∂L/∂w (HWIO, overwritten) from the layer's input x and output gradient dy:
+    /// dU_ξ = Σ over tiles (A dY Aᵀ)_ξ ⊗ V_ξ (the forward's products read backwards), then
+    /// dw = Gᵀ dU G per (in, out) pair. Each worker sums its tiles into its own dU, added in worker
+    /// order. A half tile's missing dy pixels are the zero border, so they add nothing.
+    func weightGradient(x: Activation, dy: Activation, _ dw: UnsafeMutablePointer<Float>) {
+        precondition(x.shape == input)
+        precondition(dy.shape == ActivationShape(n: input.n, h: input.h, w: input.w, c: outChannels))
+        let ci = inChannels, co = outChannels, tilesPerRow = tilesPerRow, blockTiles = blockTiles
+        let xs = input, ys = dy.shape, tileRowsPerImage = (input.h + 1) / 2
+        let xp = UnsafePointer(x.pointer), dyp = UnsafePointer(dy.pointer)
+        let plane = 16 * ci * co
+        let partials = weightPartials.pointer
+        let perWorker = 16 * blockTiles * (ci + co)
+        let base = scratch.reserve(workers.count * perWorker)
+        workers.run { worker in
+            let rows = workers.range(worker, of: tileRows)
+            let vp = base + worker * perWorker
+            let mp = vp + 16 * blockTiles * ci
+            let part = partials + worker * plane
+            part.update(repeating: 0, count: plane)
+            withUnsafeTemporaryAllocation(of: UnsafePointer<Float>?.self, capacity: 2) { lists in
+                let aList = lists.baseAddress!, bList = aList + 1
+                var start = rows.lowerBound
+                while start < rows.upperBound {
+                    let count = min(rowsPerBlock, rows.upperBound - start)
+                    for k in 0..<count {
+                        let tileRow = start + k
+                        let img = tileRow / tileRowsPerImage, th = tileRow % tileRowsPerImage
+                        for b in 0..<tilesPerRow {
+                            let t = k * tilesPerRow + b
+                            Self.transformInput(
+                                xp + xs.paddedOffset(img, 2 * th, 2 * b), rowStride: xs.rowStride, channels: ci,
+                                into: vp + t * 16 * ci)
+                            Self.transformOutputGradient(
+                                dyp + ys.offset(img, 2 * th, 2 * b), rowStride: ys.rowStride, channels: co,
+                                into: mp + t * 16 * co)
+                        }
+                    }
+                    let gemm = weightGEMMs[count - 1]
+                    for xi in 0..<16 {
+                        aList[0] = UnsafePointer(mp + xi * co)
+                        bList[0] = UnsafePointer(vp + xi * ci)
+                        gemm(aList, bList, part + xi * ci * co, count: 1)
+                    }
+                    start += count
+                }
+            }
+        }
+        for worker in 1..<workers.count {
+            let part = partials + worker * plane
+            for j in 0..<plane { partials[j] += part[j] }
+        }
+        // dw = Gᵀ dU G: rows of Gᵀ dU (3×4), then each times G (3 values)
+        for i in 0..<ci {
+            for o in 0..<co {
+                @inline(__always) func du(_ r: Int, _ c: Int) -> Float { partials[(4 * r + c) * ci * co + i * co + o] }
+                for kh in 0..<3 {
+                    @inline(__always) func q(_ c: Int) -> Float {
+                        kh == 0
+                            ? du(0, c) + 0.5 * (du(1, c) + du(2, c))
+                            : kh == 1 ? 0.5 * (du(1, c) - du(2, c)) : 0.5 * (du(1, c) + du(2, c)) + du(3, c)
+                    }
+                    let q0 = q(0), q1 = q(1), q2 = q(2), q3 = q(3)
+                    let row = dw + (kh * 3) * ci * co + i * co + o
+                    row[0] = q0 + 0.5 * (q1 + q2)
+                    row[ci * co] = 0.5 * (q1 - q2)
+                    row[2 * ci * co] = 0.5 * (q1 + q2) + q3
+                }
+            }
+        }
+    }
+
+    /// dM = A dY Aᵀ for one tile's 2×2 output gradient (4×4, position ξ = 4·i + j at
+    /// `out + ξ·channels`), eight channels at a time; pixels past an odd edge read the zero border.
+    @inline(__always)
+    private static func transformOutputGradient(
+        _ dy: UnsafePointer<Float>, rowStride: Int, channels: Int, into out: UnsafeMutablePointer<Float>
+    ) {
+        var c = 0
+        while c < channels {
+            let p = dy + c
+            let a0 = load(p), b0 = load(p + channels), a1 = load(p + rowStride), b1 = load(p + rowStride + channels)
+            // rows of A dY: (a0, b0), (a0 + a1, b0 + b1), (a0 − a1, b0 − b1), (−a1, −b1); each times Aᵀ
+            @inline(__always) func put(_ r: Int, _ a: Vec, _ b: Vec) {
+                let o = out + 4 * r * channels + c
+                store(a, o)
+                store(a + b, o + channels)
+                store(a - b, o + 2 * channels)
+                store(-b, o + 3 * channels)
+            }
+            put(0, a0, b0)
+            put(1, a0 + a1, b0 + b1)
+            put(2, a0 - a1, b0 - b1)
+            put(3, -a1, -b1)
+            c += 8
         }
     }
 

@@ -127,6 +127,7 @@ extension Bench {
                 "winograd_train_fwd": winograd { Conv2d.winogradPasses($0).trainingForward },
                 "winograd_eval_fwd": winograd { Conv2d.winogradPasses($0).inferenceForward },
                 "winograd_input_grad": winograd { Conv2d.winogradPasses($0).inputGradient },
+                "winograd_weight_grad": winograd { Conv2d.winogradPasses($0).weightGradient },
                 "threads": .number(Double(threads)), "width": .number(Double(width)), "depth": .number(Double(depth)),
                 "batch": .number(Double(batch)), "eval_batch": .number(Double(evalBatch)),
                 "params": .number(Double(model.layout.parameterCount)),
