@@ -54,7 +54,8 @@ public final class Conv2d: @unchecked Sendable {
     /// Input-gradient kernels, one per column phase (input columns iw ≡ φ mod stride), overwriting
     /// or accumulating (a downsample's gradient adds onto the main path's).
     private let dataGEMMs: [(n: Int, overwrite: BatchReduceGEMM, accumulate: BatchReduceGEMM)]
-    /// Winograd F(2×2, 3×3) for the forward pass and the input gradient, where the shape allows.
+    /// Winograd F(2×2, 3×3) for the forward pass and the weight gradient (`winogradForward`) and
+    /// for the input gradient (`winogradData`), where the shape allows.
     /// Made on first use, by the thread that calls the pass (before its workers start), so an
     /// inference executor's convolutions never hold an input gradient's buffers.
     private lazy var winogradForward: Winograd3x3? =

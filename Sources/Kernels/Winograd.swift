@@ -2,9 +2,9 @@
 /// convolutions: each 2×2 output tile costs 16 multiply-adds per (input, output) channel pair
 /// instead of 36, so 2.25× fewer than the direct convolution. The input and output transforms
 /// are additions done across channels eight at a time; the 16 products per tile are 16 GEMMs
-/// over a block of tiles (libxsmm). Conv2d runs its forward and input gradient through it where
-/// the shape allows (`supports`) and keeps the direct convolution beside it for every other
-/// shape; `ReferenceConv` is the oracle of both.
+/// over a block of tiles (libxsmm). Conv2d runs its forward pass, input gradient and weight
+/// gradient through it where the shape allows (`supports`, `Conv2d.winogradPasses`) and keeps the
+/// direct convolution beside it for every other shape; `ReferenceConv` is the oracle of both.
 ///
 ///     V = Bᵀ d B (4×4 input patch d),  U = G g Gᵀ (3×3 filter g),  Y = Aᵀ [U ⊙ V summed over cin] A
 ///     Bᵀ = [1 0 −1 0; 0 1 1 0; 0 −1 1 0; 0 1 0 −1]   G = [1 0 0; ½ ½ ½; ½ −½ ½; 0 0 1]   Aᵀ = [1 1 1 0; 0 1 −1 −1]
