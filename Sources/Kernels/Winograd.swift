@@ -18,6 +18,7 @@ final class Winograd3x3: @unchecked Sendable {
     let input: ActivationShape
     let workers: Workers
     private let tilesPerRow: Int
+    private let tileRowsPerImage: Int
     private let tileRows: Int
     /// Tile rows per block, and the tiles of a full block (the GEMMs' n).
     private let rowsPerBlock: Int
@@ -51,18 +52,20 @@ final class Winograd3x3: @unchecked Sendable {
         self.outChannels = outChannels
         self.input = input
         self.workers = workers
-        tilesPerRow = (input.w + 1) / 2
-        tileRows = input.n * ((input.h + 1) / 2)
-        rowsPerBlock = max(1, min(tileRows, (56 + tilesPerRow - 1) / tilesPerRow))
-        blockTiles = rowsPerBlock * tilesPerRow
+        let tiles = (input.w + 1) / 2
+        tilesPerRow = tiles
+        tileRowsPerImage = (input.h + 1) / 2
+        tileRows = input.n * tileRowsPerImage
+        rowsPerBlock = max(1, min(tileRows, (56 + tiles - 1) / tiles))
+        blockTiles = rowsPerBlock * tiles
         gemms = (1...rowsPerBlock).map { r in
             BatchReduceGEMM(
-                m: outChannels, n: r * ((input.w + 1) / 2), k: inChannels, lda: outChannels, ldb: 16 * inChannels,
+                m: outChannels, n: r * tiles, k: inChannels, lda: outChannels, ldb: 16 * inChannels,
                 ldc: 16 * outChannels, beta: 0)
         }
         weightGEMMs = (1...rowsPerBlock).map { r in
             BatchReduceGEMM(
-                m: outChannels, n: inChannels, k: r * ((input.w + 1) / 2), lda: 16 * outChannels, ldb: 16 * inChannels,
+                m: outChannels, n: inChannels, k: r * tiles, lda: 16 * outChannels, ldb: 16 * inChannels,
                 ldc: outChannels, beta: 1, transB: true)
         }
         u = FloatBuffer(count: 16 * inChannels * outChannels)
@@ -104,60 +107,92 @@ final class Winograd3x3: @unchecked Sendable {
     func run(_ x: Activation, _ y: Activation, accumulate: Bool, statistics: BatchNormKernels?) {
         precondition(x.shape == input)
         precondition(y.shape == ActivationShape(n: input.n, h: input.h, w: input.w, c: outChannels))
-        let ci = inChannels, co = outChannels, tilesPerRow = tilesPerRow, blockTiles = blockTiles
-        let xs = input, ys = y.shape, tileRowsPerImage = (input.h + 1) / 2
+        let ci = inChannels, co = outChannels, tilesPerRow = tilesPerRow
+        let ys = y.shape, tileRowsPerImage = tileRowsPerImage
         let oddRow = !input.h.isMultiple(of: 2), oddColumn = !input.w.isMultiple(of: 2)
-        let xp = UnsafePointer(x.pointer), yp = y.pointer, up = UnsafePointer(u.pointer)
+        let yp = y.pointer, up = UnsafePointer(u.pointer)
         let rowLength = ys.w * co
-        let perWorker = 16 * blockTiles * (ci + co)
+        forEachBlock { block in
+            transformInputs(x, block)
+            let gemm = gemms[block.count - 1]
+            for xi in 0..<16 {
+                block.aList[0] = up + xi * ci * co
+                block.bList[0] = UnsafePointer(block.v + xi * ci)
+                gemm(block.aList, block.bList, block.m + xi * co, count: 1)
+            }
+            for k in 0..<block.count {
+                let tileRow = block.start + k
+                let img = tileRow / tileRowsPerImage, th = tileRow % tileRowsPerImage
+                let halfRow = oddRow && th == tileRowsPerImage - 1
+                for b in 0..<tilesPerRow {
+                    Self.transformOutput(
+                        UnsafePointer(block.m + (k * tilesPerRow + b) * 16 * co), channels: co,
+                        into: yp + ys.offset(img, 2 * th, 2 * b), rowStride: ys.rowStride,
+                        accumulate: accumulate, rows: halfRow ? 1 : 2,
+                        columns: oddColumn && b == tilesPerRow - 1 ? 1 : 2)
+                }
+                if let statistics {
+                    for r in 0..<(halfRow ? 1 : 2) {
+                        statistics.addRow(worker: block.worker, yp + ys.offset(img, 2 * th + r, 0), length: rowLength)
+                    }
+                    if th == tileRowsPerImage - 1 || tileRow == block.rows.upperBound - 1 {
+                        statistics.endImage(worker: block.worker, length: rowLength)
+                    }
+                }
+            }
+        }
+    }
+
+    /// One block of the tile rows a worker owns: its V and M scratch and a pair of GEMM pointer
+    /// lists (refilled before every call).
+    private struct Block {
+        let worker: Int
+        /// All the worker's tile rows, and this block's.
+        let rows: Range<Int>
+        let start: Int
+        let count: Int
+        let v: UnsafeMutablePointer<Float>
+        let m: UnsafeMutablePointer<Float>
+        let aList: MatrixList
+        let bList: MatrixList
+    }
+
+    /// Runs `body` on each block of tile rows, every worker over its own share in order, after
+    /// `prepare(worker)` (which runs even for a worker with no tile rows).
+    private func forEachBlock(prepare: (Int) -> Void = { _ in }, _ body: (Block) -> Void) {
+        let perWorker = 16 * blockTiles * (inChannels + outChannels)
+        let vSize = 16 * blockTiles * inChannels
         let base = scratch.reserve(workers.count * perWorker)
         workers.run { worker in
+            prepare(worker)
             let rows = workers.range(worker, of: tileRows)
-            let vp = base + worker * perWorker
-            let mp = vp + 16 * blockTiles * ci
+            let v = base + worker * perWorker
             withUnsafeTemporaryAllocation(of: UnsafePointer<Float>?.self, capacity: 2) { lists in
-                let aList = lists.baseAddress!, bList = aList + 1
+                let aList = lists.baseAddress!
                 var start = rows.lowerBound
                 while start < rows.upperBound {
                     let count = min(rowsPerBlock, rows.upperBound - start)
-                    for k in 0..<count {
-                        let tileRow = start + k
-                        let img = tileRow / tileRowsPerImage, th = tileRow % tileRowsPerImage
-                        for b in 0..<tilesPerRow {
-                            // the 4×4 patch's top-left is padded (2·th, 2·b): logical (2·th − 1, 2·b − 1)
-                            Self.transformInput(
-                                xp + xs.paddedOffset(img, 2 * th, 2 * b), rowStride: xs.rowStride, channels: ci,
-                                into: vp + (k * tilesPerRow + b) * 16 * ci)
-                        }
-                    }
-                    let gemm = gemms[count - 1]
-                    for xi in 0..<16 {
-                        aList[0] = up + xi * ci * co
-                        bList[0] = UnsafePointer(vp + xi * ci)
-                        gemm(aList, bList, mp + xi * co, count: 1)
-                    }
-                    for k in 0..<count {
-                        let tileRow = start + k
-                        let img = tileRow / tileRowsPerImage, th = tileRow % tileRowsPerImage
-                        let halfRow = oddRow && th == tileRowsPerImage - 1
-                        for b in 0..<tilesPerRow {
-                            Self.transformOutput(
-                                UnsafePointer(mp + (k * tilesPerRow + b) * 16 * co), channels: co,
-                                into: yp + ys.offset(img, 2 * th, 2 * b), rowStride: ys.rowStride,
-                                accumulate: accumulate, rows: halfRow ? 1 : 2,
-                                columns: oddColumn && b == tilesPerRow - 1 ? 1 : 2)
-                        }
-                        if let statistics {
-                            for r in 0..<(halfRow ? 1 : 2) {
-                                statistics.addRow(worker: worker, yp + ys.offset(img, 2 * th + r, 0), length: rowLength)
-                            }
-                            if th == tileRowsPerImage - 1 || tileRow == rows.upperBound - 1 {
-                                statistics.endImage(worker: worker, length: rowLength)
-                            }
-                        }
-                    }
+                    body(
+                        Block(
+                            worker: worker, rows: rows, start: start, count: count, v: v, m: v + vSize, aList: aList,
+                            bList: aList + 1))
                     start += count
                 }
+            }
+        }
+    }
+
+    /// V for every tile of a block: the 4×4 patch of tile (th, b) has its top-left at padded
+    /// (2·th, 2·b), logical (2·th − 1, 2·b − 1).
+    private func transformInputs(_ x: Activation, _ block: Block) {
+        let xs = input, xp = UnsafePointer(x.pointer), ci = inChannels
+        for k in 0..<block.count {
+            let tileRow = block.start + k
+            let img = tileRow / tileRowsPerImage, th = tileRow % tileRowsPerImage
+            for b in 0..<tilesPerRow {
+                Self.transformInput(
+                    xp + xs.paddedOffset(img, 2 * th, 2 * b), rowStride: xs.rowStride, channels: ci,
+                    into: block.v + (k * tilesPerRow + b) * 16 * ci)
             }
         }
     }
@@ -169,45 +204,27 @@ final class Winograd3x3: @unchecked Sendable {
     func weightGradient(x: Activation, dy: Activation, _ dw: UnsafeMutablePointer<Float>) {
         precondition(x.shape == input)
         precondition(dy.shape == ActivationShape(n: input.n, h: input.h, w: input.w, c: outChannels))
-        let ci = inChannels, co = outChannels, tilesPerRow = tilesPerRow, blockTiles = blockTiles
-        let xs = input, ys = dy.shape, tileRowsPerImage = (input.h + 1) / 2
-        let xp = UnsafePointer(x.pointer), dyp = UnsafePointer(dy.pointer)
+        let ci = inChannels, co = outChannels, tilesPerRow = tilesPerRow, tileRowsPerImage = tileRowsPerImage
+        let ys = dy.shape, dyp = UnsafePointer(dy.pointer)
         let plane = 16 * ci * co
         let partials = weightPartials.pointer
-        let perWorker = 16 * blockTiles * (ci + co)
-        let base = scratch.reserve(workers.count * perWorker)
-        workers.run { worker in
-            let rows = workers.range(worker, of: tileRows)
-            let vp = base + worker * perWorker
-            let mp = vp + 16 * blockTiles * ci
-            let part = partials + worker * plane
-            part.update(repeating: 0, count: plane)
-            withUnsafeTemporaryAllocation(of: UnsafePointer<Float>?.self, capacity: 2) { lists in
-                let aList = lists.baseAddress!, bList = aList + 1
-                var start = rows.lowerBound
-                while start < rows.upperBound {
-                    let count = min(rowsPerBlock, rows.upperBound - start)
-                    for k in 0..<count {
-                        let tileRow = start + k
-                        let img = tileRow / tileRowsPerImage, th = tileRow % tileRowsPerImage
-                        for b in 0..<tilesPerRow {
-                            let t = k * tilesPerRow + b
-                            Self.transformInput(
-                                xp + xs.paddedOffset(img, 2 * th, 2 * b), rowStride: xs.rowStride, channels: ci,
-                                into: vp + t * 16 * ci)
-                            Self.transformOutputGradient(
-                                dyp + ys.offset(img, 2 * th, 2 * b), rowStride: ys.rowStride, channels: co,
-                                into: mp + t * 16 * co)
-                        }
-                    }
-                    let gemm = weightGEMMs[count - 1]
-                    for xi in 0..<16 {
-                        aList[0] = UnsafePointer(mp + xi * co)
-                        bList[0] = UnsafePointer(vp + xi * ci)
-                        gemm(aList, bList, part + xi * ci * co, count: 1)
-                    }
-                    start += count
+        forEachBlock(prepare: { worker in (partials + worker * plane).update(repeating: 0, count: plane) }) { block in
+            let part = partials + block.worker * plane
+            transformInputs(x, block)
+            for k in 0..<block.count {
+                let tileRow = block.start + k
+                let img = tileRow / tileRowsPerImage, th = tileRow % tileRowsPerImage
+                for b in 0..<tilesPerRow {
+                    Self.transformOutputGradient(
+                        dyp + ys.offset(img, 2 * th, 2 * b), rowStride: ys.rowStride, channels: co,
+                        into: block.m + (k * tilesPerRow + b) * 16 * co)
                 }
+            }
+            let gemm = weightGEMMs[block.count - 1]
+            for xi in 0..<16 {
+                block.aList[0] = UnsafePointer(block.m + xi * co)
+                block.bList[0] = UnsafePointer(block.v + xi * ci)
+                gemm(block.aList, block.bList, part + xi * ci * co, count: 1)
             }
         }
         for worker in 1..<workers.count {

@@ -61,22 +61,8 @@ final class ResNetTests: XCTestCase {
     /// are those running statistics — checked indirectly: the inference executor and a training
     /// executor in eval mode agree bit for bit, whatever the batch size.
     func testInferenceExecutorAgreesWithTrainingExecutor() {
-        let model = ResNetMini(width: 4, depth: 2)
-        let state = ModelState(layout: model.layout)
-        var rng = SplitMix64(seed: 9)
-        model.initialize(state, using: &rng)
-        for i in 0..<state.buffers.count { state.buffers[i] = Float.random(in: 0.5..<1.5, using: &rng) }
-        let train = ResNetExecutor(model: model, batch: 3, height: 12, width: 12, trainable: true, workers: Workers(1))
-        let infer = ResNetExecutor(model: model, batch: 3, height: 12, width: 12, trainable: false, workers: Workers(2))
-        for b in 0..<3 {
-            for y in 0..<12 {
-                for x in 0..<12 {
-                    let v = Float.random(in: -1..<1, using: &rng)
-                    train.input[b, y, x, 0] = v
-                    infer.input[b, y, x, 0] = v
-                }
-            }
-        }
+        let (state, train, infer) = Self.twoExecutorsOnOneInput(
+            ResNetMini(width: 4, depth: 2), batch: 3, size: 12, seed: 9)
         train.forward(state, training: false)
         infer.forward(state, training: false)
         for i in 0..<30 { XCTAssertEqual(train.logits[i], infer.logits[i], accuracy: 1e-5) }
@@ -88,21 +74,8 @@ final class ResNetTests: XCTestCase {
     func testInferenceLanesEqualTheBatchWidePass() {
         let model = ResNetMini(width: 16)
         XCTAssertEqual(ResNetExecutor.laneImages(model: model, height: 28, width: 28), 2)
-        let state = ModelState(layout: model.layout)
-        var rng = SplitMix64(seed: 4)
-        model.initialize(state, using: &rng)
-        for i in 0..<state.buffers.count { state.buffers[i] = Float.random(in: 0.5..<1.5, using: &rng) }
-        let batchWide = ResNetExecutor(model: model, batch: 5, height: 28, width: 28, trainable: true, workers: Workers(1))
-        let laned = ResNetExecutor(model: model, batch: 5, height: 28, width: 28, trainable: false, workers: Workers(2))
-        for b in 0..<5 {
-            for y in 0..<28 {
-                for x in 0..<28 {
-                    let v = Float.random(in: -1..<1, using: &rng)
-                    batchWide.input[b, y, x, 0] = v
-                    laned.input[b, y, x, 0] = v
-                }
-            }
-        }
+        let (state, batchWide, laned) = Self.twoExecutorsOnOneInput(
+            model, batch: 5, size: 28, seed: 4)
         XCTAssertTrue(laned.usesLanes)
         XCTAssertFalse(batchWide.usesLanes)
         // The second pass changes the weights: the lanes must not keep the first pass's transforms.
@@ -114,6 +87,32 @@ final class ResNetTests: XCTestCase {
             for i in 0..<50 { XCTAssertEqual(batchWide.logits[i], laned.logits[i], "logit \(i), pass \(round)") }
         }
         XCTAssertNotEqual(batchWide.logits[0], 0)
+    }
+
+    /// A model state with random running statistics, and a training executor on one worker (the
+    /// tests run it in eval mode) beside an inference executor on two, both holding the same
+    /// random input batch.
+    static func twoExecutorsOnOneInput(_ model: ResNetMini, batch: Int, size: Int, seed: UInt64) -> (
+        state: ModelState, training: ResNetExecutor, inference: ResNetExecutor
+    ) {
+        let state = ModelState(layout: model.layout)
+        var rng = SplitMix64(seed: seed)
+        model.initialize(state, using: &rng)
+        for i in 0..<state.buffers.count { state.buffers[i] = Float.random(in: 0.5..<1.5, using: &rng) }
+        let training = ResNetExecutor(
+            model: model, batch: batch, height: size, width: size, trainable: true, workers: Workers(1))
+        let inference = ResNetExecutor(
+            model: model, batch: batch, height: size, width: size, trainable: false, workers: Workers(2))
+        for b in 0..<batch {
+            for y in 0..<size {
+                for x in 0..<size {
+                    let v = Float.random(in: -1..<1, using: &rng)
+                    training.input[b, y, x, 0] = v
+                    inference.input[b, y, x, 0] = v
+                }
+            }
+        }
+        return (state, training, inference)
     }
 
     func testStateDictRoundTripThroughSafetensors() throws {
