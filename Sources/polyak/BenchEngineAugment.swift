@@ -15,7 +15,7 @@ struct AugmentationCost {
         let shape = exec.input.shape
         let scratch = TransformScratch()
         var rng = Xoshiro256(seed: 1)
-        func median(_ fill: (Int, ImageView, ImageDestination) -> Void) -> Double {
+        func median(_ fill: (ImageView, ImageDestination) -> Void) -> Double {
             var times: [UInt64] = []
             images.withUnsafeImages { imgs in
                 for k in 0..<31 {
@@ -23,7 +23,7 @@ struct AugmentationCost {
                     for b in 0..<exec.batch {
                         let i = (k * exec.batch + b) % imgs.count
                         fill(
-                            i, imgs[i],
+                            imgs[i],
                             ImageDestination(base: exec.input.pointer + shape.offset(b, 0, 0), rowStride: shape.rowStride))
                         exec.labels[b] = Int32(images.labels[i])
                     }
@@ -32,8 +32,8 @@ struct AugmentationCost {
             }
             return Double(times.sorted()[times.count / 2]) / 1000
         }
-        let crop = median { _, image, dst in _ = Datasets.padCropFlip(image, pad: 2, hflip: true, rng: &rng, into: dst) }
-        let resized = median { _, image, dst in
+        let crop = median { image, dst in _ = Datasets.padCropFlip(image, pad: 2, hflip: true, rng: &rng, into: dst) }
+        let resized = median { image, dst in
             _ = Datasets.randomResizedCrop(image, size: shape.h, hflip: true, rng: &rng, scratch: scratch, into: dst)
         }
         return AugmentationCost(padCropFlip: crop, randomResizedCrop: resized)
