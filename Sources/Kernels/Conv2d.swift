@@ -54,22 +54,13 @@ public final class Conv2d: @unchecked Sendable {
     /// Input-gradient kernels, one per column phase (input columns iw ≡ φ mod stride), overwriting
     /// or accumulating (a downsample's gradient adds onto the main path's).
     private let dataGEMMs: [(n: Int, overwrite: BatchReduceGEMM, accumulate: BatchReduceGEMM)]
-    /// Winograd F(2×2, 3×3) for the forward pass and the weight gradient (`winogradForward`) and
-    /// for the input gradient (`winogradData`), where the shape allows.
-    /// Made on first use, by the thread that calls the pass (before its workers start), so an
-    /// inference executor's convolutions never hold an input gradient's buffers.
-    private lazy var winogradForward: Winograd3x3? =
-        allowsWinograd && Winograd3x3.supports(geometry)
-        ? Winograd3x3(
-            inChannels: geometry.cin, outChannels: geometry.cout, input: geometry.input, workers: workers,
-            scratch: winogradScratch) : nil
-    private lazy var winogradData: Winograd3x3? =
-        allowsWinograd && Winograd3x3.supports(geometry)
-        ? Winograd3x3(
-            inChannels: geometry.cout, outChannels: geometry.cin, input: geometry.output, workers: workers,
-            scratch: winogradScratch) : nil
-    private let allowsWinograd: Bool
-    private let winogradWithStatistics: Bool
+    /// The Winograd tile of each pass (`winogradPlan` unless the caller chose).
+    public let winograd: WinogradPlan
+    /// Winograd for the forward pass and the weight gradient (on x), and for the input gradient
+    /// (on dy), by tile. Made on first use, by the thread that calls the pass (before its workers
+    /// start), so an inference executor's convolutions never hold an input gradient's buffers.
+    private var winogradOnInput: [Int: Winograd3x3] = [:]
+    private var winogradOnGradient: [Int: Winograd3x3] = [:]
     private let winogradScratch: WinogradScratch
     /// Weights transposed per tap to `[kh][kw][cout][cin]` for the input gradient.
     private let transposed: FloatBuffer
@@ -81,14 +72,15 @@ public final class Conv2d: @unchecked Sendable {
     private let listCapacity: Int
 
     /// `winogradScratch`: shared by the convolutions of one executor (they run one at a time).
-    /// `winograd: false` keeps every pass direct (the machine's peak is measured on those).
+    /// `winograd`: the tile of each pass, if not `winogradPlan`'s (`WinogradPlan()` keeps every
+    /// pass direct: the machine's peak is measured on those); a shape Winograd cannot run stays direct.
     public init(
         _ geometry: ConvGeometry, workers: Workers, winogradScratch: WinogradScratch = WinogradScratch(),
-        winograd: Bool = true
+        winograd plan: WinogradPlan? = nil
     ) {
         self.geometry = geometry
         self.workers = workers
-        allowsWinograd = winograd
+        self.winograd = Winograd3x3.supports(geometry) ? plan ?? Self.winogradPlan(geometry) : WinogradPlan()
         self.winogradScratch = winogradScratch
         let g = geometry
         forwardGEMM = BatchReduceGEMM(
@@ -105,7 +97,6 @@ public final class Conv2d: @unchecked Sendable {
             return (n, make(0), make(1))
         }
         transposed = FloatBuffer(count: g.weightCount)
-        winogradWithStatistics = Self.winogradPasses(g).trainingForward
         partials = FloatBuffer(count: g.weightCount * workers.count)
         listCapacity = (g.input.n * g.outH + workers.count) / workers.count + 1
         if g.cin == 1 && g.taps > 1 {
@@ -128,18 +119,33 @@ public final class Conv2d: @unchecked Sendable {
         bLists.deallocate()
     }
 
-    /// Which passes of a convolution of this shape run Winograd F(2×2, 3×3) (`bench engine` lists them).
-    /// Measured (bench engine, alternated): with 16 channels the training forward pass (which also
-    /// gathers BN statistics) and the weight gradient gain nothing from it (their transforms cost
-    /// what their GEMMs save; the whole step +1 % with the weight gradient, within the noise);
-    /// the inference forward and the input gradient gain there, and at 32 channels every pass does
-    /// (the weight gradient: the w32 step +4 %).
-    public static func winogradPasses(_ g: ConvGeometry) -> (
-        trainingForward: Bool, inferenceForward: Bool, inputGradient: Bool, weightGradient: Bool
-    ) {
-        let supported = Winograd3x3.supports(g)
-        let wide = supported && min(g.cin, g.cout) >= 32
-        return (wide, supported, supported, wide)
+    /// Which passes of a convolution of this shape run Winograd, with which tile (`bench engine` lists them).
+    /// Every pass of every shape it supports runs F(4×4, 3×3). Measured (`bench engine --profile`,
+    /// AVX-512, both widths): it beats F(2×2) and the direct convolution on each pass of each
+    /// resnet-mini shape, 16 channels included (where F(2×2)'s transforms, 4 loads and stores per
+    /// output pixel, cost what its GEMMs saved; F(4×4)'s need 2.25), and its 7×7 and 14×14 tiles,
+    /// partly past the image, still come out ahead; the w32 step +21 %, the w16 step +15 %.
+    public static func winogradPlan(_ g: ConvGeometry) -> WinogradPlan {
+        guard Winograd3x3.supports(g) else { return WinogradPlan() }
+        return WinogradPlan(trainingForward: 4, inferenceForward: 4, inputGradient: 4, weightGradient: 4)
+    }
+
+    /// The Winograd of this convolution's forward pass and weight gradient (input side) or of its
+    /// input gradient, with `tile`; nil for the direct convolution (tile 0).
+    private func winograd(tile: Int, onGradient: Bool) -> Winograd3x3? {
+        guard tile > 0 else { return nil }
+        if let made = (onGradient ? winogradOnGradient : winogradOnInput)[tile] { return made }
+        let g = geometry
+        let made =
+            onGradient
+            ? Winograd3x3(
+                inChannels: g.cout, outChannels: g.cin, input: g.output, tile: tile, workers: workers,
+                scratch: winogradScratch)
+            : Winograd3x3(
+                inChannels: g.cin, outChannels: g.cout, input: g.input, tile: tile, workers: workers,
+                scratch: winogradScratch)
+        if onGradient { winogradOnGradient[tile] = made } else { winogradOnInput[tile] = made }
+        return made
     }
 
     /// Whether libxsmm runs the forward kernel (false: Swift loops).
@@ -168,7 +174,8 @@ public final class Conv2d: @unchecked Sendable {
         let g = geometry
         precondition(x.shape == g.input && y.shape == g.output)
         statistics?.beginStatistics(g.output)
-        if statistics == nil || winogradWithStatistics, let winograd = winogradForward {
+        let tile = statistics == nil ? winograd.inferenceForward : winograd.trainingForward
+        if let winograd = winograd(tile: tile, onGradient: false) {
             if !sameWeights { winograd.transformWeights(w, flipped: false) }
             winograd.run(x, y, accumulate: false, statistics: statistics)
             return
@@ -228,7 +235,7 @@ public final class Conv2d: @unchecked Sendable {
     public func backwardData(_ dy: Activation, _ w: UnsafePointer<Float>, _ dx: Activation, accumulate: Bool) {
         let g = geometry
         precondition(dy.shape == g.output && dx.shape == g.input)
-        if let winograd = winogradData {
+        if let winograd = winograd(tile: winograd.inputGradient, onGradient: true) {
             winograd.transformWeights(w, flipped: true)
             winograd.run(dy, dx, accumulate: accumulate, statistics: nil)
             return
@@ -277,7 +284,7 @@ public final class Conv2d: @unchecked Sendable {
         let xp = UnsafePointer(x.pointer), dyp = UnsafePointer(dy.pointer)
         let total = xs.n * g.outH
         let wc = g.weightCount
-        if Self.winogradPasses(g).weightGradient, let winograd = winogradForward {
+        if let winograd = winograd(tile: winograd.weightGradient, onGradient: false) {
             return winograd.weightGradient(x: x, dy: dy, dw)
         }
         partials.zero()
@@ -423,5 +430,23 @@ public enum ReferenceConv {
                 }
             }
         }
+    }
+}
+
+
+/// The Winograd tile of each pass of one convolution: 2 for F(2×2, 3×3), 4 for F(4×4, 3×3), 0 for
+/// the direct convolution. The training forward pass also gathers BN statistics; the inference
+/// one does not.
+public struct WinogradPlan: Hashable, Sendable {
+    public var trainingForward = 0
+    public var inferenceForward = 0
+    public var inputGradient = 0
+    public var weightGradient = 0
+
+    public init(trainingForward: Int = 0, inferenceForward: Int = 0, inputGradient: Int = 0, weightGradient: Int = 0) {
+        self.trainingForward = trainingForward
+        self.inferenceForward = inferenceForward
+        self.inputGradient = inputGradient
+        self.weightGradient = weightGradient
     }
 }

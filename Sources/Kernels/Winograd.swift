@@ -1,19 +1,24 @@
-/// Winograd's minimal filtering F(2×2, 3×3) (Lavin & Gray, CVPR 2016) for the 3×3 stride-1
-/// convolutions: each 2×2 output tile costs 16 multiply-adds per (input, output) channel pair
-/// instead of 36, so 2.25× fewer than the direct convolution. The input and output transforms
-/// are additions done across channels eight at a time; the 16 products per tile are 16 GEMMs
-/// over a block of tiles (libxsmm). Conv2d runs its forward pass, input gradient and weight
-/// gradient through it where the shape allows (`supports`, `Conv2d.winogradPasses`) and keeps the
-/// direct convolution beside it for every other shape; `ReferenceConv` is the oracle of both.
+/// Winograd's minimal filtering F(m×m, 3×3) (Lavin & Gray, CVPR 2016) for the 3×3 stride-1
+/// convolutions, with output tiles of m = 2 or 4 pixels a side: a tile costs (m + 2)² multiply-adds
+/// per (input, output) channel pair instead of 9m², so 2.25× (m = 2) or 4× (m = 4) fewer than the
+/// direct convolution. The input and output transforms are additions done across channels eight
+/// at a time; the (m + 2)² products per tile are as many GEMMs over a block of tiles (libxsmm).
+/// Conv2d runs its forward pass, input gradient and weight gradient through it where the shape
+/// allows (`supports`, `Conv2d.winogradPasses`) and keeps the direct convolution beside it for
+/// every other shape; `ReferenceConv` is the oracle of both.
 ///
-///     V = Bᵀ d B (4×4 input patch d),  U = G g Gᵀ (3×3 filter g),  Y = Aᵀ [U ⊙ V summed over cin] A
-///     Bᵀ = [1 0 −1 0; 0 1 1 0; 0 −1 1 0; 0 1 0 −1]   G = [1 0 0; ½ ½ ½; ½ −½ ½; 0 0 1]   Aᵀ = [1 1 1 0; 0 1 −1 −1]
+///     V = Bᵀ d B ((m+2)² input patch d),  U = G g Gᵀ (3×3 filter g),  Y = Aᵀ [U ⊙ V summed over cin] A
+///     m = 2:  Bᵀ = [1 0 −1 0; 0 1 1 0; 0 −1 1 0; 0 1 0 −1]   G = [1 0 0; ½ ½ ½; ½ −½ ½; 0 0 1]   Aᵀ = [1 1 1 0; 0 1 −1 −1]
+///     m = 4:  the points 0, ±1, ±2, ∞ (`Winograd4x4.swift`)
 ///
 /// Rounding differs from the direct convolution's in the last bits (the transforms add before
-/// they multiply); results are deterministic run after run.
+/// they multiply; m = 4's larger constants lose a little more); results are deterministic run after run.
 final class Winograd3x3: @unchecked Sendable {
     let inChannels: Int
     let outChannels: Int
+    /// Output pixels per tile side (2 or 4), the patch side `tile + 2` and its positions (16 or 36).
+    let tile: Int
+    let positions: Int
     /// The input's shape; the output has the same size with `outChannels`.
     let input: ActivationShape
     let workers: Workers
@@ -27,13 +32,13 @@ final class Winograd3x3: @unchecked Sendable {
     private let gemms: [BatchReduceGEMM]
     /// weightGEMMs[r − 1]: dU_ξ (+)= dM_ξ · V_ξᵀ over a block of r tile rows (k = the tiles).
     private let weightGEMMs: [BatchReduceGEMM]
-    /// Per worker: its tiles' share of dU `[16][in][out]`, added in worker order (deterministic).
-    private lazy var weightPartials = FloatBuffer(count: workers.count * 16 * inChannels * outChannels)
-    /// Transformed weights `[16][in][out]`: per position ξ a column-major `out × in` matrix.
-    private let u: FloatBuffer
-    /// Per worker: a block's transformed input `[tiles][16][in]` and products `[tiles][16][out]`,
-    /// tile-major so each tile's transform reads or writes one contiguous run; the GEMM of
-    /// position ξ reads every tile's ξ slice through its leading dimension (16 × channels).
+    /// Per worker: its tiles' share of dU `[positions][in][out]`, added in worker order (deterministic).
+    private lazy var weightPartials = FloatBuffer(count: workers.count * positions * inChannels * outChannels)
+    /// Transformed weights `[positions][in][out]`: per position ξ a column-major `out × in` matrix.
+    let u: FloatBuffer
+    /// Per worker: a block's transformed input `[tiles][positions][in]` and products
+    /// `[tiles][positions][out]`, tile-major so each tile's transform reads or writes one contiguous
+    /// run; the GEMM of position ξ reads every tile's ξ slice through its leading dimension.
     private let scratch: WinogradScratch
 
     /// Stride 1, 3×3, channels in multiples of 8 (whole vectors). An odd size ends in half tiles:
@@ -43,38 +48,46 @@ final class Winograd3x3: @unchecked Sendable {
         g.kernel == 3 && g.stride == 1 && g.cin.isMultiple(of: 8) && g.cout.isMultiple(of: 8)
     }
 
-    /// About 56 tiles a block (measured against 14, 28 and 112): the block's V and M stay in L2 and
-    /// each GEMM has n ≥ 56 columns.
-    init(inChannels: Int, outChannels: Int, input: ActivationShape, workers: Workers, scratch: WinogradScratch) {
+    /// About 56 tiles a block (measured against 14, 28 and 112 with m = 2): the block's V and M
+    /// stay in L2 and each GEMM has n ≥ 56 columns.
+    init(
+        inChannels: Int, outChannels: Int, input: ActivationShape, tile: Int = 2, workers: Workers,
+        scratch: WinogradScratch
+    ) {
         precondition(input.c == inChannels)
         precondition(inChannels.isMultiple(of: 8) && outChannels.isMultiple(of: 8))
+        precondition(tile == 2 || tile == 4, "Winograd tiles of 2 or 4 pixels")
         self.inChannels = inChannels
         self.outChannels = outChannels
+        self.tile = tile
+        let positions = (tile + 2) * (tile + 2)
+        self.positions = positions
         self.input = input
         self.workers = workers
-        let tiles = (input.w + 1) / 2
+        let tiles = (input.w + tile - 1) / tile
         tilesPerRow = tiles
-        tileRowsPerImage = (input.h + 1) / 2
+        tileRowsPerImage = (input.h + tile - 1) / tile
         tileRows = input.n * tileRowsPerImage
         rowsPerBlock = max(1, min(tileRows, (56 + tiles - 1) / tiles))
         blockTiles = rowsPerBlock * tiles
         gemms = (1...rowsPerBlock).map { r in
             BatchReduceGEMM(
-                m: outChannels, n: r * tiles, k: inChannels, lda: outChannels, ldb: 16 * inChannels,
-                ldc: 16 * outChannels, beta: 0)
+                m: outChannels, n: r * tiles, k: inChannels, lda: outChannels, ldb: positions * inChannels,
+                ldc: positions * outChannels, beta: 0)
         }
         weightGEMMs = (1...rowsPerBlock).map { r in
             BatchReduceGEMM(
-                m: outChannels, n: inChannels, k: r * tiles, lda: 16 * outChannels, ldb: 16 * inChannels,
-                ldc: outChannels, beta: 1, transB: true)
+                m: outChannels, n: inChannels, k: r * tiles, lda: positions * outChannels,
+                ldb: positions * inChannels, ldc: outChannels, beta: 1, transB: true)
         }
-        u = FloatBuffer(count: 16 * inChannels * outChannels)
+        u = FloatBuffer(count: positions * inChannels * outChannels)
         self.scratch = scratch
     }
 
     /// U = G g Gᵀ for every (in, out) pair. `flipped`: the weights are those of the convolution
     /// whose input gradient this computes (`[t][out][in]`, taps rotated by 180°), else `[t][in][out]`.
     func transformWeights(_ w: UnsafePointer<Float>, flipped: Bool) {
+        if tile == 4 { return transformWeights4(w, flipped: flipped) }
         let ci = inChannels, co = outChannels, up = u.pointer
         for i in 0..<ci {
             for o in 0..<co {
@@ -109,13 +122,13 @@ final class Winograd3x3: @unchecked Sendable {
         precondition(y.shape == ActivationShape(n: input.n, h: input.h, w: input.w, c: outChannels))
         let ci = inChannels, co = outChannels, tilesPerRow = tilesPerRow
         let ys = y.shape, tileRowsPerImage = tileRowsPerImage
-        let oddRow = !input.h.isMultiple(of: 2), oddColumn = !input.w.isMultiple(of: 2)
+        let oddColumn = !input.w.isMultiple(of: 2)
         let yp = y.pointer, up = UnsafePointer(u.pointer)
-        let rowLength = ys.w * co
+        let rowLength = ys.w * co, m = tile, positions = positions
         forEachBlock { block in
             transformInputs(x, block)
             let gemm = gemms[block.count - 1]
-            for xi in 0..<16 {
+            for xi in 0..<positions {
                 block.aList[0] = up + xi * ci * co
                 block.bList[0] = UnsafePointer(block.v + xi * ci)
                 gemm(block.aList, block.bList, block.m + xi * co, count: 1)
@@ -123,17 +136,23 @@ final class Winograd3x3: @unchecked Sendable {
             for k in 0..<block.count {
                 let tileRow = block.start + k
                 let img = tileRow / tileRowsPerImage, th = tileRow % tileRowsPerImage
-                let halfRow = oddRow && th == tileRowsPerImage - 1
+                let rows = min(m, ys.h - m * th)
                 for b in 0..<tilesPerRow {
-                    Self.transformOutput(
-                        UnsafePointer(block.m + (k * tilesPerRow + b) * 16 * co), channels: co,
-                        into: yp + ys.offset(img, 2 * th, 2 * b), rowStride: ys.rowStride,
-                        accumulate: accumulate, rows: halfRow ? 1 : 2,
-                        columns: oddColumn && b == tilesPerRow - 1 ? 1 : 2)
+                    let products = UnsafePointer(block.m + (k * tilesPerRow + b) * positions * co)
+                    let out = yp + ys.offset(img, m * th, m * b)
+                    if m == 4 {
+                        Self.transformOutput4(
+                            products, channels: co, into: out, rowStride: ys.rowStride, accumulate: accumulate,
+                            rows: rows, columns: min(4, ys.w - 4 * b))
+                    } else {
+                        Self.transformOutput(
+                            products, channels: co, into: out, rowStride: ys.rowStride, accumulate: accumulate,
+                            rows: rows, columns: oddColumn && b == tilesPerRow - 1 ? 1 : 2)
+                    }
                 }
                 if let statistics {
-                    for r in 0..<(halfRow ? 1 : 2) {
-                        statistics.addRow(worker: block.worker, yp + ys.offset(img, 2 * th + r, 0), length: rowLength)
+                    for r in 0..<rows {
+                        statistics.addRow(worker: block.worker, yp + ys.offset(img, m * th + r, 0), length: rowLength)
                     }
                     if th == tileRowsPerImage - 1 || tileRow == block.rows.upperBound - 1 {
                         statistics.endImage(worker: block.worker, length: rowLength)
@@ -160,8 +179,8 @@ final class Winograd3x3: @unchecked Sendable {
     /// Runs `body` on each block of tile rows, every worker over its own share in order, after
     /// `prepare(worker)` (which runs even for a worker with no tile rows).
     private func forEachBlock(prepare: (Int) -> Void = { _ in }, _ body: (Block) -> Void) {
-        let perWorker = 16 * blockTiles * (inChannels + outChannels)
-        let vSize = 16 * blockTiles * inChannels
+        let perWorker = positions * blockTiles * (inChannels + outChannels)
+        let vSize = positions * blockTiles * inChannels
         let base = scratch.reserve(workers.count * perWorker)
         workers.run { worker in
             prepare(worker)
@@ -182,17 +201,24 @@ final class Winograd3x3: @unchecked Sendable {
         }
     }
 
-    /// V for every tile of a block: the 4×4 patch of tile (th, b) has its top-left at padded
-    /// (2·th, 2·b), logical (2·th − 1, 2·b − 1).
+    /// V for every tile of a block: the (m+2)² patch of tile (th, b) has its top-left at padded
+    /// (m·th, m·b), logical (m·th − 1, m·b − 1).
     private func transformInputs(_ x: Activation, _ block: Block) {
-        let xs = input, xp = UnsafePointer(x.pointer), ci = inChannels
+        let xs = input, xp = UnsafePointer(x.pointer), ci = inChannels, m = tile, positions = positions
         for k in 0..<block.count {
             let tileRow = block.start + k
             let img = tileRow / tileRowsPerImage, th = tileRow % tileRowsPerImage
             for b in 0..<tilesPerRow {
-                Self.transformInput(
-                    xp + xs.paddedOffset(img, 2 * th, 2 * b), rowStride: xs.rowStride, channels: ci,
-                    into: block.v + (k * tilesPerRow + b) * 16 * ci)
+                let patch = xp + xs.paddedOffset(img, m * th, m * b)
+                let out = block.v + (k * tilesPerRow + b) * positions * ci
+                if m == 4 {
+                    // patch rows and columns inside the padded image; one more reads a zero border
+                    Self.transformInput4(
+                        patch, rowStride: xs.rowStride, channels: ci, rows: min(6, xs.paddedH - 4 * th),
+                        columns: min(6, xs.paddedW - 4 * b), into: out)
+                } else {
+                    Self.transformInput(patch, rowStride: xs.rowStride, channels: ci, into: out)
+                }
             }
         }
     }
@@ -206,7 +232,8 @@ final class Winograd3x3: @unchecked Sendable {
         precondition(dy.shape == ActivationShape(n: input.n, h: input.h, w: input.w, c: outChannels))
         let ci = inChannels, co = outChannels, tilesPerRow = tilesPerRow, tileRowsPerImage = tileRowsPerImage
         let ys = dy.shape, dyp = UnsafePointer(dy.pointer)
-        let plane = 16 * ci * co
+        let m = tile, positions = positions
+        let plane = positions * ci * co
         let partials = weightPartials.pointer
         forEachBlock(prepare: { worker in (partials + worker * plane).update(repeating: 0, count: plane) }) { block in
             let part = partials + block.worker * plane
@@ -215,13 +242,19 @@ final class Winograd3x3: @unchecked Sendable {
                 let tileRow = block.start + k
                 let img = tileRow / tileRowsPerImage, th = tileRow % tileRowsPerImage
                 for b in 0..<tilesPerRow {
-                    Self.transformOutputGradient(
-                        dyp + ys.offset(img, 2 * th, 2 * b), rowStride: ys.rowStride, channels: co,
-                        into: block.m + (k * tilesPerRow + b) * 16 * co)
+                    let tileGradient = dyp + ys.offset(img, m * th, m * b)
+                    let out = block.m + (k * tilesPerRow + b) * positions * co
+                    if m == 4 {
+                        Self.transformOutputGradient4(
+                            tileGradient, rowStride: ys.rowStride, channels: co, rows: min(4, ys.h - 4 * th),
+                            columns: min(4, ys.w - 4 * b), into: out)
+                    } else {
+                        Self.transformOutputGradient(tileGradient, rowStride: ys.rowStride, channels: co, into: out)
+                    }
                 }
             }
             let gemm = weightGEMMs[block.count - 1]
-            for xi in 0..<16 {
+            for xi in 0..<positions {
                 block.aList[0] = UnsafePointer(block.m + xi * co)
                 block.bList[0] = UnsafePointer(block.v + xi * ci)
                 gemm(block.aList, block.bList, part + xi * ci * co, count: 1)
@@ -231,6 +264,7 @@ final class Winograd3x3: @unchecked Sendable {
             let part = partials + worker * plane
             for j in 0..<plane { partials[j] += part[j] }
         }
+        if m == 4 { return Self.weightsFromProducts4(UnsafePointer(partials), inChannels: ci, outChannels: co, dw) }
         // dw = Gᵀ dU G: rows of Gᵀ dU (3×4), then each times G (3 values)
         for i in 0..<ci {
             for o in 0..<co {

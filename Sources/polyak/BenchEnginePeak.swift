@@ -17,7 +17,7 @@ struct ConvolutionPeak {
     static func measure(_ model: ResNetMini, batch: Int, workers: Workers) -> ConvolutionPeak {
         var best = ConvolutionPeak(gflops: 0, source: "none")
         for (name, g) in model.convolutions(batch: batch, height: 28, width: 28) {
-            let conv = Conv2d(g, workers: workers, winograd: false)
+            let conv = Conv2d(g, workers: workers, winograd: WinogradPlan())
             let x = Activation(g.input), y = Activation(g.output), w = FloatBuffer(count: g.weightCount)
             // xsmm_conv.c's values: smooth, so no denormals and no zeros for a kernel to skip
             for b in 0..<g.input.n {

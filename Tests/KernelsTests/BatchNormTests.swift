@@ -174,12 +174,13 @@ final class DenseTests: XCTestCase {
 
 final class FusedStatisticsTests: XCTestCase {
     /// Statistics gathered by the convolution as it writes rows equal a separate pass over memory.
-    /// Direct convolution (and Winograd's inference pass before it), and Winograd (32 channels,
-    /// stride 1) with odd sizes' half tiles.
+    /// Direct convolution (stride 2), and Winograd (stride 1) with whole tiles and with tiles partly
+    /// past the image.
     func testConvolutionGathersTheSameStatistics() {
         check(ConvGeometry(cin: 8, cout: 16, kernel: 3, stride: 2, input: ActivationShape(n: 5, h: 9, w: 9, c: 8)))
         check(ConvGeometry(cin: 16, cout: 16, kernel: 3, stride: 1, input: ActivationShape(n: 3, h: 8, w: 8, c: 16)))
         check(ConvGeometry(cin: 32, cout: 32, kernel: 3, stride: 1, input: ActivationShape(n: 5, h: 7, w: 5, c: 32)))
+        check(ConvGeometry(cin: 8, cout: 16, kernel: 3, stride: 1, input: ActivationShape(n: 3, h: 10, w: 6, c: 8)))
     }
 
     func check(_ g: ConvGeometry) {
