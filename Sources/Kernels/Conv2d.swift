@@ -54,13 +54,12 @@ public final class Conv2d: @unchecked Sendable {
     /// Input-gradient kernels, one per column phase (input columns iw ≡ φ mod stride), overwriting
     /// or accumulating (a downsample's gradient adds onto the main path's).
     private let dataGEMMs: [(n: Int, overwrite: BatchReduceGEMM, accumulate: BatchReduceGEMM)]
-    /// The Winograd tile of each pass (`winogradPlan` unless the caller chose).
+    /// Which passes run Winograd F(4×4, 3×3) (`winogradPlan` unless the caller chose).
     public let winograd: WinogradPlan
-    /// Winograd for the forward pass and the weight gradient (on x), and for the input gradient
-    /// (on dy), by tile. Made on first use, by the thread that calls the pass (before its workers
-    /// start), so an inference executor's convolutions never hold an input gradient's buffers.
-    private var winogradOnInput: [Int: Winograd3x3] = [:]
-    private var winogradOnGradient: [Int: Winograd3x3] = [:]
+    /// Made on first use, by the thread that calls the pass (before its workers start), so an
+    /// inference executor's convolutions never hold an input gradient's buffers.
+    private var winogradInputSide: Winograd3x3?
+    private var winogradGradientSide: Winograd3x3?
     private let winogradScratch: WinogradScratch
     /// Weights transposed per tap to `[kh][kw][cout][cin]` for the input gradient.
     private let transposed: FloatBuffer
@@ -72,7 +71,7 @@ public final class Conv2d: @unchecked Sendable {
     private let listCapacity: Int
 
     /// `winogradScratch`: shared by the convolutions of one executor (they run one at a time).
-    /// `winograd`: the tile of each pass, if not `winogradPlan`'s (`WinogradPlan()` keeps every
+    /// `winograd`: which passes run Winograd, if not `winogradPlan`'s (`WinogradPlan()` keeps every
     /// pass direct: the machine's peak is measured on those); a shape Winograd cannot run stays direct.
     public init(
         _ geometry: ConvGeometry, workers: Workers, winogradScratch: WinogradScratch = WinogradScratch(),
@@ -119,32 +118,31 @@ public final class Conv2d: @unchecked Sendable {
         bLists.deallocate()
     }
 
-    /// Which passes of a convolution of this shape run Winograd, with which tile (`bench engine` lists them).
-    /// Every pass of every shape it supports runs F(4×4, 3×3). Measured (`bench engine --profile`,
-    /// AVX-512, both widths): it beats F(2×2) and the direct convolution on each pass of each
-    /// resnet-mini shape, 16 channels included (where F(2×2)'s transforms, 4 loads and stores per
-    /// output pixel, cost what its GEMMs saved; F(4×4)'s need 2.25), and its 7×7 and 14×14 tiles,
-    /// partly past the image, still come out ahead; the w32 step +21 %, the w16 step +15 %.
+    /// Which passes of a convolution of this shape run Winograd (`bench engine` lists them): every
+    /// pass of every shape it supports. Measured (`bench engine --profile`, AVX-512, both widths):
+    /// F(4×4, 3×3) beats the direct convolution on each pass of each resnet-mini shape, 16 channels
+    /// included, where F(2×2) lost on the training forward pass and the weight gradient (its
+    /// transforms cost what its GEMMs saved).
     public static func winogradPlan(_ g: ConvGeometry) -> WinogradPlan {
-        guard Winograd3x3.supports(g) else { return WinogradPlan() }
-        return WinogradPlan(trainingForward: 4, inferenceForward: 4, inputGradient: 4, weightGradient: 4)
+        Winograd3x3.supports(g) ? WinogradPlan(everyPass: true) : WinogradPlan()
     }
 
-    /// The Winograd of this convolution's forward pass and weight gradient (input side) or of its
-    /// input gradient, with `tile`; nil for the direct convolution (tile 0).
-    private func winograd(tile: Int, onGradient: Bool) -> Winograd3x3? {
-        guard tile > 0 else { return nil }
-        if let made = (onGradient ? winogradOnGradient : winogradOnInput)[tile] { return made }
+    /// The Winograd of this convolution's forward pass and weight gradient (on its input), or of
+    /// its input gradient (on dy).
+    private var winogradOnInput: Winograd3x3 {
+        if let made = winogradInputSide { return made }
         let g = geometry
-        let made =
-            onGradient
-            ? Winograd3x3(
-                inChannels: g.cout, outChannels: g.cin, input: g.output, tile: tile, workers: workers,
-                scratch: winogradScratch)
-            : Winograd3x3(
-                inChannels: g.cin, outChannels: g.cout, input: g.input, tile: tile, workers: workers,
-                scratch: winogradScratch)
-        if onGradient { winogradOnGradient[tile] = made } else { winogradOnInput[tile] = made }
+        let made = Winograd3x3(
+            inChannels: g.cin, outChannels: g.cout, input: g.input, workers: workers, scratch: winogradScratch)
+        winogradInputSide = made
+        return made
+    }
+    private var winogradOnGradient: Winograd3x3 {
+        if let made = winogradGradientSide { return made }
+        let g = geometry
+        let made = Winograd3x3(
+            inChannels: g.cout, outChannels: g.cin, input: g.output, workers: workers, scratch: winogradScratch)
+        winogradGradientSide = made
         return made
     }
 
@@ -174,8 +172,8 @@ public final class Conv2d: @unchecked Sendable {
         let g = geometry
         precondition(x.shape == g.input && y.shape == g.output)
         statistics?.beginStatistics(g.output)
-        let tile = statistics == nil ? winograd.inferenceForward : winograd.trainingForward
-        if let winograd = winograd(tile: tile, onGradient: false) {
+        if statistics == nil ? winograd.inferenceForward : winograd.trainingForward {
+            let winograd = winogradOnInput
             if !sameWeights { winograd.transformWeights(w, flipped: false) }
             winograd.run(x, y, accumulate: false, statistics: statistics)
             return
@@ -235,7 +233,8 @@ public final class Conv2d: @unchecked Sendable {
     public func backwardData(_ dy: Activation, _ w: UnsafePointer<Float>, _ dx: Activation, accumulate: Bool) {
         let g = geometry
         precondition(dy.shape == g.output && dx.shape == g.input)
-        if let winograd = winograd(tile: winograd.inputGradient, onGradient: true) {
+        if winograd.inputGradient {
+            let winograd = winogradOnGradient
             winograd.transformWeights(w, flipped: true)
             winograd.run(dy, dx, accumulate: accumulate, statistics: nil)
             return
@@ -284,8 +283,8 @@ public final class Conv2d: @unchecked Sendable {
         let xp = UnsafePointer(x.pointer), dyp = UnsafePointer(dy.pointer)
         let total = xs.n * g.outH
         let wc = g.weightCount
-        if let winograd = winograd(tile: winograd.weightGradient, onGradient: false) {
-            return winograd.weightGradient(x: x, dy: dy, dw)
+        if winograd.weightGradient {
+            return winogradOnInput.weightGradient(x: x, dy: dy, dw)
         }
         partials.zero()
         if let gemm = patchWeightGrad, let patches {
@@ -434,19 +433,29 @@ public enum ReferenceConv {
 }
 
 
-/// The Winograd tile of each pass of one convolution: 2 for F(2×2, 3×3), 4 for F(4×4, 3×3), 0 for
-/// the direct convolution. The training forward pass also gathers BN statistics; the inference
-/// one does not.
+/// Which passes of one convolution run Winograd F(4×4, 3×3) rather than the direct convolution.
+/// The training forward pass also gathers BN statistics; the inference one does not.
 public struct WinogradPlan: Hashable, Sendable {
-    public var trainingForward = 0
-    public var inferenceForward = 0
-    public var inputGradient = 0
-    public var weightGradient = 0
+    public var trainingForward = false
+    public var inferenceForward = false
+    public var inputGradient = false
+    public var weightGradient = false
 
-    public init(trainingForward: Int = 0, inferenceForward: Int = 0, inputGradient: Int = 0, weightGradient: Int = 0) {
+    public init(
+        trainingForward: Bool = false, inferenceForward: Bool = false, inputGradient: Bool = false,
+        weightGradient: Bool = false
+    ) {
         self.trainingForward = trainingForward
         self.inferenceForward = inferenceForward
         self.inputGradient = inputGradient
         self.weightGradient = weightGradient
     }
+
+    public init(everyPass: Bool) {
+        self.init(
+            trainingForward: everyPass, inferenceForward: everyPass, inputGradient: everyPass, weightGradient: everyPass)
+    }
+
+    /// Whether any pass does.
+    public var any: Bool { trainingForward || inferenceForward || inputGradient || weightGradient }
 }

@@ -7,7 +7,7 @@
 ///
 /// Position ξ = 6·i + j of a tile's 36 is row i, column j of the transformed patch. Each transform
 /// works on eight channels at a time, row by row into 24 or 36 vectors on the stack, then down the
-/// columns (the same order as m = 2's, in `Winograd.swift`).
+/// columns.
 extension Winograd3x3 {
     /// Bᵀ applied to six values (a patch row or column).
     @inline(__always)
@@ -39,10 +39,10 @@ extension Winograd3x3 {
 
     /// V = Bᵀ d B for one tile. `rows` × `columns` of the 6×6 patch lie in the padded image; one
     /// more row or column reads a zero border (the next row's or image's, or the slack past the
-    /// last image, as m = 2's half tiles do), so such a patch is read as it lies; a patch further
-    /// out (sizes 4k + 1 and 4k + 2) reads zeros for what lies outside.
+    /// last image: `Activation`), so such a patch (sizes 4k + 3) is read as it lies; a patch
+    /// further out (sizes 4k + 1 and 4k + 2) reads zeros for what lies outside.
     @inline(__always)
-    static func transformInput4(
+    static func transformInput(
         _ d: UnsafePointer<Float>, rowStride: Int, channels: Int, rows: Int, columns: Int,
         into out: UnsafeMutablePointer<Float>
     ) {
@@ -80,7 +80,7 @@ extension Winograd3x3 {
 
     /// Y = Aᵀ M A for one tile: writes (or adds) its first `rows` × `columns` output pixels at `y`.
     @inline(__always)
-    static func transformOutput4(
+    static func transformOutput(
         _ mp: UnsafePointer<Float>, channels: Int, into y: UnsafeMutablePointer<Float>, rowStride: Int, accumulate: Bool,
         rows: Int, columns: Int
     ) {
@@ -117,7 +117,7 @@ extension Winograd3x3 {
     /// dM = A dY Aᵀ for one tile's 4×4 output gradient (6×6 at `out + ξ·channels`). Pixels past the
     /// image's `rows` × `columns` count as zero: one more reads the zero border, further ones are skipped.
     @inline(__always)
-    static func transformOutputGradient4(
+    static func transformOutputGradient(
         _ dy: UnsafePointer<Float>, rowStride: Int, channels: Int, rows: Int, columns: Int,
         into out: UnsafeMutablePointer<Float>
     ) {
@@ -175,7 +175,7 @@ extension Winograd3x3 {
     /// U = G g Gᵀ for every (in, out) pair, eight output channels at a time. `flipped`: the
     /// weights are those of the convolution whose input gradient this computes (`[t][out][in]`,
     /// taps rotated by 180°), else `[t][in][out]`.
-    func transformWeights4(_ w: UnsafePointer<Float>, flipped: Bool) {
+    func transformWeights(_ w: UnsafePointer<Float>, flipped: Bool) {
         let ci = inChannels, co = outChannels, up = u.pointer, plane = ci * co
         withUnsafeTemporaryAllocation(of: Vec.self, capacity: 18) { buffer in
             let r = buffer.baseAddress!  // G g, 6×3
@@ -214,7 +214,7 @@ extension Winograd3x3 {
     }
 
     /// dw = Gᵀ dU G (HWIO, overwritten) from the summed products `[36][in][out]`.
-    static func weightsFromProducts4(
+    static func weightsFromProducts(
         _ du: UnsafePointer<Float>, inChannels ci: Int, outChannels co: Int, _ dw: UnsafeMutablePointer<Float>
     ) {
         let plane = ci * co
