@@ -432,7 +432,6 @@ public enum ReferenceConv {
     }
 }
 
-
 /// Which passes of one convolution run Winograd F(4×4, 3×3) rather than the direct convolution.
 /// The training forward pass also gathers BN statistics; the inference one does not.
 public struct WinogradPlan: Hashable, Sendable {

@@ -49,7 +49,8 @@ final class Conv2dTests: XCTestCase {
                     for yy in 0..<g.input.h {
                         for xx in 0..<g.input.w {
                             for ch in 0..<g.cin {
-                                XCTAssertEqual(dx[b, yy, xx, ch], 2 * dxRef[b, yy, xx, ch], accuracy: 10 * tolerance * (1 + abs(dxRef[b, yy, xx, ch])))
+                                let expected = 2 * dxRef[b, yy, xx, ch]
+                                XCTAssertEqual(dx[b, yy, xx, ch], expected, accuracy: 10 * tolerance * (1 + abs(expected)))
                             }
                         }
                     }
