@@ -100,7 +100,7 @@ final class Winograd3x3: @unchecked Sendable {
                     Self.transformOutput(
                         UnsafePointer(block.m + (k * tilesPerRow + b) * 36 * co), channels: co,
                         into: yp + ys.offset(img, 4 * th, 4 * b), rowStride: ys.rowStride, accumulate: accumulate,
-                        rows: rows, columns: min(4, ys.w - 4 * b))
+                        rows: rows, columns: min(4, ys.w - 4 * b), scratch: block.vectors)
                 }
                 if let statistics {
                     for r in 0..<rows {
@@ -126,6 +126,8 @@ final class Winograd3x3: @unchecked Sendable {
         let m: UnsafeMutablePointer<Float>
         let aList: MatrixList
         let bList: MatrixList
+        /// 36 vectors for a transform's intermediate rows (on the worker's stack).
+        let vectors: UnsafeMutablePointer<Vec>
     }
 
     /// Runs `body` on each block of tile rows, every worker over its own share in order, after
@@ -139,15 +141,17 @@ final class Winograd3x3: @unchecked Sendable {
             let rows = workers.range(worker, of: tileRows)
             let v = base + worker * perWorker
             withUnsafeTemporaryAllocation(of: UnsafePointer<Float>?.self, capacity: 2) { lists in
-                let aList = lists.baseAddress!
-                var start = rows.lowerBound
-                while start < rows.upperBound {
-                    let count = min(rowsPerBlock, rows.upperBound - start)
-                    body(
-                        Block(
-                            worker: worker, rows: rows, start: start, count: count, v: v, m: v + vSize, aList: aList,
-                            bList: aList + 1))
-                    start += count
+                withUnsafeTemporaryAllocation(of: Vec.self, capacity: 36) { vectors in
+                    let aList = lists.baseAddress!
+                    var start = rows.lowerBound
+                    while start < rows.upperBound {
+                        let count = min(rowsPerBlock, rows.upperBound - start)
+                        body(
+                            Block(
+                                worker: worker, rows: rows, start: start, count: count, v: v, m: v + vSize,
+                                aList: aList, bList: aList + 1, vectors: vectors.baseAddress!))
+                        start += count
+                    }
                 }
             }
         }
@@ -165,7 +169,7 @@ final class Winograd3x3: @unchecked Sendable {
                 Self.transformInput(
                     xp + xs.paddedOffset(img, 4 * th, 4 * b), rowStride: xs.rowStride, channels: ci,
                     rows: min(6, xs.paddedH - 4 * th), columns: min(6, xs.paddedW - 4 * b),
-                    into: block.v + (k * tilesPerRow + b) * 36 * ci)
+                    into: block.v + (k * tilesPerRow + b) * 36 * ci, scratch: block.vectors)
             }
         }
     }
@@ -191,7 +195,7 @@ final class Winograd3x3: @unchecked Sendable {
                     Self.transformOutputGradient(
                         dyp + ys.offset(img, 4 * th, 4 * b), rowStride: ys.rowStride, channels: co,
                         rows: min(4, ys.h - 4 * th), columns: min(4, ys.w - 4 * b),
-                        into: block.m + (k * tilesPerRow + b) * 36 * co)
+                        into: block.m + (k * tilesPerRow + b) * 36 * co, scratch: block.vectors)
                 }
             }
             let gemm = weightGEMMs[block.count - 1]

@@ -44,15 +44,29 @@ extension Winograd3x3 {
     @inline(__always)
     static func transformInput(
         _ d: UnsafePointer<Float>, rowStride: Int, channels: Int, rows: Int, columns: Int,
-        into out: UnsafeMutablePointer<Float>
+        into out: UnsafeMutablePointer<Float>, scratch r: UnsafeMutablePointer<Vec>
     ) {
-        let inside = rows >= 5 && columns >= 5
-        withUnsafeTemporaryAllocation(of: Vec.self, capacity: 36) { buffer in
-            let r = buffer.baseAddress!
+        if rows >= 5 && columns >= 5 {
+            transformInput(d, rowStride: rowStride, channels: channels, into: out, scratch: r) { _, _ in true }
+        } else {
+            transformInput(d, rowStride: rowStride, channels: channels, into: out, scratch: r) { i, j in
+                i < rows && j < columns
+            }
+        }
+    }
+
+    /// `transformInput` with the patch pixels `inside` says are there (a constant `true` compiles to
+    /// plain loads).
+    @inline(__always)
+    private static func transformInput(
+        _ d: UnsafePointer<Float>, rowStride: Int, channels: Int, into out: UnsafeMutablePointer<Float>,
+        scratch r: UnsafeMutablePointer<Vec>, inside: (Int, Int) -> Bool
+    ) {
+        do {
             var c = 0
             while c < channels {
                 @inline(__always) func pixel(_ i: Int, _ j: Int) -> Vec {
-                    inside || (i < rows && j < columns) ? load(d + i * rowStride + j * channels + c) : Vec()
+                    inside(i, j) ? load(d + i * rowStride + j * channels + c) : Vec()
                 }
                 for i in 0..<6 {
                     let t = inputTransform(pixel(i, 0), pixel(i, 1), pixel(i, 2), pixel(i, 3), pixel(i, 4), pixel(i, 5))
@@ -82,10 +96,9 @@ extension Winograd3x3 {
     @inline(__always)
     static func transformOutput(
         _ mp: UnsafePointer<Float>, channels: Int, into y: UnsafeMutablePointer<Float>, rowStride: Int, accumulate: Bool,
-        rows: Int, columns: Int
+        rows: Int, columns: Int, scratch s: UnsafeMutablePointer<Vec>
     ) {
-        withUnsafeTemporaryAllocation(of: Vec.self, capacity: 24) { buffer in
-            let s = buffer.baseAddress!  // s = Aᵀ M, 4×6
+        do {  // s = Aᵀ M, 4×6
             var c = 0
             while c < channels {
                 @inline(__always) func at(_ i: Int, _ j: Int) -> Vec { load(mp + (6 * i + j) * channels + c) }
@@ -119,15 +132,27 @@ extension Winograd3x3 {
     @inline(__always)
     static func transformOutputGradient(
         _ dy: UnsafePointer<Float>, rowStride: Int, channels: Int, rows: Int, columns: Int,
-        into out: UnsafeMutablePointer<Float>
+        into out: UnsafeMutablePointer<Float>, scratch r: UnsafeMutablePointer<Vec>
     ) {
-        let inside = rows >= 3 && columns >= 3
-        withUnsafeTemporaryAllocation(of: Vec.self, capacity: 24) { buffer in
-            let r = buffer.baseAddress!  // dY Aᵀ, 4×6
+        if rows >= 3 && columns >= 3 {
+            transformOutputGradient(dy, rowStride: rowStride, channels: channels, into: out, scratch: r) { _, _ in true }
+        } else {
+            transformOutputGradient(dy, rowStride: rowStride, channels: channels, into: out, scratch: r) { i, j in
+                i < rows && j < columns
+            }
+        }
+    }
+
+    @inline(__always)
+    private static func transformOutputGradient(
+        _ dy: UnsafePointer<Float>, rowStride: Int, channels: Int, into out: UnsafeMutablePointer<Float>,
+        scratch r: UnsafeMutablePointer<Vec>, inside: (Int, Int) -> Bool
+    ) {
+        do {  // r = dY Aᵀ, 4×6
             var c = 0
             while c < channels {
                 @inline(__always) func pixel(_ i: Int, _ j: Int) -> Vec {
-                    inside || (i < rows && j < columns) ? load(dy + i * rowStride + j * channels + c) : Vec()
+                    inside(i, j) ? load(dy + i * rowStride + j * channels + c) : Vec()
                 }
                 for i in 0..<4 {
                     let t = gradientTransform(pixel(i, 0), pixel(i, 1), pixel(i, 2), pixel(i, 3))
