@@ -344,11 +344,20 @@ public final class BatchNormKernels: @unchecked Sendable {
             for r in rows {
                 let offset = s.offset(r / s.h, r % s.h, 0)
                 let xr = xp + offset, dxr = dxp + offset
-                vectorLoop(
-                    length,
-                    { i in
-                        store(load(e1 + i) * g(offset, i) + load(e2 + i) * load(xr + i) + load(e3 + i), dxr + i)
-                    }, { i in dxr[i] = e1[i] * g1(offset, i) + e2[i] * xr[i] + e3[i] })
+                if let drp {
+                    // g is in dResidual since pass 1: one tensor read instead of dOut and out
+                    let gr = UnsafePointer(drp + offset)
+                    vectorLoop(
+                        length,
+                        { i in store(load(e1 + i) * load(gr + i) + load(e2 + i) * load(xr + i) + load(e3 + i), dxr + i) },
+                        { i in dxr[i] = e1[i] * gr[i] + e2[i] * xr[i] + e3[i] })
+                } else {
+                    vectorLoop(
+                        length,
+                        { i in
+                            store(load(e1 + i) * g(offset, i) + load(e2 + i) * load(xr + i) + load(e3 + i), dxr + i)
+                        }, { i in dxr[i] = e1[i] * g1(offset, i) + e2[i] * xr[i] + e3[i] })
+                }
             }
         }
     }
