@@ -55,9 +55,9 @@ public final class Activation: @unchecked Sendable {
 
     public init(_ shape: ActivationShape) {
         self.shape = shape
-        // A zero row and pixel of slack past the last image: a Winograd tile of an odd-sized image
-        // reads a patch row (and column) past the image (its border, or this slack for the last
-        // image) and ignores what it reads.
+        // A zero row and pixel of slack past the last image: the last Winograd tiles of an image
+        // whose size is 4k + 3 read a patch row (and column) one past the padded image (the next
+        // image's or row's zero border, or this slack for the last image).
         storage = FloatBuffer(count: shape.storageCount + shape.rowStride + shape.c)
         pointer = storage.pointer
     }

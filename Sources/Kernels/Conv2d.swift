@@ -119,10 +119,10 @@ public final class Conv2d: @unchecked Sendable {
     }
 
     /// Which passes of a convolution of this shape run Winograd (`bench engine` lists them): every
-    /// pass of every shape it supports. Measured (`bench engine --profile`, AVX-512, both widths):
-    /// F(4×4, 3×3) beats the direct convolution on each pass of each resnet-mini shape, 16 channels
-    /// included, where F(2×2) lost on the training forward pass and the weight gradient (its
-    /// transforms cost what its GEMMs saved).
+    /// pass of every shape it supports. Measured (`bench engine --profile`, alternated, AVX-512 and
+    /// AVX2, widths 16 and 32): F(4×4, 3×3) takes 0.3–0.8 of the time of what ran before on each
+    /// pass of each resnet-mini shape (the direct convolution, or F(2×2, 3×3), which lost to the
+    /// direct one at 16 channels on the training forward pass and the weight gradient).
     public static func winogradPlan(_ g: ConvGeometry) -> WinogradPlan {
         Winograd3x3.supports(g) ? WinogradPlan(everyPass: true) : WinogradPlan()
     }
@@ -430,31 +430,4 @@ public enum ReferenceConv {
             }
         }
     }
-}
-
-/// Which passes of one convolution run Winograd F(4×4, 3×3) rather than the direct convolution.
-/// The training forward pass also gathers BN statistics; the inference one does not.
-public struct WinogradPlan: Hashable, Sendable {
-    public var trainingForward = false
-    public var inferenceForward = false
-    public var inputGradient = false
-    public var weightGradient = false
-
-    public init(
-        trainingForward: Bool = false, inferenceForward: Bool = false, inputGradient: Bool = false,
-        weightGradient: Bool = false
-    ) {
-        self.trainingForward = trainingForward
-        self.inferenceForward = inferenceForward
-        self.inputGradient = inputGradient
-        self.weightGradient = weightGradient
-    }
-
-    public init(everyPass: Bool) {
-        self.init(
-            trainingForward: everyPass, inferenceForward: everyPass, inputGradient: everyPass, weightGradient: everyPass)
-    }
-
-    /// Whether any pass does.
-    public var any: Bool { trainingForward || inferenceForward || inputGradient || weightGradient }
 }

@@ -213,6 +213,33 @@ final class Winograd3x3: @unchecked Sendable {
     }
 }
 
+/// Which passes of one convolution run Winograd F(4×4, 3×3) rather than the direct convolution.
+/// The training forward pass also gathers BN statistics; the inference one does not.
+public struct WinogradPlan: Hashable, Sendable {
+    public var trainingForward = false
+    public var inferenceForward = false
+    public var inputGradient = false
+    public var weightGradient = false
+
+    public init(
+        trainingForward: Bool = false, inferenceForward: Bool = false, inputGradient: Bool = false,
+        weightGradient: Bool = false
+    ) {
+        self.trainingForward = trainingForward
+        self.inferenceForward = inferenceForward
+        self.inputGradient = inputGradient
+        self.weightGradient = weightGradient
+    }
+
+    public init(everyPass: Bool) {
+        self.init(
+            trainingForward: everyPass, inferenceForward: everyPass, inputGradient: everyPass, weightGradient: everyPass)
+    }
+
+    /// Whether any pass does.
+    public var any: Bool { trainingForward || inferenceForward || inputGradient || weightGradient }
+}
+
 /// Scratch that the Winograd convolutions of one executor share, since they run one at a time:
 /// each worker's transformed block and products, grown to the largest convolution's need on the
 /// first step (so a step allocates nothing after it).
