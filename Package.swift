@@ -6,8 +6,9 @@ import PackageDescription
 let swiftSettings: [SwiftSetting] = [.swiftLanguageMode(.v5)]
 // Release builds of the numeric modules drop bounds checks (the tests run the same code with them)
 // and target AVX2 + FMA, the common set of every machine this project runs on (spec/performance.md).
-// Debug builds (the test suite's) compile them with -O: unoptimised, a training step is several times
-// slower and the suite trains hundreds; -O keeps the bounds and overflow checks (not `assert`).
+// Debug builds (the test suite's) compile them with -O and the same CPU: unoptimised, a training step
+// is several times slower and the suite trains hundreds; -O keeps the bounds and overflow checks
+// (not `assert`), and without FMA each fused multiply-add of the Winograd transforms is a libm call.
 #if arch(x86_64)
     let cpuFlags = ["-target-cpu", "haswell"]
 #else
@@ -16,7 +17,7 @@ let swiftSettings: [SwiftSetting] = [.swiftLanguageMode(.v5)]
 let fastMath: [SwiftSetting] =
     swiftSettings + [
         .unsafeFlags(["-Ounchecked"] + cpuFlags, .when(configuration: .release)),
-        .unsafeFlags(["-O"], .when(configuration: .debug)),
+        .unsafeFlags(["-O"] + cpuFlags, .when(configuration: .debug)),
     ]
 
 let package = Package(

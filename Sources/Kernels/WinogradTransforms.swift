@@ -9,9 +9,9 @@
 /// works on eight channels at a time, row by row into 24 or 36 vectors on the stack, then down the
 /// columns.
 extension Winograd3x3 {
-    // The three small transforms below are written with fused multiply-adds (`addingProduct`,
-    // vfmadd on Haswell and later): about 40 % fewer vector operations than separate multiplies
-    // and adds, and one rounding less on each product.
+    // The three small transforms below are written with fused multiply-adds (`addingProduct`:
+    // vfmadd in release builds, which target Haswell): about 40 % fewer vector operations than
+    // separate multiplies and adds, and one rounding less on each product.
 
     /// Bᵀ applied to six values (a patch row or column).
     @inline(__always)

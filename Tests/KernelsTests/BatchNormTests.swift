@@ -94,6 +94,16 @@ final class BatchNormTests: XCTestCase {
         XCTAssertEqual(dx3.values, dx1.values)
         XCTAssertEqual(dg3, dg1)
         XCTAssertEqual(db3, db1)
+        // as the executor's bn2 calls it (the shortcut's gradient asked for, dx written over dOut;
+        // w·c = 30, so the scalar tail runs too): the same dx bit for bit, the masked gradient in dResidual
+        let dOut = Activation(shape), dResidual = Activation(shape)
+        dOut.pointer.update(from: d.pointer, count: shape.storageCount)
+        var dg4 = [Float](repeating: 0, count: shape.c), db4 = dg4
+        bn.backward(dOut, out: out, x: x, gamma: gamma, relu: true, dx: dOut, dGamma: &dg4, dBeta: &db4, dResidual: dResidual)
+        XCTAssertEqual(dOut.values, dx1.values)
+        XCTAssertEqual(dResidual.values, masked.values)
+        XCTAssertEqual(dg4, dg1)
+        XCTAssertEqual(db4, db1)
     }
 
     /// Running statistics follow PyTorch: momentum 0.1, unbiased variance; inference uses them.

@@ -10,7 +10,7 @@ final class Conv2dTests: XCTestCase {
         // patch one row or column past the image, and the ones that read zeros past it)
         (8, 16, 3, 1, 8, 6), (16, 8, 3, 1, 4, 10), (16, 16, 3, 1, 28, 28), (8, 32, 3, 1, 7, 9),
         (32, 32, 3, 1, 7, 7), (32, 40, 3, 1, 5, 6), (40, 32, 3, 1, 6, 3), (8, 16, 3, 1, 14, 14),
-        (8, 8, 3, 1, 13, 10),
+        (8, 8, 3, 1, 13, 10), (8, 8, 3, 1, 1, 2), (8, 16, 3, 1, 2, 1),
     ]
 
     func checkAgainstLoops(
