@@ -56,10 +56,15 @@ public final class Conv2d: @unchecked Sendable {
     private let dataGEMMs: [(n: Int, overwrite: BatchReduceGEMM, accumulate: BatchReduceGEMM)]
     /// Which passes run Winograd F(4×4, 3×3) (`winogradPlan` unless the caller chose).
     public let winograd: WinogradPlan
-    /// Made on first use, by the thread that calls the pass (before its workers start), so an
-    /// inference executor's convolutions never hold an input gradient's buffers.
-    private var winogradInputSide: Winograd3x3?
-    private var winogradGradientSide: Winograd3x3?
+    /// The Winograd of this convolution's forward pass and weight gradient (on its input), and of
+    /// its input gradient (on dy). Made on first use, by the thread that calls the pass (before its
+    /// workers start), so an inference executor's convolutions never hold an input gradient's buffers.
+    private lazy var winogradOnInput = Winograd3x3(
+        inChannels: geometry.cin, outChannels: geometry.cout, input: geometry.input, workers: workers,
+        scratch: winogradScratch)
+    private lazy var winogradOnGradient = Winograd3x3(
+        inChannels: geometry.cout, outChannels: geometry.cin, input: geometry.output, workers: workers,
+        scratch: winogradScratch)
     private let winogradScratch: WinogradScratch
     /// Weights transposed per tap to `[kh][kw][cout][cin]` for the input gradient.
     private let transposed: FloatBuffer
@@ -125,25 +130,6 @@ public final class Conv2d: @unchecked Sendable {
     /// direct one at 16 channels on the training forward pass and the weight gradient).
     public static func winogradPlan(_ g: ConvGeometry) -> WinogradPlan {
         Winograd3x3.supports(g) ? WinogradPlan(everyPass: true) : WinogradPlan()
-    }
-
-    /// The Winograd of this convolution's forward pass and weight gradient (on its input), or of
-    /// its input gradient (on dy).
-    private var winogradOnInput: Winograd3x3 {
-        if let made = winogradInputSide { return made }
-        let g = geometry
-        let made = Winograd3x3(
-            inChannels: g.cin, outChannels: g.cout, input: g.input, workers: workers, scratch: winogradScratch)
-        winogradInputSide = made
-        return made
-    }
-    private var winogradOnGradient: Winograd3x3 {
-        if let made = winogradGradientSide { return made }
-        let g = geometry
-        let made = Winograd3x3(
-            inChannels: g.cout, outChannels: g.cin, input: g.output, workers: workers, scratch: winogradScratch)
-        winogradGradientSide = made
-        return made
     }
 
     /// Whether libxsmm runs the forward kernel (false: Swift loops).

@@ -94,9 +94,7 @@ final class Winograd3x3: @unchecked Sendable {
                 block.bList[0] = UnsafePointer(block.v + xi * ci)
                 gemm(block.aList, block.bList, block.m + xi * co, count: 1)
             }
-            for k in 0..<block.count {
-                let tileRow = block.start + k
-                let img = tileRow / tileRowsPerImage, th = tileRow % tileRowsPerImage
+            forEachTileRow(block) { k, img, th in
                 let rows = min(4, ys.h - 4 * th)
                 for b in 0..<tilesPerRow {
                     Self.transformOutput(
@@ -108,7 +106,7 @@ final class Winograd3x3: @unchecked Sendable {
                     for r in 0..<rows {
                         statistics.addRow(worker: block.worker, yp + ys.offset(img, 4 * th + r, 0), length: rowLength)
                     }
-                    if th == tileRowsPerImage - 1 || tileRow == block.rows.upperBound - 1 {
+                    if th == tileRowsPerImage - 1 || block.start + k == block.rows.upperBound - 1 {
                         statistics.endImage(worker: block.worker, length: rowLength)
                     }
                 }
@@ -159,13 +157,21 @@ final class Winograd3x3: @unchecked Sendable {
         }
     }
 
+    /// Runs `body(k, image, th)` for each tile row of a block: its index in the block, its image and
+    /// its row of tiles there.
+    @inline(__always)
+    private func forEachTileRow(_ block: Block, _ body: (_ k: Int, _ image: Int, _ th: Int) -> Void) {
+        for k in 0..<block.count {
+            let tileRow = block.start + k
+            body(k, tileRow / tileRowsPerImage, tileRow % tileRowsPerImage)
+        }
+    }
+
     /// V for every tile of a block: the 6×6 patch of tile (th, b) has its top-left at padded
     /// (4·th, 4·b), logical (4·th − 1, 4·b − 1).
     private func transformInputs(_ x: Activation, _ block: Block) {
         let xs = input, xp = UnsafePointer(x.pointer), ci = inChannels
-        for k in 0..<block.count {
-            let tileRow = block.start + k
-            let img = tileRow / tileRowsPerImage, th = tileRow % tileRowsPerImage
+        forEachTileRow(block) { k, img, th in
             for b in 0..<tilesPerRow {
                 // the patch's rows and columns inside the padded image
                 Self.transformInput(
@@ -183,16 +189,14 @@ final class Winograd3x3: @unchecked Sendable {
     func weightGradient(x: Activation, dy: Activation, _ dw: UnsafeMutablePointer<Float>) {
         precondition(x.shape == input)
         precondition(dy.shape == ActivationShape(n: input.n, h: input.h, w: input.w, c: outChannels))
-        let ci = inChannels, co = outChannels, tilesPerRow = tilesPerRow, tileRowsPerImage = tileRowsPerImage
+        let ci = inChannels, co = outChannels, tilesPerRow = tilesPerRow
         let ys = dy.shape, dyp = UnsafePointer(dy.pointer)
         let plane = 36 * ci * co
         let partials = weightPartials.pointer
         forEachBlock(prepare: { worker in (partials + worker * plane).update(repeating: 0, count: plane) }) { block in
             let part = partials + block.worker * plane
             transformInputs(x, block)
-            for k in 0..<block.count {
-                let tileRow = block.start + k
-                let img = tileRow / tileRowsPerImage, th = tileRow % tileRowsPerImage
+            forEachTileRow(block) { k, img, th in
                 for b in 0..<tilesPerRow {
                     Self.transformOutputGradient(
                         dyp + ys.offset(img, 4 * th, 4 * b), rowStride: ys.rowStride, channels: co,

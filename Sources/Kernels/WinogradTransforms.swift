@@ -49,6 +49,28 @@ extension Winograd3x3 {
         return (a0, even + odd, even - odd, even4 + odd4, even4 - odd4, a3)
     }
 
+    /// Six transformed values into consecutive scratch vectors (a row pass's output).
+    @inline(__always)
+    private static func putRow(_ t: (Vec, Vec, Vec, Vec, Vec, Vec), _ p: UnsafeMutablePointer<Vec>) {
+        p[0] = t.0
+        p[1] = t.1
+        p[2] = t.2
+        p[3] = t.3
+        p[4] = t.4
+        p[5] = t.5
+    }
+
+    /// Six transformed values stored `stride` floats apart (a column of positions, or of U's planes).
+    @inline(__always)
+    private static func storeColumn(_ t: (Vec, Vec, Vec, Vec, Vec, Vec), _ o: UnsafeMutablePointer<Float>, stride: Int) {
+        store(t.0, o)
+        store(t.1, o + stride)
+        store(t.2, o + 2 * stride)
+        store(t.3, o + 3 * stride)
+        store(t.4, o + 4 * stride)
+        store(t.5, o + 5 * stride)
+    }
+
     /// V = Bᵀ d B for one tile. `rows` × `columns` of the 6×6 patch lie in the padded image; one
     /// more row or column reads a zero border (the next row's or image's, or the slack past the
     /// last image: `Activation`), so such a patch (sizes 4k + 3) is read as it lies; a patch
@@ -74,33 +96,19 @@ extension Winograd3x3 {
         _ d: UnsafePointer<Float>, rowStride: Int, channels: Int, into out: UnsafeMutablePointer<Float>,
         scratch r: UnsafeMutablePointer<Vec>, inside: (Int, Int) -> Bool
     ) {
-        do {
-            var c = 0
-            while c < channels {
-                @inline(__always) func pixel(_ i: Int, _ j: Int) -> Vec {
-                    inside(i, j) ? load(d + i * rowStride + j * channels + c) : Vec()
-                }
-                for i in 0..<6 {
-                    let t = inputTransform(pixel(i, 0), pixel(i, 1), pixel(i, 2), pixel(i, 3), pixel(i, 4), pixel(i, 5))
-                    r[6 * i] = t.0
-                    r[6 * i + 1] = t.1
-                    r[6 * i + 2] = t.2
-                    r[6 * i + 3] = t.3
-                    r[6 * i + 4] = t.4
-                    r[6 * i + 5] = t.5
-                }
-                for j in 0..<6 {
-                    let t = inputTransform(r[j], r[6 + j], r[12 + j], r[18 + j], r[24 + j], r[30 + j])
-                    let o = out + j * channels + c
-                    store(t.0, o)
-                    store(t.1, o + 6 * channels)
-                    store(t.2, o + 12 * channels)
-                    store(t.3, o + 18 * channels)
-                    store(t.4, o + 24 * channels)
-                    store(t.5, o + 30 * channels)
-                }
-                c += 8
+        var c = 0
+        while c < channels {
+            @inline(__always) func pixel(_ i: Int, _ j: Int) -> Vec {
+                inside(i, j) ? load(d + i * rowStride + j * channels + c) : Vec()
             }
+            for i in 0..<6 {
+                putRow(inputTransform(pixel(i, 0), pixel(i, 1), pixel(i, 2), pixel(i, 3), pixel(i, 4), pixel(i, 5)), r + 6 * i)
+            }
+            for j in 0..<6 {
+                let t = inputTransform(r[j], r[6 + j], r[12 + j], r[18 + j], r[24 + j], r[30 + j])
+                storeColumn(t, out + j * channels + c, stride: 6 * channels)
+            }
+            c += 8
         }
     }
 
@@ -110,32 +118,31 @@ extension Winograd3x3 {
         _ mp: UnsafePointer<Float>, channels: Int, into y: UnsafeMutablePointer<Float>, rowStride: Int, accumulate: Bool,
         rows: Int, columns: Int, scratch s: UnsafeMutablePointer<Vec>
     ) {
-        do {  // s = Aᵀ M, 4×6
-            var c = 0
-            while c < channels {
-                @inline(__always) func at(_ i: Int, _ j: Int) -> Vec { load(mp + (6 * i + j) * channels + c) }
-                for j in 0..<6 {
-                    let t = outputTransform(at(0, j), at(1, j), at(2, j), at(3, j), at(4, j), at(5, j))
-                    s[j] = t.0
-                    s[6 + j] = t.1
-                    s[12 + j] = t.2
-                    s[18 + j] = t.3
-                }
-                for i in 0..<rows {
-                    let q = s + 6 * i
-                    let t = outputTransform(q[0], q[1], q[2], q[3], q[4], q[5])
-                    let p = y + i * rowStride + c
-                    @inline(__always) func put(_ v: Vec, _ k: Int) {
-                        let at = p + k * channels
-                        store(accumulate ? load(at) + v : v, at)
-                    }
-                    put(t.0, 0)
-                    if columns > 1 { put(t.1, 1) }
-                    if columns > 2 { put(t.2, 2) }
-                    if columns > 3 { put(t.3, 3) }
-                }
-                c += 8
+        // s = Aᵀ M, 4×6
+        var c = 0
+        while c < channels {
+            @inline(__always) func at(_ i: Int, _ j: Int) -> Vec { load(mp + (6 * i + j) * channels + c) }
+            for j in 0..<6 {
+                let t = outputTransform(at(0, j), at(1, j), at(2, j), at(3, j), at(4, j), at(5, j))
+                s[j] = t.0
+                s[6 + j] = t.1
+                s[12 + j] = t.2
+                s[18 + j] = t.3
             }
+            for i in 0..<rows {
+                let q = s + 6 * i
+                let t = outputTransform(q[0], q[1], q[2], q[3], q[4], q[5])
+                let p = y + i * rowStride + c
+                @inline(__always) func put(_ v: Vec, _ k: Int) {
+                    let at = p + k * channels
+                    store(accumulate ? load(at) + v : v, at)
+                }
+                put(t.0, 0)
+                if columns > 1 { put(t.1, 1) }
+                if columns > 2 { put(t.2, 2) }
+                if columns > 3 { put(t.3, 3) }
+            }
+            c += 8
         }
     }
 
@@ -160,33 +167,18 @@ extension Winograd3x3 {
         _ dy: UnsafePointer<Float>, rowStride: Int, channels: Int, into out: UnsafeMutablePointer<Float>,
         scratch r: UnsafeMutablePointer<Vec>, inside: (Int, Int) -> Bool
     ) {
-        do {  // r = dY Aᵀ, 4×6
-            var c = 0
-            while c < channels {
-                @inline(__always) func pixel(_ i: Int, _ j: Int) -> Vec {
-                    inside(i, j) ? load(dy + i * rowStride + j * channels + c) : Vec()
-                }
-                for i in 0..<4 {
-                    let t = gradientTransform(pixel(i, 0), pixel(i, 1), pixel(i, 2), pixel(i, 3))
-                    r[6 * i] = t.0
-                    r[6 * i + 1] = t.1
-                    r[6 * i + 2] = t.2
-                    r[6 * i + 3] = t.3
-                    r[6 * i + 4] = t.4
-                    r[6 * i + 5] = t.5
-                }
-                for j in 0..<6 {
-                    let t = gradientTransform(r[j], r[6 + j], r[12 + j], r[18 + j])
-                    let o = out + j * channels + c
-                    store(t.0, o)
-                    store(t.1, o + 6 * channels)
-                    store(t.2, o + 12 * channels)
-                    store(t.3, o + 18 * channels)
-                    store(t.4, o + 24 * channels)
-                    store(t.5, o + 30 * channels)
-                }
-                c += 8
+        // r = dY Aᵀ, 4×6
+        var c = 0
+        while c < channels {
+            @inline(__always) func pixel(_ i: Int, _ j: Int) -> Vec {
+                inside(i, j) ? load(dy + i * rowStride + j * channels + c) : Vec()
             }
+            for i in 0..<4 { putRow(gradientTransform(pixel(i, 0), pixel(i, 1), pixel(i, 2), pixel(i, 3)), r + 6 * i) }
+            for j in 0..<6 {
+                let t = gradientTransform(r[j], r[6 + j], r[12 + j], r[18 + j])
+                storeColumn(t, out + j * channels + c, stride: 6 * channels)
+            }
+            c += 8
         }
     }
 
@@ -236,13 +228,7 @@ extension Winograd3x3 {
                     }
                     for row in 0..<6 {
                         let t = Self.weightTransform(r[3 * row], r[3 * row + 1], r[3 * row + 2])
-                        let base = up + (6 * row) * plane + i * co + o
-                        store(t.0, base)
-                        store(t.1, base + plane)
-                        store(t.2, base + 2 * plane)
-                        store(t.3, base + 3 * plane)
-                        store(t.4, base + 4 * plane)
-                        store(t.5, base + 5 * plane)
+                        Self.storeColumn(t, up + (6 * row) * plane + i * co + o, stride: plane)
                     }
                     o += 8
                 }
